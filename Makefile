@@ -1,0 +1,44 @@
+# The two entry points of the README: `make demo` (main job, bundled default) and `make test`.
+# Both create .venv on first use and reuse it afterwards (a stamp file per step).
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+PIP     := $(VPY) -m pip
+# The project's torch: the CUDA 13.0 build (runs on CPU, lets the CUDA kernels compile).
+TORCH   := torch==2.14.1 torchvision==0.29.1
+TOOLS   := scikit-build-core cmake ninja numpy pytest pytest-benchmark scipy safetensors tqdm
+# `make test` insists that the CUDA kernels were built whenever nvcc is present.
+NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)
+SOURCES := $(shell find csrc satclip -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.in' \)) CMakeLists.txt pyproject.toml
+
+.PHONY: demo test bench bench-smoke clean
+
+$(VENV)/.deps:
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q $(TOOLS)
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.deps $(SOURCES)
+	$(PIP) install -q --no-build-isolation $(CMAKE_ARGS_EXTRA) .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/satclip demo
+
+# `pytest tests` from the venv's script (not `python -m pytest`) keeps the source folder off
+# sys.path, so the tests import the installed package with its compiled _C.
+test: $(VENV)/.installed
+	SATCLIP_EXPECT_EXTENSION=1 $(VENV)/bin/pytest -q tests
+
+bench: $(VENV)/.installed
+	mkdir -p benchmarks/results
+	$(VENV)/bin/pytest -c benchmarks/pytest.ini benchmarks --benchmark-json=benchmarks/results/cpu-latest.json
+
+bench-smoke: $(VENV)/.installed
+	SATCLIP_BENCH_SMOKE=1 $(VENV)/bin/pytest -q -c benchmarks/pytest.ini benchmarks --benchmark-disable
+
+clean:
+	rm -rf build $(VENV)

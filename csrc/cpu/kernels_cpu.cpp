@@ -1,0 +1,161 @@
+// kernels_cpu.cpp -- CPU kernels for spherical harmonics and the SIREN epilogues.
+//
+// Compiled twice (CMake object libraries): SATCLIP_CPU_ISA=base with the default x86-64 flags
+// and SATCLIP_CPU_ISA=avx2 with -mavx2 -mfma. No torch headers: the glue in ops_cpu.cpp owns
+// allocation, checks and dispatch.
+//
+// Spherical harmonics: OpenMP over blocks of kLanes points; inside a block the shared math
+// (sh_math.h) runs with the lane loop innermost so that it vectorises across points. The
+// backward builds one point's Legendre table (L*(L+1)/2 values, thread-local) and reads
+// grad_out once; it never forms the [N, 2, L*L] Jacobian.
+#include "kernels_cpu.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../sh_math.h"
+#include "fast_sincos.h"
+
+#ifndef SATCLIP_CPU_ISA
+#error "SATCLIP_CPU_ISA must be defined (base or avx2)"
+#endif
+
+namespace satclip {
+namespace kernels {
+namespace SATCLIP_CPU_ISA {
+
+namespace {
+
+template <typename T>
+struct Lanes;
+template <>
+struct Lanes<float> {
+  static constexpr int value = 16;
+};
+template <>
+struct Lanes<double> {
+  static constexpr int value = 8;
+};
+
+template <typename T>
+struct Coefficients {
+  std::vector<T> a, b, sect;
+  explicit Coefficients(int L) : a(static_cast<size_t>(L) * (L + 1) / 2), b(a.size()), sect(L) {
+    sh_coefficients<T>(L, a.data(), b.data(), sect.data());
+  }
+};
+
+}  // namespace
+
+template <typename T>
+void sh_fwd(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, T* out, int threads) {
+  if (n == 0 || L == 0) return;
+  constexpr int V = Lanes<T>::value;
+  const Coefficients<T> co(L);
+  const int64_t K = static_cast<int64_t>(L) * L;
+  const int64_t blocks = (n + V - 1) / V;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t i0 = blk * V;
+    if (i0 + V <= n) {
+      T lon[V], lat[V];
+      for (int j = 0; j < V; ++j) {
+        lon[j] = lonlat[(i0 + j) * s0];
+        lat[j] = lonlat[(i0 + j) * s0 + s1];
+      }
+      sh_forward_lanes<T, V, T>(lon, lat, L, co.a.data(), co.b.data(), co.sect.data(), out + i0 * K,
+                                K);
+    } else {
+      for (int64_t i = i0; i < n; ++i) {
+        const T lon = lonlat[i * s0], lat = lonlat[i * s0 + s1];
+        sh_forward_lanes<T, 1, T>(&lon, &lat, L, co.a.data(), co.b.data(), co.sect.data(),
+                                  out + i * K, K);
+      }
+    }
+  }
+}
+
+template <typename T>
+void sh_bwd(const T* grad, int64_t g0, int64_t g1, const T* lonlat, int64_t s0, int64_t s1,
+            int64_t n, int L, T* out, int threads) {
+  if (n == 0) return;
+  if (L == 0) {
+    std::fill(out, out + 2 * n, T(0));
+    return;
+  }
+  const Coefficients<T> co(L);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<T> q(co.a.size()), c(L), s(L);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      T cl, sl, z, u;
+      sh_angles<T>(lonlat[i * s0], lonlat[i * s0 + s1], cl, sl, z, u);
+      sh_legendre_table<T>(cl, sl, z, u, L, co.a.data(), co.b.data(), co.sect.data(), q.data(),
+                           c.data(), s.data());
+      sh_backward_from_table<T, T>(grad + i * g0, g1, L, q.data(), c.data(), s.data(), out[2 * i],
+                                   out[2 * i + 1]);
+    }
+  }
+}
+
+namespace {
+// Arguments beyond kFastSinCosMax (never seen with sane weights) go through libm, in a
+// scalar pass after the vector pass, so the common path stays branch-free.
+template <typename T>
+void fix_large_args(const T* pre, const T* mask, T w0, int64_t lo, int64_t hi, T* y, T* cos_out) {
+  for (int64_t i = lo; i < hi; ++i) {
+    const T a = w0 * pre[i - lo] * (mask ? mask[i] : T(1));
+    if (std::abs(a) > static_cast<T>(kFastSinCosMax) || !std::isfinite(a)) {
+      y[i] = std::sin(a);
+      if (cos_out) cos_out[i] = std::cos(a);
+    }
+  }
+}
+}  // namespace
+
+template <typename T>
+void siren_epilogue(T* z, const T* mask, T w0, int64_t numel, T* cos_out, int threads) {
+  constexpr int64_t kChunk = 4096;
+  const int64_t chunks = (numel + kChunk - 1) / kChunk;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int64_t lo = ch * kChunk, hi = std::min(numel, lo + kChunk);
+    T keep[kChunk];  // the arguments, kept for the rare large-argument fix-up
+    bool large = false;
+#pragma omp simd reduction(|| : large)
+    for (int64_t i = lo; i < hi; ++i) {
+      const T a = w0 * z[i] * (mask ? mask[i] : T(1));
+      keep[i - lo] = z[i];
+      large = large || !(std::abs(a) <= static_cast<T>(kFastSinCosMax));
+      T s, c;
+      fast_sincos(a, s, c);
+      z[i] = s;
+      if (cos_out) cos_out[i] = c;
+    }
+    if (large) fix_large_args<T>(keep, mask, w0, lo, hi, z, cos_out);
+  }
+}
+
+template <typename T>
+void siren_grad_epilogue(const T* gy, const T* cos, const T* mask, T w0, int64_t numel, T* gz,
+                         int threads) {
+#pragma omp parallel for simd num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < numel; ++i) gz[i] = gy[i] * w0 * cos[i] * (mask ? mask[i] : T(1));
+}
+
+#define SATCLIP_INSTANTIATE(T)                                                                     \
+  template void sh_fwd<T>(const T*, int64_t, int64_t, int64_t, int, T*, int);                      \
+  template void sh_bwd<T>(const T*, int64_t, int64_t, const T*, int64_t, int64_t, int64_t, int, T*, \
+                          int);                                                                    \
+  template void siren_epilogue<T>(T*, const T*, T, int64_t, T*, int);                              \
+  template void siren_grad_epilogue<T>(const T*, const T*, const T*, T, int64_t, T*, int);
+SATCLIP_INSTANTIATE(float)
+SATCLIP_INSTANTIATE(double)
+#undef SATCLIP_INSTANTIATE
+
+}  // namespace SATCLIP_CPU_ISA
+}  // namespace kernels
+}  // namespace satclip

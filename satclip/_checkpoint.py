@@ -1,0 +1,191 @@
+"""Loading SatCLIP checkpoints and the project's own location-only export.
+
+Accepted sources for :func:`load`:
+
+* an original SatCLIP Lightning ``.ckpt`` (full: image backbone + optimizer state, or reduced
+  to the location encoder): ``state_dict`` keys ``model.location.nnet.layers.{i}.weight|bias``
+  and ``model.location.nnet.last_layer.weight|bias`` (``location.``/bare ``nnet.`` prefixes are
+  accepted too), ``hyper_parameters`` with ``le_type``, ``pe_type``, ``legendre_polys``,
+  ``harmonics_calculation``, ``capacity``, ``num_hidden_layers``, ``embed_dim``;
+* the export written by :func:`save`: a ``.safetensors`` file holding the ``nnet.*`` tensors
+  with the configuration as JSON in its metadata (no pickle, a few MB);
+* a Hugging Face repo id such as ``microsoft/SatCLIP-ViT16-L40``, only when
+  ``huggingface_hub`` is installed; nothing is downloaded unless such an id is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .nn import LocationEncoder
+
+EXPORT_FORMAT = "satclip-location-encoder"
+EXPORT_VERSION = 1
+_PREFIXES = ("model.location.", "location.", "")
+_SUPPORTED_HARMONICS = ("analytic", "closed-form")
+
+
+def _resolve_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float64  # the original runs in float64
+    if isinstance(dtype, str):
+        dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype, dtype)
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    return dtype
+
+
+def _location_state(state: dict, source: str) -> dict:
+    for prefix in _PREFIXES:
+        key = prefix + "nnet.layers.0.weight"
+        if key in state:
+            n = len(prefix)
+            return {k[n:]: v for k, v in state.items() if k.startswith(prefix + "nnet.")}
+    raise ValueError(f"{source}: no location-encoder weights found (looked for "
+                     f"{[p + 'nnet.layers.0.weight' for p in _PREFIXES]})")
+
+
+def _config_from_hparams(hp: dict, source: str) -> dict:
+    le, pe = hp.get("le_type", "sphericalharmonics"), hp.get("pe_type", "siren")
+    if le != "sphericalharmonics":
+        raise ValueError(f"{source}: unsupported le_type {le!r}; only 'sphericalharmonics' is implemented")
+    if pe != "siren":
+        raise ValueError(f"{source}: unsupported pe_type {pe!r}; only 'siren' is implemented")
+    harm = hp.get("harmonics_calculation", "analytic")
+    if harm not in _SUPPORTED_HARMONICS:
+        raise ValueError(f"{source}: unsupported harmonics_calculation {harm!r}; expected one of {_SUPPORTED_HARMONICS}")
+    cfg = {"harmonics_calculation": harm}
+    for key in ("legendre_polys", "capacity", "num_hidden_layers", "embed_dim"):
+        if key in hp and hp[key] is not None:
+            cfg[key] = int(hp[key])
+    return cfg
+
+
+def _build(cfg: dict, state: dict, source: str, device, dtype) -> LocationEncoder:
+    """Checks the hyper-parameters against the tensors, then builds the encoder."""
+    n_layers = 0
+    while f"nnet.layers.{n_layers}.weight" in state:
+        n_layers += 1
+    try:
+        w0 = state["nnet.layers.0.weight"]
+        wl = state["nnet.last_layer.weight"]
+    except KeyError as exc:
+        raise ValueError(f"{source}: missing tensor {exc.args[0]}") from None
+    hidden, in_dim = w0.shape
+    L = round(in_dim ** 0.5)
+    if L * L != in_dim:
+        raise ValueError(f"{source}: first layer has {in_dim} inputs, not a square number of SH features")
+    derived = {"legendre_polys": L, "capacity": hidden, "num_hidden_layers": n_layers, "embed_dim": wl.shape[0]}
+    for key, value in derived.items():
+        if key in cfg and cfg[key] != value:
+            raise ValueError(f"{source}: hyper_parameters say {key}={cfg[key]} but the weights imply {key}={value}")
+    enc = LocationEncoder(L, hidden, n_layers, wl.shape[0], harmonics=cfg["harmonics_calculation"])
+    try:
+        enc.load_state_dict({"nnet." + k[len("nnet."):]: v for k, v in state.items()}, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{source}: weights do not match the architecture {derived}: {exc}") from None
+    return enc.to(device=device or "cpu", dtype=dtype).eval()
+
+
+def _load_lightning(path: Path, device, dtype, weights_only: bool) -> LocationEncoder:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}). If it is a trusted "
+                         "checkpoint holding custom Python objects, retry with weights_only=False") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a SatCLIP Lightning checkpoint (no 'state_dict' entry)")
+    hp = ckpt.get("hyper_parameters") or {}
+    if not isinstance(hp, dict):
+        hp = dict(hp)
+    cfg = _config_from_hparams(hp, str(path))
+    return _build(cfg, _location_state(ckpt["state_dict"], str(path)), str(path), device, dtype)
+
+
+def _load_export(path: Path, device, dtype) -> LocationEncoder:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"{path}: a safetensors file, but not a satclip export (metadata format={meta.get('format')!r})")
+    cfg = json.loads(meta["config"])
+    return _build(_config_from_hparams(cfg, str(path)), load_file(str(path)), str(path), device, dtype)
+
+
+def _is_safetensors(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 0 < n < 100_000_000 and head[8:9] == b"{"
+
+
+def _hf_download(repo_id: str) -> Path:
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise ValueError(f"{repo_id!r} is neither a file nor a directory; Hugging Face repo ids need "
+                         "`pip install huggingface_hub`") from None
+    files = [f for f in huggingface_hub.list_repo_files(repo_id) if f.endswith((".ckpt", ".safetensors"))]
+    if not files:
+        raise ValueError(f"Hugging Face repo {repo_id!r} has no .ckpt or .safetensors file")
+    return Path(huggingface_hub.hf_hub_download(repo_id, sorted(files)[0]))
+
+
+def load(source, *, device=None, dtype=None, weights_only: bool = True) -> LocationEncoder:
+    """Loads a location encoder in eval mode (default dtype float64, as the original).
+
+    Args:
+        source: path to a SatCLIP Lightning ``.ckpt``, a satclip ``.safetensors`` export, or a
+            Hugging Face repo id (needs ``huggingface_hub``; downloads only that repo).
+        device: target device (default CPU).
+        dtype: ``torch.float64`` (default) or ``torch.float32``.
+        weights_only: passed to ``torch.load``; keep True unless you trust the file.
+
+    Raises:
+        ValueError: unreadable or non-SatCLIP file, unsupported ``le_type``/``pe_type``, or
+            ``hyper_parameters`` that disagree with the weights.
+    """
+    dtype = _resolve_dtype(dtype)
+    path = Path(os.fspath(source))
+    if not path.exists():
+        s = str(source)
+        if s.count("/") == 1 and not s.startswith((".", "/")) and not s.endswith((".ckpt", ".safetensors")):
+            path = _hf_download(s)
+        else:
+            raise FileNotFoundError(f"checkpoint not found: {source}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; pass the checkpoint file inside it")
+    if _is_safetensors(path):
+        return _load_export(path, device, dtype)
+    return _load_lightning(path, device, dtype, weights_only)
+
+
+def save(encoder: LocationEncoder, path, *, overwrite: bool = False) -> Path:
+    """Writes the location-only export (``.safetensors`` with the config in its metadata).
+
+    The file is written to a temporary name and renamed, so a crash never leaves a
+    half-written export; an existing file is only replaced with ``overwrite=True``.
+    """
+    from safetensors.torch import save_file
+
+    if not isinstance(encoder, LocationEncoder):
+        raise TypeError(f"expected a satclip.nn.LocationEncoder, got {type(encoder).__name__}")
+    path = Path(os.fspath(path))
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    meta = {"format": EXPORT_FORMAT, "version": str(EXPORT_VERSION), "config": json.dumps(encoder.config())}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,158 @@
+"""Pure-PyTorch twins of every compiled kernel.
+
+They are registered as the fallback implementation of the ``satclip`` ops (used when the
+compiled extension is absent, disabled, or has no kernel for a device) and are what the tests
+hold the C++/CUDA kernels against. They follow the same math as ``csrc/sh_math.h``:
+
+* orthonormal real spherical harmonics, feature ``k = l*l + l + m`` (``m = -l..l``),
+  ``Y_l0 = Q_l0``, ``Y_l,+m = sqrt2 Q_lm cos(m lon)``, ``Y_l,-m = sqrt2 Q_lm sin(m lon)``,
+  ``Q_lm`` the orthonormal associated Legendre function of ``z = sin(lat)`` without the
+  Condon-Shortley phase;
+* the fully normalised forward-column recurrence, vectorised over ``m`` (O(L) torch ops on
+  ``[N, L]`` tensors), with Holmes-Featherstone seed scaling against underflow;
+* the latitude derivative through neighbouring orders (no division by ``cos(lat)``).
+
+Everything here is differentiable by autograd, which the ops use for double backward.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+
+_SCALE_UP = {torch.float32: 2.0**100, torch.float64: 2.0**900}
+_FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+@lru_cache(maxsize=64)
+def _coefficients(L: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Recurrence tables in float64: ``a[l, m]``, ``b[l, m]`` (zero where unused) and
+    the sectoral factors ``sect[m] = sqrt((2m+1)/(2m))`` (``sect[0] = 1/sqrt(4 pi)``)."""
+    a = torch.zeros(L, L, dtype=torch.float64)
+    b = torch.zeros(L, L, dtype=torch.float64)
+    for m in range(L):
+        if m + 1 < L:
+            a[m + 1, m] = math.sqrt(2 * m + 3)
+        for l in range(m + 2, L):
+            a[l, m] = math.sqrt((4 * l * l - 1) / (l * l - m * m))
+            b[l, m] = math.sqrt(((l - 1) ** 2 - m * m) * (2 * l + 1) / ((2 * l - 3) * (l * l - m * m)))
+    sect = torch.tensor([1 / math.sqrt(4 * math.pi)] + [math.sqrt((2 * m + 1) / (2 * m)) for m in range(1, L)],
+                        dtype=torch.float64)[:L]
+    return a, b, sect
+
+
+def _angles(lonlat: torch.Tensor):
+    lon = torch.deg2rad(torch.remainder(lonlat[:, 0] + 180.0, 360.0) - 180.0)
+    lat = torch.deg2rad(lonlat[:, 1])
+    return lon, torch.sin(lat), torch.cos(lat)
+
+
+def legendre_table(lonlat: torch.Tensor, L: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns ``Q[N, L(l), L(m)]`` (zero for m > l), ``cos(m lon)`` and ``sin(m lon)`` ``[N, L]``."""
+    dtype, dev = lonlat.dtype, lonlat.device
+    n = lonlat.shape[0]
+    lon, z, u = _angles(lonlat)
+    a, b, sect = (t.to(device=dev, dtype=dtype) for t in _coefficients(L))
+    up = _SCALE_UP[dtype]
+    ms = torch.arange(L, device=dev, dtype=dtype)
+    cos_m, sin_m = torch.cos(lon[:, None] * ms), torch.sin(lon[:, None] * ms)
+    rows = []
+    p2 = lonlat.new_zeros(n, L)
+    p1 = lonlat.new_zeros(n, L)
+    eye = torch.eye(L, device=dev, dtype=dtype)
+    for l in range(L):
+        if l == 0:
+            seed = torch.full_like(z, float(sect[0]) * up)
+        else:
+            seed = sect[l] * u * p1[:, l - 1]
+        # Column recurrence for every m < l at once; the sectoral term enters at m = l.
+        p0 = a[l] * z[:, None] * p1 - b[l] * p2 + seed[:, None] * eye[l]
+        rows.append(p0)
+        p2, p1 = p1, p0
+    q = torch.stack(rows, dim=1) * (1.0 / up)
+    return q, cos_m, sin_m
+
+
+def _feature_index(L: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ls = torch.arange(L, device=device)[:, None]
+    ms = torch.arange(L, device=device)[None, :]
+    valid = ms <= ls
+    kp = torch.where(valid, ls * ls + ls + ms, 0)
+    kn = torch.where(valid, ls * ls + ls - ms, 0)
+    return kp, kn, valid
+
+
+def spherical_harmonics(lonlat: torch.Tensor, L: int) -> torch.Tensor:
+    """``[N, 2]`` (lon, lat) degrees -> ``[N, L*L]`` orthonormal real SH, dtype of the input."""
+    if L == 0:
+        return lonlat.new_zeros(lonlat.shape[0], 0)
+    q, c, s = legendre_table(lonlat, L)
+    sqrt2 = math.sqrt(2.0)
+    cols = []
+    for l in range(L):
+        ql = q[:, l, : l + 1]
+        neg = (sqrt2 * ql[:, 1:] * s[:, 1 : l + 1]).flip(-1)
+        pos = sqrt2 * ql[:, 1:] * c[:, 1 : l + 1]
+        cols += [neg, ql[:, :1], pos]
+    return torch.cat(cols, dim=-1)
+
+
+def spherical_harmonics_backward(grad: torch.Tensor, lonlat: torch.Tensor, L: int) -> torch.Tensor:
+    """dLoss/d(lon, lat) in degrees^-1 given ``grad = dLoss/dY`` ``[N, L*L]``; returns ``[N, 2]``."""
+    if L == 0:
+        return torch.zeros_like(lonlat)
+    q, c, s = legendre_table(lonlat, L)
+    kp, kn, valid = _feature_index(L, lonlat.device)
+    vm = valid.to(lonlat.dtype)
+    gp = grad[:, kp] * vm  # [N, l, m]: dLoss/dY_l,+m (m = 0 included)
+    gn = grad[:, kn] * vm  # dLoss/dY_l,-m
+    ls = torch.arange(L, device=lonlat.device, dtype=lonlat.dtype)[:, None]
+    ms = torch.arange(L, device=lonlat.device, dtype=lonlat.dtype)[None, :]
+    mpos = (ms > 0).to(lonlat.dtype)
+    sqrt2 = math.sqrt(2.0)
+    # d/dlon: only m > 0 contribute.
+    glon = sqrt2 * (ms * q * (gn * c[:, None, :] - gp * s[:, None, :]) * mpos).sum((1, 2))
+    # d/dlat through neighbouring orders.
+    q_up = torch.nn.functional.pad(q[:, :, 1:], (0, 1))
+    q_dn = torch.nn.functional.pad(q[:, :, :-1], (1, 0))
+    f_up = torch.sqrt(torch.clamp((ls + ms + 1) * (ls - ms), min=0))
+    f_dn = torch.sqrt(torch.clamp((ls + ms) * (ls - ms + 1), min=0))
+    dq = 0.5 * (f_up * q_up - f_dn * q_dn)
+    glat_m = sqrt2 * (dq * (gp * c[:, None, :] + gn * s[:, None, :]) * mpos).sum((1, 2))
+    glat_0 = (torch.sqrt(ls[:, 0] * (ls[:, 0] + 1)) * q_up[:, :, 0] * gp[:, :, 0]).sum(1)
+    deg = math.pi / 180.0
+    return torch.stack([glon, glat_0 + glat_m], dim=-1) * deg
+
+
+def siren_layer(x, weight, bias, w0: float, mask, save_cos: bool):
+    """``y = sin(w0 * (x @ W.T + b) * mask)`` and (if ``save_cos``) ``cos`` of the same argument."""
+    z = torch.addmm(bias, x, weight.t())
+    if mask is not None:
+        z = z * mask
+    arg = w0 * z
+    y = torch.sin(arg)
+    c = torch.cos(arg) if save_cos else x.new_empty(0)
+    return y, c
+
+
+def siren_layer_backward(grad_y, cos, x, weight, w0: float, mask):
+    gz = grad_y * w0 * cos
+    if mask is not None:
+        gz = gz * mask
+    return gz @ weight, gz.t() @ x, gz.sum(0)
+
+
+def location_encoder_forward(lonlat, L: int, weights, biases, w0_first: float, w0_hidden: float,
+                             chunk_size: int):
+    """Inference of SH -> sine layers -> linear, chunk by chunk (bounded memory)."""
+    outs = []
+    for lo in range(0, lonlat.shape[0], chunk_size):
+        h = spherical_harmonics(lonlat[lo : lo + chunk_size], L)
+        for i in range(len(weights) - 1):
+            h, _ = siren_layer(h, weights[i], biases[i], w0_first if i == 0 else w0_hidden, None, False)
+        outs.append(torch.addmm(biases[-1], h, weights[-1].t()))
+    if not outs:
+        return lonlat.new_empty(0, weights[-1].shape[0])
+    return torch.cat(outs)

@@ -1,0 +1,144 @@
+"""Functional API: validated entry points over the ``satclip`` ops.
+
+Coordinates are always ``[N, 2]`` tensors of (lon, lat) in **degrees, lon first**, as in
+SatCLIP. Longitudes are periodic (any finite value is accepted); latitudes must lie in
+[-90, 90]. float32 and float64 are supported; results have the dtype of the input.
+
+Spherical-harmonic conventions (feature ``k = l*l + l + m``, ``m = -l..l``, ``L*L`` features):
+
+``"orthonormal"``
+    Plain real orthonormal SH (sphericart's convention): ``Y_l0 = Q_l0(sin lat)``,
+    ``Y_l,+m = sqrt2 Q_lm cos(m lon)``, ``Y_l,-m = sqrt2 Q_lm sin(m lon)``.
+``"analytic"`` (the released SatCLIP models)
+    ``(-1)^l`` times the orthonormal value, and the ``m = 0`` features additionally times ``pi``
+    (a normalisation slip of the original generator that the released weights were trained
+    with). Computed accurately here; the original's expanded polynomials drift from this at
+    high degree (see the README).
+``"closed-form"``
+    ``(-1)^(l+|m|)`` times the orthonormal value.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._ops import ops
+
+CONVENTIONS = ("analytic", "closed-form", "orthonormal")
+_DTYPES = (torch.float32, torch.float64)
+
+
+def _compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+def validate_lonlat(lonlat, name: str = "lonlat") -> torch.Tensor:
+    """Checks a coordinate tensor and returns it; raises ``TypeError``/``ValueError`` naming
+    the problem (wrong type, shape or dtype, NaN/inf, latitude outside [-90, 90])."""
+    if not isinstance(lonlat, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [N, 2] (lon, lat in degrees), "
+                        f"got {type(lonlat).__name__}")
+    if lonlat.dim() != 2 or lonlat.shape[1] != 2:
+        raise ValueError(f"{name} must have shape [N, 2] (lon, lat in degrees), got {list(lonlat.shape)}")
+    if lonlat.dtype not in _DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {lonlat.dtype}")
+    if _compiling() or lonlat.numel() == 0:
+        return lonlat
+    finite = torch.isfinite(lonlat)
+    if not bool(finite.all()):
+        bad = int((~finite.all(dim=1)).nonzero()[0])
+        raise ValueError(f"{name} holds NaN or inf (first at row {bad}: {lonlat[bad].tolist()})")
+    lat = lonlat[:, 1]
+    out = lat.abs() > 90
+    if bool(out.any()):
+        bad = int(out.nonzero()[0])
+        raise ValueError(f"{name} has a latitude outside [-90, 90] at row {bad}: {float(lat[bad])} "
+                         "(columns are lon, lat in degrees, lon first)")
+    return lonlat
+
+
+def _check_degree(legendre_polys) -> int:
+    if isinstance(legendre_polys, bool) or not isinstance(legendre_polys, int):
+        raise TypeError(f"legendre_polys must be an int, got {type(legendre_polys).__name__}")
+    if not 1 <= legendre_polys <= 4096:
+        raise ValueError(f"legendre_polys must be in [1, 4096], got {legendre_polys}")
+    return legendre_polys
+
+
+def convention_factors(legendre_polys: int, convention: str = "analytic", *, dtype=torch.float64,
+                       device=None) -> torch.Tensor:
+    """``[L*L]`` factors that turn orthonormal SH into ``convention``'s values."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; expected one of {CONVENTIONS}")
+    L = legendre_polys
+    l = torch.repeat_interleave(torch.arange(L), 2 * torch.arange(L) + 1)
+    m = torch.cat([torch.arange(-k, k + 1) for k in range(L)]) if L else torch.zeros(0, dtype=torch.long)
+    f = torch.ones(L * L, dtype=torch.float64)
+    if convention == "analytic":
+        f = torch.where(l % 2 == 1, -f, f)
+        f = torch.where(m == 0, f * math.pi, f)
+    elif convention == "closed-form":
+        f = torch.where((l + m.abs()) % 2 == 1, -f, f)
+    return f.to(dtype=dtype, device=device)
+
+
+def spherical_harmonics(lonlat: torch.Tensor, legendre_polys: int, *, convention: str = "analytic",
+                        validate: bool = True) -> torch.Tensor:
+    """Real spherical harmonics of degrees ``0..legendre_polys-1``.
+
+    Args:
+        lonlat: ``[N, 2]`` float32/float64, (lon, lat) in degrees, lon first.
+        legendre_polys: ``L``; the output has ``L*L`` features, feature ``l*l + l + m``.
+        convention: ``"analytic"`` (released SatCLIP models, default), ``"closed-form"`` or
+            ``"orthonormal"`` (see the module docstring).
+        validate: check for NaN/inf and |lat| > 90 (one device sync; skipped under torch.compile).
+
+    Returns:
+        ``[N, L*L]`` tensor of the input's dtype and device. Differentiable w.r.t. ``lonlat``
+        (gradients in degrees^-1, finite at the poles).
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; expected one of {CONVENTIONS}")
+    L = _check_degree(legendre_polys)
+    if validate:
+        validate_lonlat(lonlat)
+    y = ops.spherical_harmonics(lonlat, L)
+    if convention != "orthonormal":
+        y = y * convention_factors(L, convention, dtype=y.dtype, device=y.device)
+    return y
+
+
+def siren_layer(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, w0: float = 1.0,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``sin(w0 * (x @ weight.T + bias) * mask)`` as one op (GEMM + fused epilogue).
+
+    Shapes: ``x [N, in]``, ``weight [out, in]``, ``bias [out]``, ``mask [N, out]`` or None
+    (dropout mask with the 1/(1-p) scaling already applied). Saves the cosine for the backward
+    only when a gradient is needed.
+    """
+    need_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or bias.requires_grad)
+    y, _ = ops.siren_layer(x, weight, bias, float(w0), mask, need_grad)
+    return y
+
+
+def location_encoder(lonlat: torch.Tensor, legendre_polys: int, weights: list[torch.Tensor],
+                     biases: list[torch.Tensor], *, w0_first: float = 30.0, w0_hidden: float = 1.0,
+                     chunk_size: int | None = None) -> torch.Tensor:
+    """Fused inference: orthonormal SH -> sine layers -> linear, chunk by chunk.
+
+    ``weights[0]`` must already carry the convention factors (see ``convention_factors``);
+    ``weights[:-1]`` are sine layers (the first with ``w0_first``), ``weights[-1]`` is linear.
+    Not differentiable; ``chunk_size`` defaults to about 2 MB of SH features per chunk.
+    """
+    L = _check_degree(legendre_polys)
+    if chunk_size is None:
+        chunk_size = default_chunk_size(L, lonlat.element_size())
+    return ops.location_encoder_forward(lonlat, L, list(weights), list(biases), float(w0_first),
+                                        float(w0_hidden), int(chunk_size))
+
+
+def default_chunk_size(legendre_polys: int, itemsize: int) -> int:
+    """Points per chunk so that one chunk of SH features is about 2 MB (cache-sized), in [256, 16384]."""
+    return int(min(16384, max(256, (2 << 20) // max(1, legendre_polys * legendre_polys * itemsize))))
