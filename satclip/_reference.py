@@ -18,29 +18,27 @@ Everything here is differentiable by autograd, which the ops use for double back
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 
 _SCALE_UP = {torch.float32: 2.0**100, torch.float64: 2.0**900}
-_FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
-@lru_cache(maxsize=64)
-def _coefficients(L: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Recurrence tables in float64: ``a[l, m]``, ``b[l, m]`` (zero where unused) and
-    the sectoral factors ``sect[m] = sqrt((2m+1)/(2m))`` (``sect[0] = 1/sqrt(4 pi)``)."""
-    a = torch.zeros(L, L, dtype=torch.float64)
-    b = torch.zeros(L, L, dtype=torch.float64)
-    for m in range(L):
-        if m + 1 < L:
-            a[m + 1, m] = math.sqrt(2 * m + 3)
-        for l in range(m + 2, L):
-            a[l, m] = math.sqrt((4 * l * l - 1) / (l * l - m * m))
-            b[l, m] = math.sqrt(((l - 1) ** 2 - m * m) * (2 * l + 1) / ((2 * l - 3) * (l * l - m * m)))
-    sect = torch.tensor([1 / math.sqrt(4 * math.pi)] + [math.sqrt((2 * m + 1) / (2 * m)) for m in range(1, L)],
-                        dtype=torch.float64)[:L]
-    return a, b, sect
+def _coefficients(L: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Recurrence tables ``a[l, m]``, ``b[l, m]`` (zero where unused) and the sectoral factors
+    ``sect[m] = sqrt((2m+1)/(2m))`` (``sect[0] = 1/sqrt(4 pi)``), computed in float64 (as the
+    kernels do) from factory ops only, so that this also traces under fake tensors."""
+    f64 = dict(dtype=torch.float64, device=device)
+    l = torch.arange(L, **f64)[:, None]
+    m = torch.arange(L, **f64)[None, :]
+    den = torch.where(l > m, l * l - m * m, 1.0)
+    a_gen = torch.sqrt((4 * l * l - 1) / den)
+    b_gen = torch.sqrt(torch.clamp(((l - 1) ** 2 - m * m) * (2 * l + 1) / ((2 * l - 3).abs().clamp(min=1) * den), min=0))
+    a = torch.where(l == m + 1, torch.sqrt(2 * m + 3), torch.where(l >= m + 2, a_gen, 0.0))
+    b = torch.where(l >= m + 2, b_gen, 0.0)
+    ms = torch.arange(L, **f64)
+    sect = torch.where(ms == 0, 1 / math.sqrt(4 * math.pi), torch.sqrt((2 * ms + 1) / (2 * ms).clamp(min=1)))
+    return a.to(dtype), b.to(dtype), sect.to(dtype)
 
 
 def _angles(lonlat: torch.Tensor):
@@ -54,7 +52,7 @@ def legendre_table(lonlat: torch.Tensor, L: int) -> tuple[torch.Tensor, torch.Te
     dtype, dev = lonlat.dtype, lonlat.device
     n = lonlat.shape[0]
     lon, z, u = _angles(lonlat)
-    a, b, sect = (t.to(device=dev, dtype=dtype) for t in _coefficients(L))
+    a, b, sect = _coefficients(L, dtype, dev)
     up = _SCALE_UP[dtype]
     ms = torch.arange(L, device=dev, dtype=dtype)
     cos_m, sin_m = torch.cos(lon[:, None] * ms), torch.sin(lon[:, None] * ms)
@@ -64,7 +62,7 @@ def legendre_table(lonlat: torch.Tensor, L: int) -> tuple[torch.Tensor, torch.Te
     eye = torch.eye(L, device=dev, dtype=dtype)
     for l in range(L):
         if l == 0:
-            seed = torch.full_like(z, float(sect[0]) * up)
+            seed = torch.full_like(z, up / math.sqrt(4 * math.pi))
         else:
             seed = sect[l] * u * p1[:, l - 1]
         # Column recurrence for every m < l at once; the sectoral term enters at m = l.

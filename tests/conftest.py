@@ -1,0 +1,62 @@
+"""Shared helpers: test points (random + poles, dateline, origin), devices, float64 references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import satclip  # noqa: F401  (registers the ops, loads _C if present)
+from satclip import _extension
+
+# The exact places where SH code goes wrong: poles, the dateline from both sides, (0, 0),
+# points a hair away from the poles, and a longitude outside [-180, 180].
+SPECIAL_POINTS = [
+    [0.0, 90.0], [0.0, -90.0], [123.4, 90.0], [-45.0, -90.0], [180.0, 0.0], [-180.0, 0.0],
+    [179.9999, 45.0], [-179.9999, -45.0], [0.0, 0.0], [10.0, 89.9999], [-10.0, -89.9999],
+    [540.0, 12.0], [-725.5, -33.0],
+]
+
+
+def lonlat_points(n: int = 200, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+    """``[n + 13, 2]`` (lon, lat) degrees: uniform on the sphere plus SPECIAL_POINTS."""
+    g = torch.Generator().manual_seed(seed)
+    lon = torch.rand(n, generator=g, dtype=torch.float64) * 360 - 180
+    lat = torch.rad2deg(torch.asin(torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1))
+    pts = torch.cat([torch.stack([lon, lat], 1), torch.tensor(SPECIAL_POINTS, dtype=torch.float64)])
+    return pts.to(dtype)
+
+
+def scipy_real_sh(lonlat: torch.Tensor, L: int) -> torch.Tensor:
+    """Independent float64 reference: scipy's complex SH (with Condon-Shortley phase) turned
+    into orthonormal real SH without it, feature ``l*l + l + m``."""
+    from scipy.special import sph_harm_y
+
+    x = lonlat.detach().double().numpy()
+    lon, colat = np.deg2rad(x[:, 0]), np.deg2rad(90.0 - x[:, 1])
+    out = np.zeros((len(x), L * L))
+    for l in range(L):
+        m = np.arange(0, l + 1)
+        Y = sph_harm_y(l, m[None, :], colat[:, None], lon[:, None])
+        out[:, l * l + l] = Y[:, 0].real
+        sgn = (-1.0) ** m[1:]
+        out[:, l * l + l + m[1:]] = np.sqrt(2) * sgn * Y[:, 1:].real
+        out[:, l * l + l - m[1:]] = np.sqrt(2) * sgn * Y[:, 1:].imag
+    return torch.from_numpy(out)
+
+
+def compiled_cpu(op: str = "spherical_harmonics") -> bool:
+    return _extension.has_kernel(op, "cpu")
+
+
+needs_compiled_cpu = pytest.mark.skipif(not compiled_cpu(), reason="compiled CPU kernels not loaded")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
