@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -85,7 +83,9 @@ def _build(cfg: dict, state: dict, source: str, device, dtype) -> LocationEncode
     for key, value in derived.items():
         if key in cfg and cfg[key] != value:
             raise ValueError(f"{source}: hyper_parameters say {key}={cfg[key]} but the weights imply {key}={value}")
-    enc = LocationEncoder(L, hidden, n_layers, wl.shape[0], harmonics=cfg["harmonics_calculation"])
+    # Convert the module to the target dtype *before* copying the weights in: loading float64
+    # weights into float32 parameters would round them (1e-8) even if converted back later.
+    enc = LocationEncoder(L, hidden, n_layers, wl.shape[0], harmonics=cfg["harmonics_calculation"]).to(dtype)
     try:
         enc.load_state_dict({"nnet." + k[len("nnet."):]: v for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
@@ -96,7 +96,7 @@ def _build(cfg: dict, state: dict, source: str, device, dtype) -> LocationEncode
 def _load_lightning(path: Path, device, dtype, weights_only: bool) -> LocationEncoder:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=weights_only)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # torch.load raises many types on damaged files (IndexError, EOFError, ...)
         raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}). If it is a trusted "
                          "checkpoint holding custom Python objects, retry with weights_only=False") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
