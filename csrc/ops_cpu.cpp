@@ -8,8 +8,13 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "cpu/kernels_cpu.h"
 
@@ -36,6 +41,23 @@ bool use_avx2() {
     }                                             \
   } while (0)
 
+// Large outputs ([N, L*L] features) cost more to page in than to compute: first touch of
+// fresh 4 KiB pages runs at ~0.25 ns/byte here, three times the kernel's own time at L = 40.
+// Asking for transparent huge pages on the untouched, 2 MiB-aligned interior of the new
+// buffer (advisory; ignored where THP is off) cuts that cost about threefold.
+void advise_huge_pages(const at::Tensor& t) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const size_t bytes = t.nbytes();
+  if (bytes < 4 * kHuge) return;
+  const uintptr_t p = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t lo = (p + kHuge - 1) & ~(kHuge - 1), hi = (p + bytes) & ~(kHuge - 1);
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+#else
+  (void)t;
+#endif
+}
+
 void check_lonlat(const at::Tensor& lonlat, const char* op) {
   TORCH_CHECK(lonlat.dim() == 2 && lonlat.size(1) == 2, op,
               ": expected lonlat of shape [N, 2] (lon, lat in degrees), got ", lonlat.sizes());
@@ -53,6 +75,7 @@ at::Tensor sh_forward(const at::Tensor& lonlat, int64_t L) {
   check_degree(L, "satclip::spherical_harmonics");
   const int64_t n = lonlat.size(0);
   at::Tensor out = at::empty({n, L * L}, lonlat.options());
+  advise_huge_pages(out);
   AT_DISPATCH_FLOATING_TYPES(lonlat.scalar_type(), "satclip_sh_fwd_cpu", [&] {
     SATCLIP_CPU_CALL(sh_fwd<scalar_t>, lonlat.const_data_ptr<scalar_t>(), lonlat.stride(0),
                      lonlat.stride(1), n, static_cast<int>(L), out.mutable_data_ptr<scalar_t>(),

@@ -60,16 +60,20 @@ def legendre_table(lonlat: torch.Tensor, L: int) -> tuple[torch.Tensor, torch.Te
     p2 = lonlat.new_zeros(n, L)
     p1 = lonlat.new_zeros(n, L)
     eye = torch.eye(L, device=dev, dtype=dtype)
+    z = z[:, None]
     for l in range(L):
         if l == 0:
-            seed = torch.full_like(z, up / math.sqrt(4 * math.pi))
+            seed = torch.full_like(u, up / math.sqrt(4 * math.pi))
         else:
             seed = sect[l] * u * p1[:, l - 1]
         # Column recurrence for every m < l at once; the sectoral term enters at m = l.
-        p0 = a[l] * z[:, None] * p1 - b[l] * p2 + seed[:, None] * eye[l]
+        p0 = torch.addcmul(a[l] * z * p1 - b[l] * p2, seed[:, None], eye[l])
         rows.append(p0)
         p2, p1 = p1, p0
-    q = torch.stack(rows, dim=1) * (1.0 / up)
+    q = torch.stack(rows, dim=1)
+    # Values below the smallest normal number are flushed to zero before unscaling, as the
+    # compiled kernels do: denormal arithmetic is ~100x slower on CPUs, here and downstream.
+    q = q.masked_fill(q.abs() < torch.finfo(dtype).tiny * up, 0.0) * (1.0 / up)
     return q, cos_m, sin_m
 
 
@@ -82,19 +86,34 @@ def _feature_index(L: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return kp, kn, valid
 
 
+def _gather_index(L: int, device) -> torch.Tensor:
+    """Feature k = l*l + l + m -> position in ``cat([Qc.flatten(1), Qs.flatten(1)])``."""
+    l = torch.repeat_interleave(torch.arange(L, device=device), 2 * torch.arange(L, device=device) + 1)
+    k = torch.arange(L * L, device=device)
+    m = k - l * l - l
+    return torch.where(m >= 0, l * L + m, L * L + l * L - m)
+
+
+def _chunk(L: int) -> int:
+    """Points per step: keeps each [chunk, L, L] temporary near 1M elements, small enough to be
+    reused by the allocator (fresh large blocks cost page faults) and mostly cache-resident."""
+    return max(64, min(8192, (1 << 20) // (L * L)))
+
+
 def spherical_harmonics(lonlat: torch.Tensor, L: int) -> torch.Tensor:
     """``[N, 2]`` (lon, lat) degrees -> ``[N, L*L]`` orthonormal real SH, dtype of the input."""
     if L == 0:
         return lonlat.new_zeros(lonlat.shape[0], 0)
+    n, step = lonlat.shape[0], _chunk(L)
+    if n > step and not torch.compiler.is_compiling():
+        return torch.cat([spherical_harmonics(lonlat[i : i + step], L) for i in range(0, n, step)])
     q, c, s = legendre_table(lonlat, L)
-    sqrt2 = math.sqrt(2.0)
-    cols = []
-    for l in range(L):
-        ql = q[:, l, : l + 1]
-        neg = (sqrt2 * ql[:, 1:] * s[:, 1 : l + 1]).flip(-1)
-        pos = sqrt2 * ql[:, 1:] * c[:, 1 : l + 1]
-        cols += [neg, ql[:, :1], pos]
-    return torch.cat(cols, dim=-1)
+    f = torch.full((L,), math.sqrt(2.0), dtype=lonlat.dtype, device=lonlat.device)
+    f[0] = 1.0
+    qc = q * (c * f)[:, None, :]
+    qs = q * (s * f)[:, None, :]
+    both = torch.cat([qc.flatten(1), qs.flatten(1)], dim=1)
+    return both[:, _gather_index(L, lonlat.device)]
 
 
 def spherical_harmonics_backward(grad: torch.Tensor, lonlat: torch.Tensor, L: int) -> torch.Tensor:
