@@ -73,7 +73,10 @@ def legendre_table(lonlat: torch.Tensor, L: int) -> tuple[torch.Tensor, torch.Te
     q = torch.stack(rows, dim=1)
     # Values below the smallest normal number are flushed to zero before unscaling, as the
     # compiled kernels do: denormal arithmetic is ~100x slower on CPUs, here and downstream.
-    q = q.masked_fill(q.abs() < torch.finfo(dtype).tiny * up, 0.0) * (1.0 / up)
+    # Exact zeros (z = 0 makes Q_l0 vanish for odd l) stay out of the mask so that autograd
+    # still sees their non-zero derivative.
+    tiny = (q.abs() < torch.finfo(dtype).tiny * up) & (q != 0)
+    q = q.masked_fill(tiny, 0.0) * (1.0 / up)
     return q, cos_m, sin_m
 
 
