@@ -33,9 +33,15 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	SATCLIP_EXPECT_EXTENSION=1 $(VENV)/bin/pytest -q tests
 
+# Full CPU benchmarks (a few minutes): JSON + markdown table under benchmarks/results/.
+# sphericart-torch is an optional comparison; the run goes on without it.
 bench: $(VENV)/.installed
+	-$(PIP) install -q sphericart-torch
 	mkdir -p benchmarks/results
-	$(VENV)/bin/pytest -c benchmarks/pytest.ini benchmarks --benchmark-json=benchmarks/results/cpu-latest.json
+	$(VENV)/bin/pytest -c benchmarks/pytest.ini benchmarks --benchmark-json=benchmarks/results/cpu.json \
+		--benchmark-columns=median,min,rounds
+	$(VPY) benchmarks/report.py benchmarks/results/cpu.json > benchmarks/results/cpu.md
+	cat benchmarks/results/cpu.md
 
 bench-smoke: $(VENV)/.installed
 	SATCLIP_BENCH_SMOKE=1 $(VENV)/bin/pytest -q -c benchmarks/pytest.ini benchmarks --benchmark-disable

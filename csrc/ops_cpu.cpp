@@ -17,6 +17,7 @@
 #endif
 
 #include "cpu/kernels_cpu.h"
+#include "op_checks.h"
 
 namespace satclip {
 namespace {
@@ -58,20 +59,8 @@ void advise_huge_pages(const at::Tensor& t) {
 #endif
 }
 
-void check_lonlat(const at::Tensor& lonlat, const char* op) {
-  TORCH_CHECK(lonlat.dim() == 2 && lonlat.size(1) == 2, op,
-              ": expected lonlat of shape [N, 2] (lon, lat in degrees), got ", lonlat.sizes());
-  TORCH_CHECK(lonlat.scalar_type() == at::kFloat || lonlat.scalar_type() == at::kDouble, op,
-              ": expected lonlat of dtype float32 or float64, got ", lonlat.scalar_type());
-  TORCH_CHECK(lonlat.device().is_cpu(), op, ": expected a CPU tensor, got ", lonlat.device());
-}
-
-void check_degree(int64_t L, const char* op) {
-  TORCH_CHECK(L >= 0 && L <= 4096, op, ": legendre_polys must be in [0, 4096], got ", L);
-}
-
 at::Tensor sh_forward(const at::Tensor& lonlat, int64_t L) {
-  check_lonlat(lonlat, "satclip::spherical_harmonics");
+  check_lonlat(lonlat, "satclip::spherical_harmonics", c10::DeviceType::CPU);
   check_degree(L, "satclip::spherical_harmonics");
   const int64_t n = lonlat.size(0);
   at::Tensor out = at::empty({n, L * L}, lonlat.options());
@@ -85,15 +74,11 @@ at::Tensor sh_forward(const at::Tensor& lonlat, int64_t L) {
 }
 
 at::Tensor sh_backward(const at::Tensor& grad, const at::Tensor& lonlat, int64_t L) {
-  check_lonlat(lonlat, "satclip::spherical_harmonics_backward");
-  check_degree(L, "satclip::spherical_harmonics_backward");
+  const char* op = "satclip::spherical_harmonics_backward";
+  check_lonlat(lonlat, op, c10::DeviceType::CPU);
+  check_degree(L, op);
+  check_sh_grad(grad, lonlat, L, op);
   const int64_t n = lonlat.size(0);
-  TORCH_CHECK(grad.dim() == 2 && grad.size(0) == n && grad.size(1) == L * L,
-              "satclip::spherical_harmonics_backward: expected grad of shape [", n, ", ", L * L,
-              "], got ", grad.sizes());
-  TORCH_CHECK(grad.scalar_type() == lonlat.scalar_type(),
-              "satclip::spherical_harmonics_backward: grad dtype ", grad.scalar_type(),
-              " differs from lonlat dtype ", lonlat.scalar_type());
   at::Tensor out = at::empty({n, 2}, lonlat.options());
   AT_DISPATCH_FLOATING_TYPES(lonlat.scalar_type(), "satclip_sh_bwd_cpu", [&] {
     SATCLIP_CPU_CALL(sh_bwd<scalar_t>, grad.const_data_ptr<scalar_t>(), grad.stride(0),
@@ -104,34 +89,6 @@ at::Tensor sh_backward(const at::Tensor& grad, const at::Tensor& lonlat, int64_t
   return out;
 }
 
-void check_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const char* op) {
-  TORCH_CHECK(x.dim() == 2, op, ": expected x of shape [N, in], got ", x.sizes());
-  TORCH_CHECK(w.dim() == 2 && w.size(1) == x.size(1), op, ": expected weight of shape [out, ",
-              x.size(1), "], got ", w.sizes());
-  TORCH_CHECK(b.dim() == 1 && b.size(0) == w.size(0), op, ": expected bias of shape [", w.size(0),
-              "], got ", b.sizes());
-  TORCH_CHECK(x.scalar_type() == w.scalar_type() && x.scalar_type() == b.scalar_type(), op,
-              ": x, weight and bias must share one dtype, got ", x.scalar_type(), ", ",
-              w.scalar_type(), ", ", b.scalar_type());
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, op,
-              ": expected float32 or float64, got ", x.scalar_type());
-}
-
-at::Tensor checked_mask(const std::optional<at::Tensor>& mask, int64_t rows, int64_t cols,
-                        at::ScalarType dtype, const char* op) {
-  if (!mask.has_value()) return at::Tensor();
-  TORCH_CHECK(mask->dim() == 2 && mask->size(0) == rows && mask->size(1) == cols, op,
-              ": expected mask of shape [", rows, ", ", cols, "], got ", mask->sizes());
-  TORCH_CHECK(mask->scalar_type() == dtype, op, ": mask dtype ", mask->scalar_type(),
-              " differs from x dtype ", dtype);
-  return mask->contiguous();
-}
-
-template <typename scalar_t>
-const scalar_t* ptr_or_null(const at::Tensor& t) {
-  return t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
-}
-
 // z = x W^T + b through ATen's BLAS, then one fused pass: mask, w0, sin (and cos if asked).
 std::tuple<at::Tensor, at::Tensor> siren_layer(const at::Tensor& x, const at::Tensor& weight,
                                                const at::Tensor& bias, double w0,
@@ -140,7 +97,7 @@ std::tuple<at::Tensor, at::Tensor> siren_layer(const at::Tensor& x, const at::Te
   const char* op = "satclip::siren_layer";
   check_linear(x, weight, bias, op);
   const int64_t n = x.size(0), h = weight.size(0);
-  at::Tensor m = checked_mask(mask, n, h, x.scalar_type(), op);
+  at::Tensor m = checked_mask(mask, x, n, h, op);
   at::Tensor y = at::addmm(bias, x, weight.t());
   at::Tensor c = save_cos ? at::empty_like(y) : at::empty({0}, y.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "satclip_siren_cpu", [&] {
@@ -155,12 +112,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
     const at::Tensor& grad_y, const at::Tensor& cos, const at::Tensor& x, const at::Tensor& weight,
     double w0, const std::optional<at::Tensor>& mask) {
   const char* op = "satclip::siren_layer_backward";
-  TORCH_CHECK(weight.dim() == 2 && x.dim() == 2, op, ": expected x [N, in] and weight [out, in]");
-  const int64_t n = x.size(0), h = weight.size(0);
-  TORCH_CHECK(grad_y.sizes() == at::IntArrayRef({n, h}) && cos.sizes() == grad_y.sizes(), op,
-              ": expected grad_y and cos of shape [", n, ", ", h, "], got ", grad_y.sizes(), " and ",
-              cos.sizes());
-  at::Tensor m = checked_mask(mask, n, h, x.scalar_type(), op);
+  check_siren_backward(grad_y, cos, x, weight, op);
+  at::Tensor m = checked_mask(mask, x, x.size(0), weight.size(0), op);
   at::Tensor gy = grad_y.contiguous(), cc = cos.contiguous();
   at::Tensor gz = at::empty_like(gy);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "satclip_siren_bwd_cpu", [&] {
@@ -172,42 +125,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
   return {at::mm(gz, weight), at::mm(gz.t(), x), gz.sum(0)};
 }
 
-// Inference of the whole encoder: SH for a chunk of points, straight into the first GEMM;
-// the [N, L*L] feature matrix only ever exists for one chunk.
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden,
                                     int64_t chunk_size) {
-  const char* op = "satclip::location_encoder_forward";
-  check_lonlat(lonlat, op);
-  check_degree(L, op);
-  TORCH_CHECK(!weights.empty() && weights.size() == biases.size(), op,
-              ": expected as many biases as weights (at least one layer), got ", weights.size(),
-              " weights and ", biases.size(), " biases");
-  TORCH_CHECK(weights[0].dim() == 2 && weights[0].size(1) == L * L, op,
-              ": the first weight must be [hidden, ", L * L, "] for legendre_polys=", L, ", got ",
-              weights[0].sizes());
-  TORCH_CHECK(chunk_size > 0, op, ": chunk_size must be positive, got ", chunk_size);
-  const int64_t n = lonlat.size(0);
-  const int64_t out_dim = weights.back().size(0);
-  at::Tensor out = at::empty({n, out_dim}, lonlat.options());
-  std::vector<at::Tensor> wt;  // transposed views, made once
-  for (size_t i = 0; i < weights.size(); ++i) {
-    check_linear(i == 0 ? at::empty({0, L * L}, lonlat.options())
-                        : at::empty({0, weights[i - 1].size(0)}, lonlat.options()),
-                 weights[i], biases[i], op);
-    wt.push_back(weights[i].t());
-  }
-  for (int64_t lo = 0; lo < n; lo += chunk_size) {
-    const int64_t hi = std::min(n, lo + chunk_size);
-    at::Tensor h = sh_forward(lonlat.slice(0, lo, hi), L);
-    for (size_t i = 0; i + 1 < weights.size(); ++i) {
-      h = std::get<0>(siren_layer(h, weights[i], biases[i], i == 0 ? w0_first : w0_hidden,
-                                  std::nullopt, false));
-    }
-    at::Tensor dst = out.slice(0, lo, hi);
-    at::addmm_out(dst, biases.back(), h, wt.back());
-  }
-  return out;
+  return encoder_forward_chunked(
+      lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, c10::DeviceType::CPU, sh_forward,
+      [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
+        return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
+      });
 }
 
 // 1 when the AVX2+FMA kernels run, 0 for the baseline build; read by satclip.backend_info().

@@ -1,0 +1,47 @@
+"""The whole location encoder (L = 10 and 40, hidden 512, 2 sine layers, output 256), forward:
+the fused compiled op vs the pure-PyTorch fallback, and the three bare GEMMs of the same shapes
+(the ceiling: the encoder should spend >= 85% of its time in them). The bare GEMMs run on the
+same chunks of points as the encoder, on precomputed inputs, so the ratio measures exactly
+what the encoder adds: spherical harmonics, sines and bookkeeping."""
+
+import pytest
+import torch
+
+from conftest import points, run, size
+from satclip import _reference as ref
+from satclip import functional as F
+from satclip.nn import LocationEncoder
+
+DTYPES = {"fp32": torch.float32, "fp64": torch.float64}
+
+
+@pytest.mark.parametrize("impl", ["fused", "fallback", "bare-gemms"])
+@pytest.mark.parametrize("dt", list(DTYPES))
+@pytest.mark.parametrize("L", [10, 40])
+def bench_encoder_forward(benchmark, L, dt, impl):
+    benchmark.group = f"encoder-fwd-L{L}-{dt}"
+    dtype = DTYPES[dt]
+    n = size(20_000)
+    torch.manual_seed(0)
+    enc = LocationEncoder(L, 512, 2, 256).to(dtype).eval()
+    x = points(n, dtype)
+    w = [enc.folded_first_weight(), enc.nnet.layers[1].weight, enc.nnet.last_layer.weight]
+    b = [enc.nnet.layers[0].bias, enc.nnet.layers[1].bias, enc.nnet.last_layer.bias]
+    chunk = F.default_chunk_size(L, x.element_size())
+    with torch.no_grad():
+        if impl == "fused":
+            fn = lambda: enc(x)  # noqa: E731
+        elif impl == "fallback":
+            fn = lambda: ref.location_encoder_forward(x, L, w, b, 30.0, 1.0, chunk)  # noqa: E731
+        else:
+            f0 = torch.randn(chunk, L * L, dtype=dtype)
+            h = torch.randn(chunk, 512, dtype=dtype)
+            out = torch.empty(n, 256, dtype=dtype)
+
+            def fn():
+                for lo in range(0, n, chunk):
+                    hi = min(n, lo + chunk)
+                    torch.addmm(b[0], f0[: hi - lo], w[0].t())
+                    torch.addmm(b[1], h[: hi - lo], w[1].t())
+                    torch.addmm(b[2], h[: hi - lo], w[2].t(), out=out[lo:hi])
+        run(benchmark, fn, n_points=n, impl=impl, L=L, dtype=dt)

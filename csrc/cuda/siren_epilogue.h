@@ -1,0 +1,22 @@
+// siren_epilogue.h (CUDA) -- torch-free launchers for the SIREN layer's elementwise parts.
+// z: [numel] pre-activation W x + b (from the GEMM), replaced in place by sin(w0 * z * mask);
+// cos_out (nullable) receives cos of the same argument; mask (nullable) has z's layout.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace satclip {
+namespace kernels {
+
+template <typename T>
+cudaError_t launch_siren_epilogue(T* z, const T* mask, T w0, int64_t numel, T* cos_out, cudaStream_t stream);
+
+// gz = gy * w0 * cos (* mask)
+template <typename T>
+cudaError_t launch_siren_grad_epilogue(const T* gy, const T* cos, const T* mask, T w0, int64_t numel, T* gz,
+                                       cudaStream_t stream);
+
+}  // namespace kernels
+}  // namespace satclip

@@ -1,0 +1,121 @@
+// op_checks.h -- argument checks and the encoder loop shared by the CPU and CUDA glue
+// (ops_cpu.cpp, ops_cuda.cpp). Every message names the op, the argument and what was expected.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <vector>
+
+namespace satclip {
+
+inline void check_lonlat(const at::Tensor& lonlat, const char* op, c10::DeviceType device) {
+  TORCH_CHECK(lonlat.dim() == 2 && lonlat.size(1) == 2, op,
+              ": expected lonlat of shape [N, 2] (lon, lat in degrees), got ", lonlat.sizes());
+  TORCH_CHECK(lonlat.scalar_type() == at::kFloat || lonlat.scalar_type() == at::kDouble, op,
+              ": expected lonlat of dtype float32 or float64, got ", lonlat.scalar_type());
+  TORCH_CHECK(lonlat.device().type() == device, op, ": expected a ", c10::DeviceTypeName(device),
+              " tensor, got ", lonlat.device());
+}
+
+inline void check_degree(int64_t L, const char* op) {
+  TORCH_CHECK(L >= 0 && L <= 4096, op, ": legendre_polys must be in [0, 4096], got ", L);
+}
+
+inline void check_sh_grad(const at::Tensor& grad, const at::Tensor& lonlat, int64_t L, const char* op) {
+  const int64_t n = lonlat.size(0);
+  TORCH_CHECK(grad.dim() == 2 && grad.size(0) == n && grad.size(1) == L * L, op,
+              ": expected grad of shape [", n, ", ", L * L, "], got ", grad.sizes());
+  TORCH_CHECK(grad.scalar_type() == lonlat.scalar_type(), op, ": grad dtype ", grad.scalar_type(),
+              " differs from lonlat dtype ", lonlat.scalar_type());
+  TORCH_CHECK(grad.device() == lonlat.device(), op, ": grad on ", grad.device(), ", lonlat on ",
+              lonlat.device());
+}
+
+inline void check_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const char* op) {
+  TORCH_CHECK(x.dim() == 2, op, ": expected x of shape [N, in], got ", x.sizes());
+  TORCH_CHECK(w.dim() == 2 && w.size(1) == x.size(1), op, ": expected weight of shape [out, ",
+              x.size(1), "], got ", w.sizes());
+  TORCH_CHECK(b.dim() == 1 && b.size(0) == w.size(0), op, ": expected bias of shape [", w.size(0),
+              "], got ", b.sizes());
+  TORCH_CHECK(x.scalar_type() == w.scalar_type() && x.scalar_type() == b.scalar_type(), op,
+              ": x, weight and bias must share one dtype, got ", x.scalar_type(), ", ",
+              w.scalar_type(), ", ", b.scalar_type());
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, op,
+              ": expected float32 or float64, got ", x.scalar_type());
+  TORCH_CHECK(x.device() == w.device() && x.device() == b.device(), op,
+              ": x, weight and bias must be on one device, got ", x.device(), ", ", w.device(), ", ",
+              b.device());
+}
+
+// Returns the contiguous mask, or an undefined tensor for "no mask".
+inline at::Tensor checked_mask(const std::optional<at::Tensor>& mask, const at::Tensor& like,
+                               int64_t rows, int64_t cols, const char* op) {
+  if (!mask.has_value()) return at::Tensor();
+  TORCH_CHECK(mask->dim() == 2 && mask->size(0) == rows && mask->size(1) == cols, op,
+              ": expected mask of shape [", rows, ", ", cols, "], got ", mask->sizes());
+  TORCH_CHECK(mask->scalar_type() == like.scalar_type() && mask->device() == like.device(), op,
+              ": mask must match x in dtype and device, got ", mask->scalar_type(), " on ",
+              mask->device());
+  return mask->contiguous();
+}
+
+inline void check_siren_backward(const at::Tensor& grad_y, const at::Tensor& cos, const at::Tensor& x,
+                                 const at::Tensor& weight, const char* op) {
+  TORCH_CHECK(weight.dim() == 2 && x.dim() == 2 && weight.size(1) == x.size(1), op,
+              ": expected x [N, in] and weight [out, in], got ", x.sizes(), " and ", weight.sizes());
+  const int64_t n = x.size(0), h = weight.size(0);
+  TORCH_CHECK(grad_y.dim() == 2 && grad_y.size(0) == n && grad_y.size(1) == h && cos.sizes() == grad_y.sizes(),
+              op, ": expected grad_y and cos of shape [", n, ", ", h, "], got ", grad_y.sizes(), " and ",
+              cos.sizes());
+}
+
+template <typename T>
+const T* ptr_or_null(const at::Tensor& t) {
+  return t.defined() ? t.const_data_ptr<T>() : nullptr;
+}
+
+// Inference of the whole encoder, chunk by chunk: SH of a chunk of points straight into the
+// first layer, so the [N, L*L] features only ever exist for one chunk. `sh` and `siren` are
+// the device's own ops (sh(lonlat_chunk, L) -> [c, L*L]; siren(x, W, b, w0) -> y).
+template <typename ShFn, typename SirenFn>
+at::Tensor encoder_forward_chunked(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
+                                   at::TensorList biases, double w0_first, double w0_hidden,
+                                   int64_t chunk_size, c10::DeviceType device, ShFn sh, SirenFn siren) {
+  const char* op = "satclip::location_encoder_forward";
+  check_lonlat(lonlat, op, device);
+  check_degree(L, op);
+  TORCH_CHECK(!weights.empty() && weights.size() == biases.size(), op,
+              ": expected as many biases as weights (at least one layer), got ", weights.size(),
+              " weights and ", biases.size(), " biases");
+  TORCH_CHECK(chunk_size > 0, op, ": chunk_size must be positive, got ", chunk_size);
+  int64_t width = L * L;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    TORCH_CHECK(weights[i].dim() == 2 && weights[i].size(1) == width, op, ": weights[", i,
+                "] must have ", width, " inputs (", i == 0 ? "L*L SH features" : "previous layer's width",
+                "), got ", weights[i].sizes());
+    TORCH_CHECK(biases[i].dim() == 1 && biases[i].size(0) == weights[i].size(0), op, ": biases[", i,
+                "] must be [", weights[i].size(0), "], got ", biases[i].sizes());
+    TORCH_CHECK(weights[i].scalar_type() == lonlat.scalar_type() &&
+                    biases[i].scalar_type() == lonlat.scalar_type() &&
+                    weights[i].device() == lonlat.device() && biases[i].device() == lonlat.device(),
+                op, ": layer ", i, " must match lonlat's dtype ", lonlat.scalar_type(), " and device ",
+                lonlat.device());
+    width = weights[i].size(0);
+  }
+  const int64_t n = lonlat.size(0);
+  at::Tensor out = at::empty({n, width}, lonlat.options());
+  const at::Tensor w_last_t = weights.back().t();
+  for (int64_t lo = 0; lo < n; lo += chunk_size) {
+    const int64_t hi = std::min(n, lo + chunk_size);
+    at::Tensor h = sh(lonlat.slice(0, lo, hi), L);
+    for (size_t i = 0; i + 1 < weights.size(); ++i) {
+      h = siren(h, weights[i], biases[i], i == 0 ? w0_first : w0_hidden);
+    }
+    at::Tensor dst = out.slice(0, lo, hi);
+    at::addmm_out(dst, biases.back(), h, w_last_t);
+  }
+  return out;
+}
+
+}  // namespace satclip

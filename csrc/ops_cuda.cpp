@@ -1,0 +1,157 @@
+// ops_cuda.cpp -- torch glue for the CUDA kernels: checks, device guard, allocation on the
+// current stream, launch checks, and the registrations under the CUDA dispatch key.
+// Uses c10/cuda headers only (ATen/cuda/CUDAContext.h needs cuSPARSE headers that an
+// nvcc-only toolkit lacks).
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "cuda/siren_epilogue.h"
+#include "cuda/spherical_harmonics.h"
+#include "op_checks.h"
+#include "sh_math.h"
+
+namespace satclip {
+namespace {
+
+#define SATCLIP_CUDA_CHECK(expr)                                                   \
+  do {                                                                             \
+    const cudaError_t err_ = (expr);                                               \
+    TORCH_CHECK(err_ == cudaSuccess, "satclip CUDA kernel failed: ", cudaGetErrorString(err_)); \
+  } while (0)
+
+// Recurrence tables for (L, dtype, device), computed once on the host in double precision by
+// the shared header and kept on the device (a few KB at L = 40, 8 MB at L = 1024).
+struct ShTables {
+  at::Tensor a, b, sect;
+};
+
+const ShTables& sh_tables(int64_t L, at::ScalarType dtype, const c10::Device& device) {
+  static std::mutex mu;
+  static std::map<std::tuple<int64_t, int, int>, ShTables> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_tuple(L, static_cast<int>(dtype), static_cast<int>(device.index()));
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  const int64_t nt = L * (L + 1) / 2;
+  auto opts = at::TensorOptions().dtype(dtype);
+  at::Tensor a = at::empty({std::max<int64_t>(nt, 1)}, opts), b = at::empty_like(a),
+             s = at::empty({std::max<int64_t>(L, 1)}, opts);
+  AT_DISPATCH_FLOATING_TYPES(dtype, "satclip_sh_tables", [&] {
+    kernels::sh_coefficients<scalar_t>(static_cast<int>(L), a.mutable_data_ptr<scalar_t>(),
+                                       b.mutable_data_ptr<scalar_t>(), s.mutable_data_ptr<scalar_t>());
+  });
+  ShTables t{a.to(device), b.to(device), s.to(device)};
+  return cache.emplace(key, std::move(t)).first->second;
+}
+
+void check_cuda_degree(int64_t L, const char* op) {
+  check_degree(L, op);
+  TORCH_CHECK(L <= kernels::kShCudaMaxL, op, ": the CUDA kernels support legendre_polys <= ",
+              kernels::kShCudaMaxL, ", got ", L, " (use the CPU for higher degrees)");
+}
+
+at::Tensor sh_forward(const at::Tensor& lonlat, int64_t L) {
+  const char* op = "satclip::spherical_harmonics";
+  check_lonlat(lonlat, op, c10::DeviceType::CUDA);
+  check_cuda_degree(L, op);
+  const c10::cuda::CUDAGuard guard(lonlat.device());
+  const int64_t n = lonlat.size(0);
+  at::Tensor out = at::empty({n, L * L}, lonlat.options());
+  if (n == 0 || L == 0) return out;
+  const ShTables& t = sh_tables(L, lonlat.scalar_type(), lonlat.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(lonlat.device().index()).stream();
+  AT_DISPATCH_FLOATING_TYPES(lonlat.scalar_type(), "satclip_sh_fwd_cuda", [&] {
+    SATCLIP_CUDA_CHECK(kernels::launch_sh_fwd<scalar_t>(
+        lonlat.const_data_ptr<scalar_t>(), lonlat.stride(0), lonlat.stride(1), n, static_cast<int>(L),
+        t.a.const_data_ptr<scalar_t>(), t.b.const_data_ptr<scalar_t>(), t.sect.const_data_ptr<scalar_t>(),
+        out.mutable_data_ptr<scalar_t>(), stream));
+  });
+  return out;
+}
+
+at::Tensor sh_backward(const at::Tensor& grad, const at::Tensor& lonlat, int64_t L) {
+  const char* op = "satclip::spherical_harmonics_backward";
+  check_lonlat(lonlat, op, c10::DeviceType::CUDA);
+  check_cuda_degree(L, op);
+  check_sh_grad(grad, lonlat, L, op);
+  const c10::cuda::CUDAGuard guard(lonlat.device());
+  const int64_t n = lonlat.size(0);
+  at::Tensor g = grad.stride(1) == 1 ? grad : grad.contiguous();
+  at::Tensor out = at::empty({n, 2}, lonlat.options());
+  if (n == 0) return out;
+  const ShTables& t = sh_tables(L, lonlat.scalar_type(), lonlat.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(lonlat.device().index()).stream();
+  AT_DISPATCH_FLOATING_TYPES(lonlat.scalar_type(), "satclip_sh_bwd_cuda", [&] {
+    SATCLIP_CUDA_CHECK(kernels::launch_sh_bwd<scalar_t>(
+        g.const_data_ptr<scalar_t>(), g.stride(0), lonlat.const_data_ptr<scalar_t>(), lonlat.stride(0),
+        lonlat.stride(1), n, static_cast<int>(L), t.a.const_data_ptr<scalar_t>(), t.b.const_data_ptr<scalar_t>(),
+        t.sect.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), stream));
+  });
+  return out;
+}
+
+// GEMM through ATen (cuBLAS), then one elementwise pass: mask, w0, sine (and cosine if asked).
+std::tuple<at::Tensor, at::Tensor> siren_layer(const at::Tensor& x, const at::Tensor& weight,
+                                               const at::Tensor& bias, double w0,
+                                               const std::optional<at::Tensor>& mask, bool save_cos) {
+  const char* op = "satclip::siren_layer";
+  check_linear(x, weight, bias, op);
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor m = checked_mask(mask, x, x.size(0), weight.size(0), op);
+  at::Tensor y = at::addmm(bias, x, weight.t());
+  at::Tensor c = save_cos ? at::empty_like(y) : at::empty({0}, y.options());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "satclip_siren_cuda", [&] {
+    SATCLIP_CUDA_CHECK(kernels::launch_siren_epilogue<scalar_t>(
+        y.mutable_data_ptr<scalar_t>(), ptr_or_null<scalar_t>(m), static_cast<scalar_t>(w0), y.numel(),
+        save_cos ? c.mutable_data_ptr<scalar_t>() : nullptr, stream));
+  });
+  return {y, c};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
+    const at::Tensor& grad_y, const at::Tensor& cos, const at::Tensor& x, const at::Tensor& weight,
+    double w0, const std::optional<at::Tensor>& mask) {
+  const char* op = "satclip::siren_layer_backward";
+  check_siren_backward(grad_y, cos, x, weight, op);
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor m = checked_mask(mask, x, x.size(0), weight.size(0), op);
+  at::Tensor gy = grad_y.contiguous(), cc = cos.contiguous();
+  at::Tensor gz = at::empty_like(gy);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "satclip_siren_bwd_cuda", [&] {
+    SATCLIP_CUDA_CHECK(kernels::launch_siren_grad_epilogue<scalar_t>(
+        gy.const_data_ptr<scalar_t>(), cc.const_data_ptr<scalar_t>(), ptr_or_null<scalar_t>(m),
+        static_cast<scalar_t>(w0), gz.numel(), gz.mutable_data_ptr<scalar_t>(), stream));
+  });
+  return {at::mm(gz, weight), at::mm(gz.t(), x), gz.sum(0)};
+}
+
+at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
+                                    at::TensorList biases, double w0_first, double w0_hidden,
+                                    int64_t chunk_size) {
+  check_cuda_degree(L, "satclip::location_encoder_forward");
+  const c10::cuda::CUDAGuard guard(lonlat.device());
+  return encoder_forward_chunked(
+      lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, c10::DeviceType::CUDA, sh_forward,
+      [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
+        return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
+      });
+}
+
+}  // namespace
+}  // namespace satclip
+
+TORCH_LIBRARY_IMPL(satclip, CUDA, m) {
+  m.impl("spherical_harmonics", &satclip::sh_forward);
+  m.impl("spherical_harmonics_backward", &satclip::sh_backward);
+  m.impl("siren_layer", &satclip::siren_layer);
+  m.impl("siren_layer_backward", &satclip::siren_layer_backward);
+  m.impl("location_encoder_forward", &satclip::location_encoder_forward);
+}
