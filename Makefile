@@ -6,7 +6,8 @@ VPY     := $(VENV)/bin/python
 PIP     := $(VPY) -m pip
 # The project's torch: the CUDA 13.0 build (runs on CPU, lets the CUDA kernels compile).
 TORCH   := torch==2.14.1 torchvision==0.29.1
-TOOLS   := scikit-build-core cmake ninja numpy pytest pytest-benchmark scipy safetensors tqdm
+TOOLS   := scikit-build-core cmake ninja numpy pytest pytest-benchmark scipy safetensors tqdm \
+           pyarrow zarr pandas healpy h3 global-land-mask
 # `make test` insists that the CUDA kernels were built whenever nvcc is present.
 NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)
@@ -14,7 +15,8 @@ SOURCES := $(shell find csrc satclip -type f \( -name '*.cpp' -o -name '*.h' -o 
 
 .PHONY: demo test bench bench-smoke clean
 
-$(VENV)/.deps:
+# Re-run when this file changes (new tools); pip skips what is already installed.
+$(VENV)/.deps: Makefile
 	$(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)

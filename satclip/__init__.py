@@ -4,11 +4,13 @@
 ``lonlat`` a ``[N, 2]`` tensor of (lon, lat) in degrees, lon first.
 """
 
+from ._version import __version__
 from . import _ops  # noqa: F401  defines the op schemas first
 from ._extension import backend_info, extension_loaded
 from . import functional, nn
 from ._checkpoint import load, save
+from ._embed import embed
 from .nn import LocationEncoder
 
-__version__ = "0.1.0"
-__all__ = ["LocationEncoder", "backend_info", "extension_loaded", "functional", "load", "nn", "save"]
+__all__ = ["LocationEncoder", "__version__", "backend_info", "embed", "extension_loaded", "functional", "load",
+           "nn", "save"]

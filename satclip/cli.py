@@ -1,4 +1,4 @@
-"""Command line: ``satclip info | demo``."""
+"""Command line: ``satclip info | demo | embed``."""
 
 from __future__ import annotations
 
@@ -57,6 +57,54 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _make_source(args):
+    from . import _sources as S
+
+    given = [a for a in ("points", "grid", "healpix", "h3") if getattr(args, a) is not None]
+    if len(given) != 1:
+        raise SystemExit("satclip embed: give exactly one of --points, --grid, --healpix, --h3")
+    if args.land_only and args.grid is None:
+        raise SystemExit("satclip embed: --land-only applies to --grid")
+    if args.batch_size < 1:
+        raise SystemExit(f"satclip embed: --batch-size must be >= 1, got {args.batch_size}")
+    kw = {"chunk_size": args.batch_size}
+    if args.points is not None:
+        return S.TableSource(args.points, args.lon_col, args.lat_col, args.id_col, **kw)
+    if args.grid is not None:
+        return S.GridSource(args.grid, land_only=args.land_only, **kw)
+    if args.healpix is not None:
+        return S.HealpixSource(args.healpix, nest=args.nest, **kw)
+    return S.H3Source(args.h3, **kw)
+
+
+def _cmd_embed(args) -> int:
+    import torch
+
+    import satclip
+    from ._runner import run_embedding
+
+    if args.checkpoint is None:
+        raise SystemExit("satclip embed: no bundled default model ships yet (it comes with the training work); "
+                         "pass --checkpoint PATH (a SatCLIP .ckpt or a satclip .safetensors export)")
+    try:
+        source = _make_source(args)
+        dtype = torch.float64 if args.model_dtype == "float64" else torch.float32
+        enc = satclip.load(args.checkpoint, device=args.device, dtype=dtype)
+        quiet = args.quiet or not sys.stderr.isatty()
+        if not args.quiet:
+            print(f"satclip embed: model {args.checkpoint} (L={enc.legendre_polys}, {enc.harmonics}), "
+                  f"{len(source):,} points in {source.num_chunks} chunks -> {args.out} ({args.format}, {args.dtype})",
+                  file=sys.stderr)
+        t0 = time.perf_counter()
+        run_embedding(enc, source, args.out, fmt=args.format, out_dtype=args.dtype, device=args.device,
+                      overwrite=args.overwrite, progress=not quiet)
+        if not args.quiet:
+            print(f"satclip embed: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    except (ValueError, FileExistsError, FileNotFoundError, ImportError, TypeError) as exc:
+        raise SystemExit(f"satclip embed: {exc}") from None
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="satclip", description="SatCLIP location encoders")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -68,6 +116,31 @@ def main(argv=None) -> int:
     pd.add_argument("--legendre-polys", type=int, default=10, help="SH degree count L (default 10)")
     pd.add_argument("--out", help="optional .npy file for the embeddings")
     pd.set_defaults(fn=_cmd_demo)
+    pe = sub.add_parser("embed", help="embed a table or a global grid to Parquet/Zarr/npy (resumable)",
+                        description="Embed points (lon, lat in degrees) chunk by chunk into an output directory. "
+                                    "A killed run resumes with the same command; an existing output is only "
+                                    "replaced with --overwrite.")
+    pe.add_argument("--checkpoint", help="SatCLIP .ckpt, satclip .safetensors export, or Hugging Face repo id")
+    src = pe.add_argument_group("input (exactly one)")
+    src.add_argument("--points", help="Parquet/GeoParquet/CSV file with lon/lat columns or point geometry")
+    src.add_argument("--grid", type=float, metavar="STEP_DEG", help="regular lat/lon grid of cell centres")
+    src.add_argument("--healpix", type=int, metavar="NSIDE", help="HEALPix pixel centres (needs healpy)")
+    src.add_argument("--h3", type=int, metavar="RES", help="H3 cell centres (needs h3)")
+    pe.add_argument("--land-only", action="store_true", help="with --grid: land cells only (global-land-mask)")
+    pe.add_argument("--nest", action="store_true", help="with --healpix: nested ordering (default ring)")
+    pe.add_argument("--lon-col", help="longitude column of --points (default: lon/longitude/x)")
+    pe.add_argument("--lat-col", help="latitude column of --points (default: lat/latitude/y)")
+    pe.add_argument("--id-col", help="integer id column of --points to copy (default: row number)")
+    pe.add_argument("--out", required=True, help="output directory")
+    pe.add_argument("--format", choices=["parquet", "zarr", "npy"], default="parquet", help="default parquet")
+    pe.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="embedding dtype on disk")
+    pe.add_argument("--model-dtype", choices=["float32", "float64"], default="float32",
+                    help="precision of the encoder (float64 = the original's; float32 is faster)")
+    pe.add_argument("--batch-size", type=int, default=65536, help="points per chunk (default 65536)")
+    pe.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    pe.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming")
+    pe.add_argument("--quiet", action="store_true", help="no messages and no progress bar")
+    pe.set_defaults(fn=_cmd_embed)
     args = p.parse_args(argv)
     return args.fn(args)
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,11 @@ PKG = Path(satclip.__file__).resolve().parent
 
 def _run(code: str, env_extra: dict, pythonpath: str | None = None) -> str:
     env = {**os.environ, **env_extra}
-    if pythonpath:  # run from there too: `python -c` puts the working directory first on sys.path
+    if pythonpath:
         env["PYTHONPATH"] = pythonpath
+    # run outside the source tree: `python -c` puts the working directory first on sys.path
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
-                         cwd=pythonpath)
+                         cwd=pythonpath or tempfile.gettempdir())
     return out.stdout.strip()
 
 
@@ -49,14 +51,17 @@ def test_fallback_gives_the_same_numbers(tmp_path):
     code = ("import sys, torch, satclip; torch.manual_seed(0); "
             "x = torch.rand(64, 2, dtype=torch.float64) * 180 - 90; x[:, 0] *= 2; "
             "e = satclip.LocationEncoder(12, 32, 2, 8).double().eval(); "
-            "torch.save(e(x).detach(), sys.argv[1])")
-    outs = []
+            "torch.save((e(x).detach(), satclip.extension_loaded()), sys.argv[1])")
+    outs = {}
     for flag in ("0", "1"):
         path = tmp_path / f"out{flag}.pt"
-        subprocess.run([sys.executable, "-c", code, str(path)], check=True,
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=tmp_path,
                        env={**os.environ, "SATCLIP_DISABLE_EXTENSION": flag})
-        outs.append(torch.load(path))
-    assert torch.allclose(outs[0], outs[1], atol=1e-12)
+        outs[flag] = torch.load(path)
+    assert outs["1"][1] is False
+    if os.environ.get("SATCLIP_EXPECT_EXTENSION") == "1":
+        assert outs["0"][1] is True  # really compiled vs fallback, not fallback twice
+    assert torch.allclose(outs["0"][0], outs["1"][0], atol=1e-12)
 
 
 def test_library_built_for_another_torch_is_refused(tmp_path):

@@ -1,0 +1,132 @@
+"""Output sinks for the streaming embedder. Each writes one source chunk at a time, so that a
+chunk is either fully on disk or (after a crash) redone on resume.
+
+* ``ParquetSink``: a directory of ``part-XXXXXX.parquet`` files, one per chunk, each written
+  to a temporary name and renamed. Columns ``id`` (int64), ``lon``, ``lat`` (float64),
+  ``geometry`` (WKB point) and ``embedding`` (``FixedSizeList<float16|float32>[D]``); GeoParquet
+  ``geo`` metadata and the model/version in the file metadata.
+* ``NpySink``: ``embeddings.npy`` (``[N, D]`` memmap), ``ids.npy`` and ``lonlat.npy``, preallocated;
+  chunk ``i`` fills rows ``[i * chunk_size, ...)``.
+* ``ZarrSink``: a Zarr group with ``embedding`` ``[N, D]`` chunked along N like the source,
+  and ``id``, ``lon``, ``lat`` arrays; for a full lat/lon grid the attributes give
+  ``grid_shape = [nlat, nlon]`` so ``embedding`` reshapes to ``[nlat, nlon, D]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._sources import Chunk
+
+FORMATS = ("parquet", "npy", "zarr")
+
+
+def _wkb(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    buf = np.empty((len(lon), 21), dtype=np.uint8)
+    buf[:, 0] = 1
+    buf[:, 1:5] = np.frombuffer((1).to_bytes(4, "little"), dtype=np.uint8)
+    buf[:, 5:13] = lon.astype("<f8").view(np.uint8).reshape(-1, 8)
+    buf[:, 13:21] = lat.astype("<f8").view(np.uint8).reshape(-1, 8)
+    return buf
+
+
+class ParquetSink:
+    def __init__(self, out: Path, dim: int, dtype: str, metadata: dict, **_):
+        import pyarrow as pa  # noqa: F401  (fail early when missing)
+
+        self.out, self.dim, self.dtype, self.metadata = out, dim, dtype, metadata
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def write(self, chunk: Chunk, emb: np.ndarray) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        n = len(chunk.ids)
+        value_type = pa.float16() if self.dtype == "float16" else pa.float32()
+        flat = pa.array(emb.reshape(-1), type=value_type)
+        wkb = _wkb(chunk.lon, chunk.lat)
+        geometry = pa.FixedSizeBinaryArray.from_buffers(pa.binary(21), n, [None, pa.py_buffer(wkb.tobytes())])
+        table = pa.table({
+            "id": pa.array(chunk.ids, pa.int64()),
+            "lon": pa.array(chunk.lon, pa.float64()),
+            "lat": pa.array(chunk.lat, pa.float64()),
+            "geometry": geometry.cast(pa.binary()),
+            "embedding": pa.FixedSizeListArray.from_arrays(flat, self.dim),
+        })
+        geo = {"version": "1.1.0", "primary_column": "geometry",
+               "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Point"]}}}
+        meta = {b"geo": json.dumps(geo).encode(), b"satclip": json.dumps(self.metadata).encode()}
+        table = table.replace_schema_metadata(meta)
+        final = self.out / f"part-{chunk.index:06d}.parquet"
+        tmp = final.with_name(final.name + ".tmp")
+        # Embeddings are noise to a compressor: skipping it saves CPU for the encoder.
+        pq.write_table(table, tmp, compression="none")
+        os.replace(tmp, final)
+
+    def close(self) -> None:
+        pass
+
+
+class NpySink:
+    def __init__(self, out: Path, dim: int, dtype: str, n: int, chunk_size: int, **_):
+        self.out, self.chunk_size = out, chunk_size
+        self.out.mkdir(parents=True, exist_ok=True)
+        mode = "r+" if (self.out / "embeddings.npy").exists() else "w+"
+        open_mm = np.lib.format.open_memmap
+        self.emb = open_mm(self.out / "embeddings.npy", mode=mode, dtype=dtype, shape=(n, dim))
+        self.ids = open_mm(self.out / "ids.npy", mode=mode, dtype=np.int64, shape=(n,))
+        self.lonlat = open_mm(self.out / "lonlat.npy", mode=mode, dtype=np.float64, shape=(n, 2))
+
+    def write(self, chunk: Chunk, emb: np.ndarray) -> None:
+        s = chunk.start
+        e = s + len(chunk.ids)
+        self.emb[s:e] = emb
+        self.ids[s:e] = chunk.ids
+        self.lonlat[s:e, 0] = chunk.lon
+        self.lonlat[s:e, 1] = chunk.lat
+        for a in (self.emb, self.ids, self.lonlat):
+            a.flush()
+
+    def close(self) -> None:
+        for a in (self.emb, self.ids, self.lonlat):
+            a.flush()
+
+
+class ZarrSink:
+    def __init__(self, out: Path, dim: int, dtype: str, n: int, chunk_size: int, metadata: dict,
+                 grid_shape=None, **_):
+        try:
+            import zarr
+        except ImportError:
+            raise ImportError("--format zarr needs `pip install zarr`") from None
+        self.zarr = zarr
+        exists = (out / "zarr.json").exists() or (out / ".zgroup").exists()
+        self.root = zarr.open_group(str(out), mode="r+" if exists else "w")
+        if not exists:
+            c = min(chunk_size, max(n, 1))
+            self.root.create_array("embedding", shape=(n, dim), chunks=(c, dim), dtype=dtype)
+            self.root.create_array("id", shape=(n,), chunks=(c,), dtype="int64")
+            self.root.create_array("lon", shape=(n,), chunks=(c,), dtype="float64")
+            self.root.create_array("lat", shape=(n,), chunks=(c,), dtype="float64")
+            self.root.attrs.update({"satclip": metadata, "grid_shape": list(grid_shape) if grid_shape else None})
+
+    def write(self, chunk: Chunk, emb: np.ndarray) -> None:
+        s = chunk.start
+        e = s + len(chunk.ids)
+        self.root["embedding"][s:e] = emb
+        self.root["id"][s:e] = chunk.ids
+        self.root["lon"][s:e] = chunk.lon
+        self.root["lat"][s:e] = chunk.lat
+
+    def close(self) -> None:
+        pass
+
+
+def make_sink(fmt: str, **kw):
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
+    return {"parquet": ParquetSink, "npy": NpySink, "zarr": ZarrSink}[fmt](**kw)

@@ -1,0 +1,361 @@
+"""Point sources for the streaming embedder: each yields ``Chunk``s of (ids, lon, lat), chunk
+by chunk, and never materialises the whole set.
+
+A source is deterministic: chunk ``i`` always holds the same rows, which is what makes a
+killed run resumable (the runner skips the chunks already on disk). ``describe()`` returns
+what identifies the source in the output's manifest, so a resume against other inputs is
+refused.
+
+Coordinates are always degrees, lon first. Grids yield cell centres.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+
+@dataclass
+class Chunk:
+    index: int            # chunk number, 0-based, in source order
+    start: int            # row offset of the first point
+    ids: np.ndarray       # int64 [n] (row numbers, grid cell ids, HEALPix/H3 indices)
+    lon: np.ndarray       # float64 [n], degrees
+    lat: np.ndarray       # float64 [n], degrees
+
+
+class Source:
+    chunk_size: int = 65536
+
+    def __len__(self) -> int:  # number of points, when known up front
+        raise NotImplementedError
+
+    def chunks(self, skip: set[int] = frozenset()) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        raise NotImplementedError
+
+    @property
+    def num_chunks(self) -> int:
+        return (len(self) + self.chunk_size - 1) // self.chunk_size
+
+
+def _check_coords(lon: np.ndarray, lat: np.ndarray, where: str) -> None:
+    bad = ~(np.isfinite(lon) & np.isfinite(lat))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{where}: NaN or inf coordinate at row {i}: lon={lon[i]}, lat={lat[i]}")
+    out = np.abs(lat) > 90
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise ValueError(f"{where}: latitude outside [-90, 90] at row {i}: {lat[i]} "
+                         "(is the column order lat, lon? SatCLIP is lon first)")
+
+
+class ArraySource(Source):
+    """An in-memory ``[N, 2]`` array of (lon, lat) degrees (``order="latlon"`` swaps columns)."""
+
+    def __init__(self, points, order: str = "lonlat", chunk_size: int = 65536):
+        if order not in ("lonlat", "latlon"):
+            raise ValueError(f"order must be 'lonlat' or 'latlon', got {order!r}")
+        arr = np.asarray(points, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise ValueError(f"points must have shape [N, 2], got {list(arr.shape)}")
+        self.lon, self.lat = (arr[:, 0], arr[:, 1]) if order == "lonlat" else (arr[:, 1], arr[:, 0])
+        _check_coords(self.lon, self.lat, "points")
+        self.chunk_size = chunk_size
+
+    def __len__(self) -> int:
+        return len(self.lon)
+
+    def chunks(self, skip=frozenset()):
+        for i, s in enumerate(range(0, len(self), self.chunk_size)):
+            if i in skip:
+                continue
+            e = min(len(self), s + self.chunk_size)
+            yield Chunk(i, s, np.arange(s, e, dtype=np.int64), self.lon[s:e], self.lat[s:e])
+
+    def describe(self) -> dict:
+        h = hashlib.sha256(np.ascontiguousarray(self.lon).tobytes() + np.ascontiguousarray(self.lat).tobytes())
+        return {"type": "array", "n": len(self), "sha256": h.hexdigest()}
+
+
+class GridSource(Source):
+    """Regular lat/lon grid of cell centres at ``step`` degrees, row by row from the south;
+    ``land_only`` keeps cells whose centre is on land (``global-land-mask``). Cell id =
+    ``row * ncols + col``."""
+
+    def __init__(self, step: float, land_only: bool = False, chunk_size: int = 65536):
+        if not (0 < step <= 90) or not math.isfinite(step):
+            raise ValueError(f"grid step must be in (0, 90] degrees, got {step}")
+        self.step, self.land_only, self.chunk_size = float(step), land_only, chunk_size
+        self.ncols = int(round(360.0 / step))
+        self.nrows = int(round(180.0 / step))
+        if abs(self.ncols * step - 360) > 1e-9 or abs(self.nrows * step - 180) > 1e-9:
+            raise ValueError(f"grid step {step} must divide 180 degrees evenly")
+        if land_only:
+            try:
+                from global_land_mask import globe
+            except ImportError:
+                raise ImportError("--land-only needs `pip install global-land-mask`") from None
+            self._globe = globe
+        self._counts = None
+
+    def _cells(self, lo: int, hi: int):
+        ids = np.arange(lo, hi, dtype=np.int64)
+        row, col = np.divmod(ids, self.ncols)
+        lat = -90.0 + (row + 0.5) * self.step
+        lon = -180.0 + (col + 0.5) * self.step
+        return ids, lon, lat
+
+    def __len__(self) -> int:
+        if not self.land_only:
+            return self.nrows * self.ncols
+        return int(self._land_counts().sum())
+
+    def _row_blocks(self):
+        rows_per = max(1, self.chunk_size // self.ncols)
+        return [(r0, min(self.nrows, r0 + rows_per)) for r0 in range(0, self.nrows, rows_per)]
+
+    def _land_counts(self) -> np.ndarray:
+        """Land cells per chunk (one pass over the mask, cached): gives every chunk its row
+        offset, which the array sinks need, without holding the grid."""
+        if self._counts is None:
+            counts = []
+            for r0, r1 in self._row_blocks():
+                _, lon, lat = self._cells(r0 * self.ncols, r1 * self.ncols)
+                counts.append(int(self._globe.is_land(lat, lon).sum()))
+            self._counts = np.array(counts, dtype=np.int64)
+        return self._counts
+
+    def _land_chunks(self, skip):
+        # Land-only chunks hold the land cells of consecutive blocks of grid rows, so the
+        # chunking is fixed by grid position.
+        starts = np.concatenate([[0], np.cumsum(self._land_counts())[:-1]])
+        for i, (r0, r1) in enumerate(self._row_blocks()):
+            if i in skip:
+                continue
+            ids, lon, lat = self._cells(r0 * self.ncols, r1 * self.ncols)
+            keep = self._globe.is_land(lat, lon)
+            yield Chunk(i, int(starts[i]), ids[keep], lon[keep], lat[keep])
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self._row_blocks()) if self.land_only else super().num_chunks
+
+    @property
+    def grid_shape(self):
+        return None if self.land_only else (self.nrows, self.ncols)
+
+    def chunks(self, skip=frozenset()):
+        if self.land_only:
+            yield from self._land_chunks(skip)
+            return
+        n = self.nrows * self.ncols
+        for i, s in enumerate(range(0, n, self.chunk_size)):
+            if i not in skip:
+                ids, lon, lat = self._cells(s, min(n, s + self.chunk_size))
+                yield Chunk(i, s, ids, lon, lat)
+
+    def describe(self) -> dict:
+        return {"type": "grid", "step": self.step, "land_only": self.land_only}
+
+
+class HealpixSource(Source):
+    """All HEALPix pixel centres at ``nside`` (``nest`` or ring order); needs ``healpy``."""
+
+    def __init__(self, nside: int, nest: bool = False, chunk_size: int = 65536):
+        try:
+            import healpy
+        except ImportError:
+            raise ImportError("--healpix needs `pip install healpy`") from None
+        if not healpy.isnsideok(nside, nest=nest):
+            raise ValueError(f"invalid HEALPix nside {nside}" + (" (nest needs a power of 2)" if nest else ""))
+        self.hp, self.nside, self.nest, self.chunk_size = healpy, int(nside), nest, chunk_size
+
+    def __len__(self) -> int:
+        return 12 * self.nside * self.nside
+
+    def chunks(self, skip=frozenset()):
+        n = len(self)
+        for i, s in enumerate(range(0, n, self.chunk_size)):
+            if i in skip:
+                continue
+            ids = np.arange(s, min(n, s + self.chunk_size), dtype=np.int64)
+            lon, lat = self.hp.pix2ang(self.nside, ids, nest=self.nest, lonlat=True)
+            lon = np.where(lon > 180, lon - 360, lon)
+            yield Chunk(i, s, ids, lon, lat)
+
+    def describe(self) -> dict:
+        return {"type": "healpix", "nside": self.nside, "nest": self.nest}
+
+
+class H3Source(Source):
+    """All H3 cell centres at resolution ``res`` (``h3`` >= 4), in the order of the res-0 cells
+    and their children; id = the H3 index as int64."""
+
+    def __init__(self, res: int, chunk_size: int = 65536):
+        try:
+            import h3
+        except ImportError:
+            raise ImportError("--h3 needs `pip install h3`") from None
+        if not 0 <= res <= 15:
+            raise ValueError(f"H3 resolution must be in [0, 15], got {res}")
+        self.h3, self.res, self.chunk_size = h3, int(res), chunk_size
+
+    def __len__(self) -> int:
+        return int(self.h3.get_num_cells(self.res))
+
+    def _cells(self):
+        for base in sorted(self.h3.get_res0_cells()):
+            yield from sorted(self.h3.cell_to_children(base, self.res))
+
+    def chunks(self, skip=frozenset()):
+        buf, index, start = [], 0, 0
+        for cell in self._cells():
+            buf.append(cell)
+            if len(buf) == self.chunk_size:
+                if index not in skip:
+                    yield self._chunk(index, start, buf)
+                index, start, buf = index + 1, start + len(buf), []
+        if buf and index not in skip:
+            yield self._chunk(index, start, buf)
+
+    def _chunk(self, index, start, cells):
+        ll = np.array([self.h3.cell_to_latlng(c) for c in cells], dtype=np.float64)
+        ids = np.array([self.h3.str_to_int(c) for c in cells], dtype=np.uint64).view(np.int64)
+        return Chunk(index, start, ids, ll[:, 1], ll[:, 0])
+
+    def describe(self) -> dict:
+        return {"type": "h3", "res": self.res}
+
+
+class TableSource(Source):
+    """Points from a Parquet/GeoParquet or CSV file, read in batches with pyarrow.
+
+    Columns: ``lon_col``/``lat_col`` (defaults: the first of lon/longitude/x and lat/latitude/y
+    present, case-insensitive) or, in GeoParquet, the point ``geometry`` column (WKB). ``id_col``
+    is copied to the output; by default ids are row numbers.
+    """
+
+    def __init__(self, path, lon_col: str | None = None, lat_col: str | None = None, id_col: str | None = None,
+                 chunk_size: int = 65536):
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ImportError("reading tables needs `pip install pyarrow`") from None
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"points file not found: {self.path}")
+        self.chunk_size, self.id_col = chunk_size, id_col
+        self.kind = "csv" if self.path.suffix.lower() in (".csv", ".txt") or self.path.name.endswith(".csv.gz") else "parquet"
+        names = self._column_names()
+        self.geometry = None
+        self.lon_col = lon_col or self._pick(names, ("lon", "longitude", "lng", "x"))
+        self.lat_col = lat_col or self._pick(names, ("lat", "latitude", "y"))
+        if (self.lon_col is None or self.lat_col is None) and "geometry" in names and self.kind == "parquet":
+            self.geometry = "geometry"
+        elif self.lon_col is None or self.lat_col is None:
+            raise ValueError(f"{self.path}: no lon/lat columns found among {names}; pass lon_col/lat_col")
+        for c in (lon_col, lat_col, id_col):
+            if c is not None and c not in names:
+                raise ValueError(f"{self.path}: column {c!r} not found among {names}")
+        self._n = None
+
+    @staticmethod
+    def _pick(names, candidates):
+        low = {n.lower(): n for n in names}
+        for c in candidates:
+            if c in low:
+                return low[c]
+        return None
+
+    def _column_names(self):
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+            return pq.ParquetFile(self.path).schema_arrow.names
+        import pyarrow.csv as pcsv
+        with pcsv.open_csv(self.path) as r:
+            return r.schema.names
+
+    def __len__(self) -> int:
+        if self._n is None:
+            if self.kind == "parquet":
+                import pyarrow.parquet as pq
+                self._n = pq.ParquetFile(self.path).metadata.num_rows
+            else:
+                self._n = sum(b.num_rows for b in self._batches())
+        return self._n
+
+    def _batches(self):
+        cols = [self.geometry] if self.geometry else [self.lon_col, self.lat_col]
+        if self.id_col:
+            cols.append(self.id_col)
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+            yield from pq.ParquetFile(self.path).iter_batches(batch_size=self.chunk_size, columns=cols)
+        else:
+            import pyarrow.csv as pcsv
+            opts = pcsv.ConvertOptions(include_columns=cols)
+            with pcsv.open_csv(self.path, convert_options=opts,
+                               read_options=pcsv.ReadOptions(block_size=1 << 22)) as reader:
+                yield from reader
+
+    def _rebatched(self):
+        """Tables of exactly chunk_size rows (the last one shorter), whatever the reader gives."""
+        import pyarrow as pa
+        pending, count = [], 0
+        for b in self._batches():
+            pending.append(pa.Table.from_batches([b]))
+            count += b.num_rows
+            while count >= self.chunk_size:
+                t = pa.concat_tables(pending).combine_chunks()
+                yield t.slice(0, self.chunk_size)
+                rest = t.slice(self.chunk_size)
+                pending, count = [rest], rest.num_rows
+        if count:
+            yield pa.concat_tables(pending)
+
+    def chunks(self, skip=frozenset()):
+        start = 0
+        for i, t in enumerate(self._rebatched()):
+            n = t.num_rows
+            if i not in skip:
+                if self.geometry:
+                    lon, lat = _wkb_points(t.column(self.geometry).to_numpy(zero_copy_only=False), str(self.path))
+                else:
+                    lon = t.column(self.lon_col).to_numpy(zero_copy_only=False).astype(np.float64)
+                    lat = t.column(self.lat_col).to_numpy(zero_copy_only=False).astype(np.float64)
+                _check_coords(lon, lat, f"{self.path} rows {start}..{start + n - 1}")
+                ids = (t.column(self.id_col).to_numpy(zero_copy_only=False).astype(np.int64) if self.id_col
+                       else np.arange(start, start + n, dtype=np.int64))
+                yield Chunk(i, start, ids, lon, lat)
+            start += n
+
+    def describe(self) -> dict:
+        st = os.stat(self.path)
+        return {"type": "table", "path": str(self.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                "lon_col": self.lon_col, "lat_col": self.lat_col, "geometry": self.geometry, "id_col": self.id_col}
+
+
+def _wkb_points(values, where: str):
+    """(lon, lat) of 2D WKB points (21 bytes: byte order, type 1, x, y)."""
+    lon = np.empty(len(values))
+    lat = np.empty(len(values))
+    for i, v in enumerate(values):
+        b = bytes(v)
+        if len(b) < 21:
+            raise ValueError(f"{where}: geometry at row {i} is not a WKB point")
+        order = "<" if b[0] == 1 else ">"
+        gtype = int.from_bytes(b[1:5], "little" if order == "<" else "big")
+        if gtype % 1000 != 1:
+            raise ValueError(f"{where}: geometry at row {i} has WKB type {gtype}, expected a point")
+        lon[i], lat[i] = np.frombuffer(b[5:21], dtype=order + "f8")
+    return lon, lat
