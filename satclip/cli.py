@@ -100,6 +100,11 @@ def _cmd_embed(args) -> int:
                       overwrite=args.overwrite, progress=not quiet)
         if not args.quiet:
             print(f"satclip embed: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        if args.preview:
+            from ._preview import render_preview
+            png = render_preview(args.out, args.preview)
+            if not args.quiet:
+                print(f"satclip embed: wrote {png}", file=sys.stderr)
     except (ValueError, FileExistsError, FileNotFoundError, ImportError, TypeError) as exc:
         raise SystemExit(f"satclip embed: {exc}") from None
     return 0
@@ -139,6 +144,7 @@ def main(argv=None) -> int:
     pe.add_argument("--batch-size", type=int, default=65536, help="points per chunk (default 65536)")
     pe.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     pe.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming")
+    pe.add_argument("--preview", metavar="PNG", help="also draw the first 3 principal components as RGB on a map")
     pe.add_argument("--quiet", action="store_true", help="no messages and no progress bar")
     pe.set_defaults(fn=_cmd_embed)
     args = p.parse_args(argv)

@@ -224,3 +224,17 @@ def test_cli_embed(tmp_path, encoder, capsys):
         main(["embed", "--grid", "30", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="different source"):
         main(["embed", "--checkpoint", str(ckpt), "--grid", "15", "--out", str(out), "--quiet"])
+
+
+def test_preview_png(tmp_path, encoder):
+    pytest.importorskip("matplotlib")
+    from satclip._preview import pca_rgb, render_preview
+    pytest.importorskip("global_land_mask")
+    out = run_embedding(encoder, S.GridSource(5.0, land_only=True), tmp_path / "land", progress=False)
+    png = render_preview(out, tmp_path / "map.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    rgb = pca_rgb(np.random.default_rng(0).normal(size=(500, 8)))
+    assert rgb.shape == (500, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    out2 = run_embedding(encoder, S.HealpixSource(8), tmp_path / "hp", progress=False) \
+        if pytest.importorskip("healpy") else None
+    assert render_preview(out2, tmp_path / "hp.png").exists()
