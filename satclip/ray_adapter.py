@@ -39,7 +39,7 @@ def embed_parquet_with_ray(checkpoint, paths, out_dir, *, lon_col: str = "lon", 
     ``concurrency`` encoder actors, each reserving ``num_cpus`` CPUs and ``num_gpus`` GPUs
     (default: 1 per actor when the cluster has GPUs, else 0). Leave CPUs for Ray's read and
     write tasks: actors that reserve every CPU starve them and the pipeline stalls.
-    ``num_blocks`` splits the input (Ray's ``override_num_blocks``) so that every actor gets work.
+    ``num_blocks`` repartitions the input so that every actor gets work on small inputs.
     """
     try:
         import ray
@@ -50,7 +50,9 @@ def embed_parquet_with_ray(checkpoint, paths, out_dir, *, lon_col: str = "lon", 
     if num_gpus is None:
         num_gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     device = "cuda" if num_gpus else "cpu"
-    ds = ray.data.read_parquet(paths, override_num_blocks=num_blocks)
+    ds = ray.data.read_parquet(paths)
+    if num_blocks:
+        ds = ds.repartition(num_blocks)
     ds = ds.map_batches(EncoderActor, fn_constructor_args=(str(checkpoint), lon_col, lat_col, dtype, out_dtype, device),
                         batch_size=batch_size, batch_format="numpy", concurrency=concurrency, num_gpus=num_gpus,
                         num_cpus=num_cpus)

@@ -29,7 +29,8 @@ def test_ray_adapter_matches_single_process(tmp_path):
                        tmp_path / "pts" / f"part{k}.parquet")
     ray.init(num_cpus=4, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     try:
-        embed_parquet_with_ray(ckpt, str(tmp_path / "pts"), tmp_path / "out", batch_size=500, concurrency=2)
+        embed_parquet_with_ray(ckpt, str(tmp_path / "pts"), tmp_path / "out", batch_size=500, concurrency=2,
+                               num_blocks=6)
     finally:
         ray.shutdown()
     t = pa.concat_tables([pq.read_table(p) for p in sorted((tmp_path / "out").glob("*.parquet"))])
