@@ -31,6 +31,11 @@ def read_embeddings(out) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         return np.load(out / "ids.npy"), ll[:, 0], ll[:, 1], np.load(out / "embeddings.npy", mmap_mode="r")
     import zarr
     root = zarr.open_group(str(out), mode="r")
+    if root.attrs.get("layout") == "grid":
+        emb = root["embedding"][:]
+        nlat, nlon, dim = emb.shape
+        lon, lat = np.meshgrid(root["lon"][:], root["lat"][:])
+        return np.arange(nlat * nlon), lon.reshape(-1), lat.reshape(-1), emb.reshape(-1, dim)
     return root["id"][:], root["lon"][:], root["lat"][:], root["embedding"][:]
 
 

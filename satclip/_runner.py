@@ -90,6 +90,10 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
     if out_dtype not in OUT_DTYPES:
         raise ValueError(f"out_dtype must be one of {OUT_DTYPES}, got {out_dtype!r}")
     out = Path(out)
+    grid_shape = getattr(source, "grid_shape", None) if fmt == "zarr" else None
+    if grid_shape and source.chunk_size % grid_shape[1]:
+        # grid Zarr chunks are whole rows, written once each: align the source's chunks to them
+        source.chunk_size = max(1, source.chunk_size // grid_shape[1]) * grid_shape[1]
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
     encoder = encoder.to(device).eval()
     dtype = next(encoder.parameters()).dtype
@@ -105,7 +109,7 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
     _write_json_atomic(out / MANIFEST, manifest)
     needs_n = fmt in ("npy", "zarr")
     sink = make_sink(fmt, out=out, dim=dim, dtype=out_dtype, n=len(source) if needs_n else None,
-                     chunk_size=source.chunk_size, grid_shape=getattr(source, "grid_shape", None),
+                     chunk_size=source.chunk_size, grid_shape=grid_shape,
                      metadata={"satclip_version": __version__, "model": want["model"], "model_config": want["model_config"]})
 
     q: queue.Queue = queue.Queue(maxsize=2)

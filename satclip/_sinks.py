@@ -7,9 +7,9 @@ chunk is either fully on disk or (after a crash) redone on resume.
   ``geo`` metadata and the model/version in the file metadata.
 * ``NpySink``: ``embeddings.npy`` (``[N, D]`` memmap), ``ids.npy`` and ``lonlat.npy``, preallocated;
   chunk ``i`` fills rows ``[i * chunk_size, ...)``.
-* ``ZarrSink``: a Zarr group with ``embedding`` ``[N, D]`` chunked along N like the source,
-  and ``id``, ``lon``, ``lat`` arrays; for a full lat/lon grid the attributes give
-  ``grid_shape = [nlat, nlon]`` so ``embedding`` reshapes to ``[nlat, nlon, D]``.
+* ``ZarrSink``: a Zarr group. For a full lat/lon grid, ``embedding [nlat, nlon, D]`` with
+  ``lat``/``lon`` coordinate arrays; otherwise ``embedding [N, D]`` chunked like the source,
+  with ``id``, ``lon``, ``lat`` arrays.
 """
 
 from __future__ import annotations
@@ -100,26 +100,46 @@ class NpySink:
 
 
 class ZarrSink:
+    """Flat layout: ``embedding [N, D]``, ``id``, ``lon``, ``lat``. Full lat/lon grid
+    (``grid_shape = (nlat, nlon)``): ``embedding [nlat, nlon, D]`` chunked by whole rows,
+    with ``lat [nlat]`` and ``lon [nlon]`` coordinate arrays (cell centres); the source's
+    chunks must then hold whole grid rows (the runner aligns them)."""
+
     def __init__(self, out: Path, dim: int, dtype: str, n: int, chunk_size: int, metadata: dict,
                  grid_shape=None, **_):
         try:
             import zarr
         except ImportError:
             raise ImportError("--format zarr needs `pip install zarr`") from None
-        self.zarr = zarr
+        self.grid = tuple(grid_shape) if grid_shape else None
         exists = (out / "zarr.json").exists() or (out / ".zgroup").exists()
         self.root = zarr.open_group(str(out), mode="r+" if exists else "w")
-        if not exists:
-            c = min(chunk_size, max(n, 1))
-            self.root.create_array("embedding", shape=(n, dim), chunks=(c, dim), dtype=dtype)
-            self.root.create_array("id", shape=(n,), chunks=(c,), dtype="int64")
-            self.root.create_array("lon", shape=(n,), chunks=(c,), dtype="float64")
-            self.root.create_array("lat", shape=(n,), chunks=(c,), dtype="float64")
-            self.root.attrs.update({"satclip": metadata, "grid_shape": list(grid_shape) if grid_shape else None})
+        if exists:
+            return
+        self.root.attrs.update({"satclip": metadata, "layout": "grid" if self.grid else "flat"})
+        if self.grid:
+            nlat, nlon = self.grid
+            if chunk_size % nlon:
+                raise ValueError(f"grid Zarr output needs chunks of whole rows ({nlon} cells), got {chunk_size}")
+            rows = chunk_size // nlon
+            self.root.create_array("embedding", shape=(nlat, nlon, dim), chunks=(min(rows, nlat), nlon, dim), dtype=dtype)
+            step = 180.0 / nlat
+            self.root.create_array("lat", shape=(nlat,), dtype="float64")[:] = -90 + (np.arange(nlat) + 0.5) * step
+            self.root.create_array("lon", shape=(nlon,), dtype="float64")[:] = -180 + (np.arange(nlon) + 0.5) * step
+            return
+        c = min(chunk_size, max(n, 1))
+        self.root.create_array("embedding", shape=(n, dim), chunks=(c, dim), dtype=dtype)
+        self.root.create_array("id", shape=(n,), chunks=(c,), dtype="int64")
+        self.root.create_array("lon", shape=(n,), chunks=(c,), dtype="float64")
+        self.root.create_array("lat", shape=(n,), chunks=(c,), dtype="float64")
 
     def write(self, chunk: Chunk, emb: np.ndarray) -> None:
         s = chunk.start
         e = s + len(chunk.ids)
+        if self.grid:
+            nlon = self.grid[1]
+            self.root["embedding"][s // nlon:e // nlon] = emb.reshape(-1, nlon, emb.shape[1])
+            return
         self.root["embedding"][s:e] = emb
         self.root["id"][s:e] = chunk.ids
         self.root["lon"][s:e] = chunk.lon

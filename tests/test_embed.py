@@ -94,7 +94,7 @@ def test_healpix_and_h3_counts():
 def test_sinks_round_trip(tmp_path, encoder, fmt):
     if fmt == "zarr":
         pytest.importorskip("zarr")
-    src = S.GridSource(15.0, chunk_size=50)
+    src = S.GridSource(15.0, chunk_size=50)  # Zarr aligns this to whole rows (48)
     out = run_embedding(encoder, src, tmp_path / "out", fmt=fmt, progress=False)
     man = json.loads((out / MANIFEST).read_text())
     assert man["complete"] and man["done"] == list(range(src.num_chunks))
@@ -109,10 +109,24 @@ def test_sinks_round_trip(tmp_path, encoder, fmt):
     else:
         import zarr
         root = zarr.open_group(str(out), mode="r")
-        emb, ids, lon, lat = root["embedding"][:], root["id"][:], root["lon"][:], root["lat"][:]
-        assert root.attrs["grid_shape"] == [12, 24]
+        assert root.attrs["layout"] == "grid" and root["embedding"].shape == (12, 24, 8)
+        assert np.allclose(root["lat"][:], -82.5 + 15 * np.arange(12))
+        assert np.allclose(root["lon"][:], -172.5 + 15 * np.arange(24))
+        lon2, lat2 = np.meshgrid(root["lon"][:], root["lat"][:])
+        emb, lon, lat = root["embedding"][:].reshape(-1, 8), lon2.reshape(-1), lat2.reshape(-1)
+        ids = np.arange(len(lon))
     assert len(ids) == len(src) and np.array_equal(ids, np.arange(len(src)))
     assert np.allclose(emb, _direct(encoder, lon, lat), atol=1e-6)
+
+
+def test_zarr_flat_layout_for_points(tmp_path, encoder):
+    pytest.importorskip("zarr")
+    import zarr
+    pts = np.random.default_rng(3).uniform([-180, -90], [180, 90], size=(700, 2))
+    out = run_embedding(encoder, S.ArraySource(pts, chunk_size=256), tmp_path / "z", fmt="zarr", progress=False)
+    root = zarr.open_group(str(out), mode="r")
+    assert root.attrs["layout"] == "flat" and root["embedding"].shape == (700, 8)
+    assert np.allclose(root["embedding"][:], _direct(encoder, pts[:, 0], pts[:, 1]), atol=1e-6)
 
 
 def test_float16_output(tmp_path, encoder):
