@@ -1,4 +1,4 @@
-"""Command line: ``satclip info | demo | embed``."""
+"""Command line: ``satclip info | demo | embed | evaluate``."""
 
 from __future__ import annotations
 
@@ -110,6 +110,30 @@ def _cmd_embed(args) -> int:
     return 0
 
 
+def _cmd_evaluate(args) -> int:
+    from ._evaluate import run_cli
+    from ._probes import PROBES, SPLITS
+    from ._tasks import TASKS
+
+    tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
+    probes = tuple(args.probes.split(",")) if args.probes else PROBES
+    splits = tuple(args.splits.split(",")) if args.splits else SPLITS
+    for value, allowed, what in ((tasks, TASKS, "task"), (probes, PROBES, "probe"), (splits, SPLITS, "split")):
+        bad = [v for v in value if v not in allowed]
+        if bad:
+            raise SystemExit(f"satclip evaluate: unknown {what} {bad}; expected among {list(allowed)}")
+    if args.seeds < 1:
+        raise SystemExit("satclip evaluate: --seeds must be >= 1")
+    try:
+        table = run_cli(args.checkpoint, tasks, args.out, args.seeds, args.legendre_polys, probes, splits, args.quiet)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        raise SystemExit(f"satclip evaluate: {exc}") from None
+    print(table)
+    if args.out:
+        print(f"wrote {args.out}/evaluation.md, evaluation.json, evaluation.png")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="satclip", description="SatCLIP location encoders")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -147,6 +171,19 @@ def main(argv=None) -> int:
     pe.add_argument("--preview", metavar="PNG", help="also draw the first 3 principal components as RGB on a map")
     pe.add_argument("--quiet", action="store_true", help="no messages and no progress bar")
     pe.set_defaults(fn=_cmd_embed)
+    pv = sub.add_parser("evaluate", help="linear and MLP probes on offline tasks, with baselines",
+                        description="Frozen embeddings + probes on air temperature, land/sea, Koppen class, "
+                                    "elevation and population, against raw lon/lat, raw SH features and a "
+                                    "randomly initialised encoder.")
+    pv.add_argument("--checkpoint", help="encoder to evaluate (default: baselines only)")
+    pv.add_argument("--tasks", help="comma-separated subset of air_temp,land_sea,koppen,elevation,population")
+    pv.add_argument("--probes", help="comma-separated subset of linear,mlp (default both)")
+    pv.add_argument("--splits", help="comma-separated subset of random,spatial (default both)")
+    pv.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    pv.add_argument("--legendre-polys", type=int, default=10, help="L of the baselines without --checkpoint")
+    pv.add_argument("--out", help="directory for evaluation.md/.json/.png")
+    pv.add_argument("--quiet", action="store_true", help="no per-fit lines")
+    pv.set_defaults(fn=_cmd_evaluate)
     args = p.parse_args(argv)
     return args.fn(args)
 
