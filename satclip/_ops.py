@@ -148,7 +148,7 @@ def _siren_bwd_setup(ctx, inputs, output):
 
 def _siren_bwd_backward(ctx, *grads):
     raise RuntimeError("satclip::siren_layer_backward: double backward through a SIREN layer is "
-                       "not implemented; use satclip.functional with backend='reference' for it")
+                       "not implemented; the pure-PyTorch twins in satclip._reference support it")
 
 
 torch.library.register_autograd("satclip::siren_layer_backward", _siren_bwd_backward,

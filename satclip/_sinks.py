@@ -103,7 +103,8 @@ class ZarrSink:
     """Flat layout: ``embedding [N, D]``, ``id``, ``lon``, ``lat``. Full lat/lon grid
     (``grid_shape = (nlat, nlon)``): ``embedding [nlat, nlon, D]`` chunked by whole rows,
     with ``lat [nlat]`` and ``lon [nlon]`` coordinate arrays (cell centres); the source's
-    chunks must then hold whole grid rows (the runner aligns them)."""
+    chunks must then hold whole grid rows (the runner aligns them). The embedding is stored
+    uncompressed: compressing float noise costs the encoder's CPU and saves little."""
 
     def __init__(self, out: Path, dim: int, dtype: str, n: int, chunk_size: int, metadata: dict,
                  grid_shape=None, **_):
@@ -122,13 +123,14 @@ class ZarrSink:
             if chunk_size % nlon:
                 raise ValueError(f"grid Zarr output needs chunks of whole rows ({nlon} cells), got {chunk_size}")
             rows = chunk_size // nlon
-            self.root.create_array("embedding", shape=(nlat, nlon, dim), chunks=(min(rows, nlat), nlon, dim), dtype=dtype)
+            self.root.create_array("embedding", shape=(nlat, nlon, dim), chunks=(min(rows, nlat), nlon, dim), dtype=dtype,
+                                   compressors=None)
             step = 180.0 / nlat
             self.root.create_array("lat", shape=(nlat,), dtype="float64")[:] = -90 + (np.arange(nlat) + 0.5) * step
             self.root.create_array("lon", shape=(nlon,), dtype="float64")[:] = -180 + (np.arange(nlon) + 0.5) * step
             return
         c = min(chunk_size, max(n, 1))
-        self.root.create_array("embedding", shape=(n, dim), chunks=(c, dim), dtype=dtype)
+        self.root.create_array("embedding", shape=(n, dim), chunks=(c, dim), dtype=dtype, compressors=None)
         self.root.create_array("id", shape=(n,), chunks=(c,), dtype="int64")
         self.root.create_array("lon", shape=(n,), chunks=(c,), dtype="float64")
         self.root.create_array("lat", shape=(n,), chunks=(c,), dtype="float64")
