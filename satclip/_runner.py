@@ -102,7 +102,10 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
             "model_config": encoder.config(), "source": source.describe(), "chunk_size": source.chunk_size}
     done = _prepare_output(out, want, overwrite)
     n_chunks = source.num_chunks
-    if len(done) >= n_chunks and n_chunks > 0:
+    if len(done) >= n_chunks and n_chunks > 0:  # finished (maybe killed before the last manifest write)
+        man = json.loads((out / MANIFEST).read_text())
+        if not man.get("complete"):
+            _write_json_atomic(out / MANIFEST, dict(man, complete=True))
         return out
     out.mkdir(parents=True, exist_ok=True)
     manifest = dict(want, satclip_version=__version__, num_chunks=n_chunks, done=sorted(done), complete=False)
