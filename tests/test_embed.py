@@ -77,17 +77,16 @@ def test_land_only_grid():
 
 
 def test_healpix_and_h3_counts():
-    healpy = pytest.importorskip("healpy")
+    pytest.importorskip("healpy")
     hp = S.HealpixSource(4, chunk_size=50)
     assert len(hp) == 12 * 16 == sum(len(c.ids) for c in hp.chunks())
     lon = np.concatenate([c.lon for c in hp.chunks()])
     assert lon.min() >= -180 and lon.max() <= 180
     with pytest.raises(ValueError, match="nside"):
         S.HealpixSource(3, nest=True)
-    h3 = pytest.importorskip("h3")
+    pytest.importorskip("h3")
     src = S.H3Source(1, chunk_size=100)
-    assert len(src) == 842 == sum(len(c.ids) for c in src.chunks())
-    assert healpy is not None and h3 is not None
+    assert len(src) == 842 == sum(len(c.ids) for c in src.chunks())  # 2 + 120 * 7 cells at resolution 1
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "npy", "zarr"])
@@ -249,6 +248,6 @@ def test_preview_png(tmp_path, encoder):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     rgb = pca_rgb(np.random.default_rng(0).normal(size=(500, 8)))
     assert rgb.shape == (500, 3) and rgb.min() >= 0 and rgb.max() <= 1
-    out2 = run_embedding(encoder, S.HealpixSource(8), tmp_path / "hp", progress=False) \
-        if pytest.importorskip("healpy") else None
-    assert render_preview(out2, tmp_path / "hp.png").exists()
+    pytest.importorskip("healpy")
+    out2 = run_embedding(encoder, S.HealpixSource(8), tmp_path / "hp", progress=False)
+    assert render_preview(out2, tmp_path / "hp.png").stat().st_size > 10_000  # scatter of 768 pixels
