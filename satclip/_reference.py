@@ -97,9 +97,12 @@ def _gather_index(L: int, device) -> torch.Tensor:
     return torch.where(m >= 0, l * L + m, L * L + l * L - m)
 
 
-def _chunk(L: int) -> int:
-    """Points per step: keeps each [chunk, L, L] temporary near 1M elements, small enough to be
-    reused by the allocator (fresh large blocks cost page faults) and mostly cache-resident."""
+def _chunk(L: int, device: torch.device) -> int:
+    """Points per step. CPU: each [chunk, L, L] temporary near 1M elements, small enough to be
+    reused by the allocator (fresh large blocks cost page faults) and mostly cache-resident.
+    GPU: near 64M elements, so that each of the O(L) steps is one large kernel."""
+    if device.type == "cuda":
+        return max(1024, (1 << 26) // (L * L))
     return max(64, min(8192, (1 << 20) // (L * L)))
 
 
@@ -107,7 +110,7 @@ def spherical_harmonics(lonlat: torch.Tensor, L: int) -> torch.Tensor:
     """``[N, 2]`` (lon, lat) degrees -> ``[N, L*L]`` orthonormal real SH, dtype of the input."""
     if L == 0:
         return lonlat.new_zeros(lonlat.shape[0], 0)
-    n, step = lonlat.shape[0], _chunk(L)
+    n, step = lonlat.shape[0], _chunk(L, lonlat.device)
     if n > step and not torch.compiler.is_compiling():
         return torch.cat([spherical_harmonics(lonlat[i : i + step], L) for i in range(0, n, step)])
     q, c, s = legendre_table(lonlat, L)
