@@ -21,6 +21,7 @@ import torch
 def main(L: int = 40) -> None:
     import satclip
     from satclip import functional as F
+    from satclip._reference import degree_order
     from satclip.compat import original_analytic_sh, original_expressions
 
     t0 = time.time()
@@ -34,7 +35,7 @@ def main(L: int = 40) -> None:
     orig = original_analytic_sh(x, L)
     ours = F.spherical_harmonics(x, L, convention="analytic")
     diff = (orig - ours).abs()
-    ls = torch.repeat_interleave(torch.arange(L), 2 * torch.arange(L) + 1)
+    ls, _ = degree_order(L)
     per_l = [float(diff[:, ls == l].max()) for l in range(L)]
     worst = int(diff.max(0).values.argmax())
     wl = int(ls[worst])

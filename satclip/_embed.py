@@ -5,16 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-_LON = ("lon", "longitude", "lng", "x")
-_LAT = ("lat", "latitude", "y")
+from ._sources import LAT_NAMES, LON_NAMES, pick_column
 
 
 def _pick(columns, candidates, what):
-    low = {str(c).lower(): c for c in columns}
-    for c in candidates:
-        if c in low:
-            return low[c]
-    raise ValueError(f"no {what} column among {list(columns)}; pass lon_col=/lat_col=")
+    col = pick_column(columns, candidates)
+    if col is None:
+        raise ValueError(f"no {what} column among {list(columns)}; pass lon_col=/lat_col=")
+    return col
 
 
 def _as_lonlat(points, order, lon_col, lat_col) -> np.ndarray:
@@ -24,8 +22,8 @@ def _as_lonlat(points, order, lon_col, lat_col) -> np.ndarray:
             raise ValueError("GeoDataFrame geometries must all be points")
         return np.stack([geom.x.to_numpy(float), geom.y.to_numpy(float)], 1)
     if hasattr(points, "columns"):  # pandas DataFrame
-        lon = lon_col or _pick(points.columns, _LON, "longitude")
-        lat = lat_col or _pick(points.columns, _LAT, "latitude")
+        lon = lon_col or _pick(points.columns, LON_NAMES, "longitude")
+        lat = lat_col or _pick(points.columns, LAT_NAMES, "latitude")
         return np.stack([points[lon].to_numpy(float), points[lat].to_numpy(float)], 1)
     arr = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else np.asarray(points, float)
     if arr.ndim != 2 or arr.shape[1] != 2:

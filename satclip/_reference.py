@@ -89,11 +89,15 @@ def _feature_index(L: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return kp, kn, valid
 
 
+def degree_order(L: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Degree ``l`` and order ``m`` of every feature ``k = l*l + l + m``, as ``[L*L]`` int64."""
+    l = torch.repeat_interleave(torch.arange(L, device=device), 2 * torch.arange(L, device=device) + 1)
+    return l, torch.arange(L * L, device=device) - l * l - l
+
+
 def _gather_index(L: int, device) -> torch.Tensor:
     """Feature k = l*l + l + m -> position in ``cat([Qc.flatten(1), Qs.flatten(1)])``."""
-    l = torch.repeat_interleave(torch.arange(L, device=device), 2 * torch.arange(L, device=device) + 1)
-    k = torch.arange(L * L, device=device)
-    m = k - l * l - l
+    l, m = degree_order(L, device)
     return torch.where(m >= 0, l * L + m, L * L + l * L - m)
 
 

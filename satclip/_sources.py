@@ -47,6 +47,16 @@ class Source:
         return (len(self) + self.chunk_size - 1) // self.chunk_size
 
 
+LON_NAMES = ("lon", "longitude", "lng", "x")
+LAT_NAMES = ("lat", "latitude", "y")
+
+
+def pick_column(names, candidates):
+    """The first of ``candidates`` among ``names`` (case-insensitive), or None."""
+    low = {str(n).lower(): n for n in names}
+    return next((low[c] for c in candidates if c in low), None)
+
+
 def _check_coords(lon: np.ndarray, lat: np.ndarray, where: str) -> None:
     bad = ~(np.isfinite(lon) & np.isfinite(lat))
     if bad.any():
@@ -258,8 +268,8 @@ class TableSource(Source):
         self.kind = "csv" if self.path.suffix.lower() in (".csv", ".txt") or self.path.name.endswith(".csv.gz") else "parquet"
         names = self._column_names()
         self.geometry = None
-        self.lon_col = lon_col or self._pick(names, ("lon", "longitude", "lng", "x"))
-        self.lat_col = lat_col or self._pick(names, ("lat", "latitude", "y"))
+        self.lon_col = lon_col or pick_column(names, LON_NAMES)
+        self.lat_col = lat_col or pick_column(names, LAT_NAMES)
         if (self.lon_col is None or self.lat_col is None) and "geometry" in names and self.kind == "parquet":
             self.geometry = "geometry"
         elif self.lon_col is None or self.lat_col is None:
@@ -268,14 +278,6 @@ class TableSource(Source):
             if c is not None and c not in names:
                 raise ValueError(f"{self.path}: column {c!r} not found among {names}")
         self._n = None
-
-    @staticmethod
-    def _pick(names, candidates):
-        low = {n.lower(): n for n in names}
-        for c in candidates:
-            if c in low:
-                return low[c]
-        return None
 
     def _column_names(self):
         if self.kind == "parquet":

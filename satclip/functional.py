@@ -21,10 +21,12 @@ Spherical-harmonic conventions (feature ``k = l*l + l + m``, ``m = -l..l``, ``L*
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
 from ._ops import ops
+from ._reference import degree_order
 
 CONVENTIONS = ("analytic", "closed-form", "orthonormal")
 _DTYPES = (torch.float32, torch.float64)
@@ -72,16 +74,21 @@ def convention_factors(legendre_polys: int, convention: str = "analytic", *, dty
     """``[L*L]`` factors that turn orthonormal SH into ``convention``'s values."""
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; expected one of {CONVENTIONS}")
-    L = legendre_polys
-    l = torch.repeat_interleave(torch.arange(L), 2 * torch.arange(L) + 1)
-    m = torch.cat([torch.arange(-k, k + 1) for k in range(L)]) if L else torch.zeros(0, dtype=torch.long)
+    # a copy, so that no caller can change the cached table in place
+    return _factors_float64(legendre_polys, convention).to(dtype=dtype, device=device, copy=True)
+
+
+@lru_cache(maxsize=32)
+def _factors_float64(L: int, convention: str) -> torch.Tensor:
+    # Cached: the encoder folds these into its first layer on every forward.
+    l, m = degree_order(L)
     f = torch.ones(L * L, dtype=torch.float64)
     if convention == "analytic":
         f = torch.where(l % 2 == 1, -f, f)
         f = torch.where(m == 0, f * math.pi, f)
     elif convention == "closed-form":
         f = torch.where((l + m.abs()) % 2 == 1, -f, f)
-    return f.to(dtype=dtype, device=device)
+    return f
 
 
 def spherical_harmonics(lonlat: torch.Tensor, legendre_polys: int, *, convention: str = "analytic",
