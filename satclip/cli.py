@@ -1,4 +1,4 @@
-"""Command line: ``satclip info | demo | embed | evaluate``."""
+"""Command line: ``satclip info | demo | train | embed | evaluate``."""
 
 from __future__ import annotations
 
@@ -26,34 +26,6 @@ def _cmd_info(args) -> int:
     for op, row in info["ops"].items():
         print(f"  {op:<{width}}  cpu: {row['cpu']}")
         print(f"  {'':<{width}}  cuda: {row['cuda']}")
-    return 0
-
-
-def _cmd_demo(args) -> int:
-    import torch
-
-    import satclip
-
-    torch.manual_seed(0)
-    lons = torch.arange(-180 + args.step / 2, 180, args.step, dtype=torch.float64)
-    lats = torch.arange(-90 + args.step / 2, 90, args.step, dtype=torch.float64)
-    grid = torch.cartesian_prod(lons, lats)
-    enc = satclip.LocationEncoder(legendre_polys=args.legendre_polys).double().eval()
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        emb = enc(grid)
-    dt = time.perf_counter() - t0
-    ops = satclip.backend_info()["ops"]
-    print(f"embedded a {args.step} deg global grid: {grid.shape[0]} points -> {tuple(emb.shape)} "
-          f"({emb.dtype}) in {dt:.3f} s ({grid.shape[0] / dt:,.0f} points/s)")
-    print("freshly initialised encoder: L=%d, hidden 512, 2 sine layers, output 256" % args.legendre_polys)
-    print(f"backend (cpu): {ops['location_encoder_forward']['cpu']}")
-    print(f"embedding stats: mean {emb.mean():.4f}, std {emb.std():.4f}, finite {bool(torch.isfinite(emb).all())}")
-    if args.out:
-        import numpy as np
-
-        np.save(args.out, emb.numpy())
-        print(f"wrote {args.out}")
     return 0
 
 
@@ -140,11 +112,17 @@ def main(argv=None) -> int:
     pi = sub.add_parser("info", help="which backend each op uses, and why")
     pi.add_argument("--json", action="store_true", help="print the report as JSON")
     pi.set_defaults(fn=_cmd_info)
-    pd = sub.add_parser("demo", help="embed a global grid with a freshly initialised encoder")
-    pd.add_argument("--step", type=float, default=2.0, help="grid step in degrees (default 2)")
-    pd.add_argument("--legendre-polys", type=int, default=10, help="SH degree count L (default 10)")
-    pd.add_argument("--out", help="optional .npy file for the embeddings")
-    pd.set_defaults(fn=_cmd_demo)
+    from . import _train_cli
+    pd = sub.add_parser("demo", help="train a small model on Blue Marble patches, embed a grid, draw the map",
+                        description=_train_cli.cmd_demo.__doc__)
+    _train_cli.add_demo_arguments(pd)
+    pd.set_defaults(fn=_train_cli.cmd_demo)
+    pt = sub.add_parser("train", help="SatCLIP contrastive training (Lightning; S2-100K or the Blue Marble demo)",
+                        description="Train or resume a SatCLIP model. Options come from --config (JSON/YAML) "
+                                    "and flags; defaults follow the original recipe (AdamW, lr 1e-4, weight "
+                                    "decay 0.01). Checkpoints have the original SatCLIP layout.")
+    _train_cli.add_train_arguments(pt)
+    pt.set_defaults(fn=_train_cli.cmd_train)
     pe = sub.add_parser("embed", help="embed a table or a global grid to Parquet/Zarr/npy (resumable)",
                         description="Embed points (lon, lat in degrees) chunk by chunk into an output directory. "
                                     "A killed run resumes with the same command; an existing output is only "

@@ -1,0 +1,210 @@
+"""Lightning wrappers: :class:`SatCLIPLightningModule` and :class:`SatCLIPDataModule`.
+
+The module's constructor takes the original ``SatCLIPLightningModule``'s arguments (same names,
+the original recipe's values as defaults where they apply to SatCLIP: AdamW, lr 1e-4, weight
+decay 0.01) plus this package's options. Checkpoints it writes carry exactly the original's
+``hyper_parameters`` (with the three extra keys of the released files) and the original's
+``state_dict`` layout, so the original loaders accept them; this package's own options are kept
+in the checkpoint under ``"satclip"``. ``satclip.load`` reads the location encoder from them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+try:
+    import lightning as L
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("training needs Lightning: pip install 'satclip[train]'") from exc
+
+from .._version import __version__
+from .loss import clip_loss
+from .model import MOCO, SatCLIP
+
+# The original constructor's arguments that this package writes into hyper_parameters.
+ORIGINAL_HPARAMS = ("embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size",
+                    "in_channels", "le_type", "pe_type", "frequency_num", "max_radius", "min_radius",
+                    "legendre_polys", "harmonics_calculation", "sh_embedding_dims", "learning_rate",
+                    "weight_decay", "num_hidden_layers", "capacity")
+# Present in the released checkpoints and popped by the original loader before construction.
+RELEASED_EXTRA_KEYS = {"eval_downstream": False, "air_temp_data_path": None, "election_data_path": None}
+OPTIONS = ("vision_layers", "visual_weights", "freeze_backbone", "location_dtype", "gather_negatives")
+ORIGINAL_NAME = {arch: name for name, (arch, _) in MOCO.items()}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class SatCLIPLightningModule(L.LightningModule):
+    """SatCLIP contrastive training (image <-> location) with the CLIP loss.
+
+    Batches are ``{"image": [B, 13, H, W], "point": [B, 2]}`` or, in frozen-backbone cached mode,
+    ``{"features": [B, F], "point": [B, 2]}`` (points are lon, lat in degrees, lon first).
+    With several processes the negatives are gathered from all of them (``gather_negatives``).
+    """
+
+    def __init__(self, embed_dim: int = 256, image_resolution: int = 256, vision_layers: str = "moco_resnet18",
+                 vision_width: int = 768, vision_patch_size: int = 32, in_channels: int = 13,
+                 le_type: str = "sphericalharmonics", pe_type: str = "siren", frequency_num: int = 16,
+                 max_radius: float = 260, min_radius: float = 1, legendre_polys: int = 10,
+                 harmonics_calculation: str = "analytic", sh_embedding_dims: int = 32,
+                 learning_rate: float = 1e-4, weight_decay: float = 0.01, num_hidden_layers: int = 2,
+                 capacity: int = 512, *, visual_weights: str | None = None, freeze_backbone: bool | None = None,
+                 location_dtype: str = "float32", gather_negatives: bool = True, pretrained_required: bool = True,
+                 eval_downstream: bool = False, air_temp_data_path=None, election_data_path=None):
+        super().__init__()
+        if le_type != "sphericalharmonics" or pe_type != "siren":
+            raise ValueError(f"only le_type='sphericalharmonics' with pe_type='siren' is implemented, "
+                             f"got {le_type!r}, {pe_type!r}")
+        if in_channels != 13:
+            raise ValueError(f"in_channels must be 13 (12 Sentinel-2 bands + zero B10), got {in_channels}")
+        if location_dtype not in _DTYPES:
+            raise ValueError(f"location_dtype must be one of {list(_DTYPES)}, got {location_dtype!r}")
+        self.save_hyperparameters(ignore=["pretrained_required", "eval_downstream", "air_temp_data_path",
+                                          "election_data_path"])
+        self.model = SatCLIP(embed_dim, vision_layers, in_channels, legendre_polys, harmonics_calculation, capacity,
+                             num_hidden_layers, visual_weights, freeze_backbone, _DTYPES[location_dtype],
+                             pretrained_required)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        hp = {k: self.hparams[k] for k in ORIGINAL_HPARAMS}
+        # The original only knows the moco_* names; a plain backbone of the same architecture has
+        # the same state_dict layout, so it is recorded under that name (the real one is kept below).
+        hp["vision_layers"] = ORIGINAL_NAME.get(hp["vision_layers"], hp["vision_layers"])
+        hp.update(RELEASED_EXTRA_KEYS)
+        checkpoint["hyper_parameters"] = hp
+        checkpoint["satclip"] = {"version": __version__, "options": {k: self.hparams[k] for k in OPTIONS}}
+
+    @classmethod
+    def from_checkpoint(cls, path, map_location="cpu", **overrides) -> "SatCLIPLightningModule":
+        """Rebuilds the module from a checkpoint of this package or of the original."""
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        hp = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if k in ORIGINAL_HPARAMS}
+        hp.update((ckpt.get("satclip") or {}).get("options", {}))
+        hp.update(overrides)
+        hp.setdefault("in_channels", 13)
+        module = cls(**hp, pretrained_required=False)
+        module.load_state_dict(ckpt["state_dict"])
+        return module
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _loss(self, batch: dict) -> torch.Tensor:
+        point = batch["point"]
+        if "features" in batch:
+            image_features = self.model.encode_pooled(batch["features"])
+        else:
+            image_features = self.model.encode_image(batch["image"])
+        location_features = self.model.encode_location(point)
+        return clip_loss(image_features, location_features, self.model.logit_scale,
+                         gather=self.hparams.gather_negatives)
+
+    def training_step(self, batch, batch_idx):
+        loss = self._loss(batch)
+        n = batch["point"].shape[0]
+        self.log("train_loss", loss, prog_bar=True, batch_size=n, sync_dist=True)
+        self.log("temperature", 1.0 / self.model.logit_scale.detach().exp(), batch_size=n)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self._loss(batch), prog_bar=True, batch_size=batch["point"].shape[0], sync_dist=True)
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+
+
+class SatCLIPDataModule(L.LightningDataModule):
+    """Train/validation loaders over an S2-100K directory, the Blue Marble demo set, or a
+    frozen-backbone feature cache.
+
+    Args:
+        data: ``"bluemarble"``, an S2-100K directory (``index.csv`` + ``images/``), or a feature
+            cache directory written by :func:`satclip.training.features.cache_features`.
+        batch_size: per process (the original: 512, with 16 accumulation steps).
+        crop_size: random-crop size (default: 224 for S2-100K, the patch size for Blue Marble).
+        val_fraction: share of samples held out (a fixed split drawn with ``seed``).
+        bluemarble_size, patch_px: size of the Blue Marble demo set.
+    """
+
+    def __init__(self, data="bluemarble", batch_size: int = 512, num_workers: int = 0, crop_size: int | None = None,
+                 val_fraction: float = 0.1, seed: int = 0, bluemarble_size: int = 8192, patch_px: int = 32,
+                 pin_memory: bool | None = None):
+        super().__init__()
+        if batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2 (contrastive batches need negatives), got {batch_size}")
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
+        self.crop_size, self.val_fraction, self.seed = crop_size, val_fraction, seed
+        self.bluemarble_size, self.patch_px = bluemarble_size, patch_px
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.train_set = self.val_set = None
+
+    def kind(self) -> str:
+        from pathlib import Path
+        if str(self.data) == "bluemarble":
+            return "bluemarble"
+        p = Path(self.data)
+        if (p / "features.npy").exists() or (p / "meta.json").exists():
+            return "features"
+        return "s2100k"
+
+    def datasets(self, train_transform=True):
+        """(train dataset, validation dataset or None), built once."""
+        from torch.utils.data import Subset
+
+        from .transforms import EvalTransform, TrainTransform
+
+        kind = self.kind()
+        if kind == "features":
+            from .features import FeatureDataset
+            full = FeatureDataset(self.data)
+            n = len(full)
+            train, val = self._split(n)
+            return full.subset(train), (full.subset(val) if len(val) else None)
+        if kind == "bluemarble":
+            from .bluemarble import BlueMarbleDataset
+            crop = self.crop_size or self.patch_px
+            make = lambda t: BlueMarbleDataset(self.bluemarble_size, self.patch_px, seed=self.seed, transform=t)
+        else:
+            from .s2100k import S2100KDataset
+            crop = self.crop_size or 224
+            make = lambda t: S2100KDataset(self.data, transform=t)
+        train_ds = make(TrainTransform(crop) if train_transform else EvalTransform(crop))
+        val_ds = make(EvalTransform(crop)) if self.val_fraction > 0 else None
+        train, val = self._split(len(train_ds))
+        return Subset(train_ds, train.tolist()), (Subset(val_ds, val.tolist()) if len(val) else None)
+
+    def _split(self, n: int):
+        perm = np.random.default_rng(self.seed).permutation(n)
+        n_val = int(math.floor(n * self.val_fraction))
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+    def setup(self, stage=None):
+        if self.train_set is None:
+            self.train_set, self.val_set = self.datasets()
+            if len(self.train_set) < self.batch_size:
+                raise ValueError(f"the training split has {len(self.train_set)} samples, fewer than one batch of "
+                                 f"{self.batch_size}; lower batch_size")
+
+    def _loader(self, ds, train: bool):
+        from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
+        common = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
+                      persistent_workers=self.num_workers > 0)
+        if self.kind() == "features":  # whole batches per fetch (see FeatureDataset)
+            sampler = RandomSampler(ds) if train else SequentialSampler(ds)
+            batches = BatchSampler(sampler, self.batch_size, drop_last=train)
+            return DataLoader(ds, batch_size=None, sampler=batches, **common)
+        # drop_last: every process must bring the same number of rows to the gathered loss.
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=train, drop_last=train, **common)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self):
+        if self.val_set is None or len(self.val_set) < 2:
+            return []
+        return self._loader(self.val_set, False)

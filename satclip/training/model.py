@@ -1,0 +1,155 @@
+"""The SatCLIP model: image encoder (timm, 13 Sentinel-2 bands) + location encoder + temperature.
+
+Module layout and parameter names are the original's, so a ``state_dict`` written here loads
+into the original ``SatCLIP`` (and the original's into this one):
+
+* ``visual``: a timm model with ``in_chans=13`` and ``num_classes=embed_dim`` (the projection to
+  the embedding dim is the timm classifier: ``fc`` for ResNets, ``head`` for ViTs);
+* ``location``: :class:`satclip.nn.LocationEncoder` (``location.nnet.*``);
+* ``nnet``: the *same* SIREN registered a second time, as in the original (so every checkpoint
+  carries ``model.nnet.*`` beside ``model.location.nnet.*``);
+* ``logit_scale``: learnable log inverse temperature, initialised to ``log(1 / 0.07)``.
+
+``vision_layers`` takes the original names (``moco_resnet18``, ``moco_resnet50``,
+``moco_vit16``: SSL4EO-S12 MoCo backbones, frozen except the projection, as in the original) or
+the plain timm names (``resnet18``, ``resnet50``, ``vit_small_patch16_224``: trained from scratch
+unless ``freeze_backbone=True``). MoCo weights are never downloaded: pass the torchgeo weight
+file as ``visual_weights``, or have it in the torch hub cache.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..nn import LocationEncoder
+
+# original name -> (timm architecture, torchgeo SSL4EO-S12 MoCo weight file name)
+MOCO = {
+    "moco_resnet18": ("resnet18", "resnet18_sentinel2_all_moco-59bfdff9.pth"),
+    "moco_resnet50": ("resnet50", "resnet50_sentinel2_all_moco-df8b932e.pth"),
+    "moco_vit16": ("vit_small_patch16_224", "vit_small_patch16_224_sentinel2_all_moco-67c9032d.pth"),
+}
+PLAIN = ("resnet18", "resnet50", "vit_small_patch16_224")
+VISION_LAYERS = tuple(MOCO) + PLAIN
+IN_CHANNELS = 13  # 12 Sentinel-2 L2A bands + the zero B10 the MoCo backbones expect at index 10
+
+
+def _timm():
+    try:
+        import timm
+    except ImportError:
+        raise ImportError("training needs timm for the image encoders: pip install 'satclip[train]'") from None
+    return timm
+
+
+def find_moco_weights(vision_layers: str) -> Path | None:
+    """The torchgeo MoCo weight file if it is already in the torch hub cache (never downloads)."""
+    if vision_layers not in MOCO:
+        return None
+    path = Path(torch.hub.get_dir()) / "checkpoints" / MOCO[vision_layers][1]
+    return path if path.is_file() else None
+
+
+def load_visual_weights(visual: nn.Module, path) -> None:
+    """Loads a backbone state dict (a torchgeo weight file or any timm-compatible one).
+
+    Only the classifier (the projection to the embedding dim) may be missing or differ in shape;
+    anything else that does not fit is refused with the offending keys named.
+    """
+    path = Path(os.fspath(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable weight file ({type(exc).__name__}: {exc})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    head = visual.default_cfg.get("classifier", "fc") if hasattr(visual, "default_cfg") else "fc"
+    own = visual.state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith(head + ".")}
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    missing = [k for k in own if k not in state and not k.startswith(head + ".")]
+    if unexpected or wrong or missing:
+        raise ValueError(f"{path}: weights do not fit the backbone: unexpected {unexpected[:5]}, "
+                         f"wrong shape {wrong[:5]}, missing {missing[:5]}")
+    visual.load_state_dict(state, strict=False)
+
+
+def build_visual(vision_layers: str, embed_dim: int, in_channels: int = IN_CHANNELS, visual_weights=None,
+                 pretrained_required: bool = True) -> nn.Module:
+    """timm image encoder ``[B, in_channels, H, W] -> [B, embed_dim]``."""
+    if vision_layers not in VISION_LAYERS:
+        raise ValueError(f"unknown vision_layers {vision_layers!r}; expected one of {VISION_LAYERS}")
+    arch = MOCO[vision_layers][0] if vision_layers in MOCO else vision_layers
+    kwargs = {"dynamic_img_size": True} if arch.startswith("vit") else {}
+    visual = _timm().create_model(arch, pretrained=False, in_chans=in_channels, num_classes=embed_dim, **kwargs)
+    weights = visual_weights or find_moco_weights(vision_layers)
+    if weights is not None:
+        load_visual_weights(visual, weights)
+    elif vision_layers in MOCO and pretrained_required:
+        raise ValueError(f"vision_layers={vision_layers!r} is a frozen SSL4EO-S12 MoCo backbone, but no weights were "
+                         f"given and {MOCO[vision_layers][1]} is not in the torch hub cache "
+                         f"({Path(torch.hub.get_dir()) / 'checkpoints'}); pass visual_weights=PATH (torchgeo's file), "
+                         f"or use {arch!r} to train the backbone from scratch")
+    return visual
+
+
+class SatCLIP(nn.Module):
+    """Image encoder + location encoder + learnable temperature (the original's module tree).
+
+    Args:
+        embed_dim: shared embedding width (256 in the released models).
+        vision_layers: see the module docstring.
+        legendre_polys, harmonics_calculation, capacity, num_hidden_layers: the location encoder.
+        freeze_backbone: train only the image projection (default: True for ``moco_*``).
+        location_dtype: dtype of the location encoder (the original trains it in float64;
+            float32 is the fast default here).
+    """
+
+    def __init__(self, embed_dim: int = 256, vision_layers: str = "moco_resnet18", in_channels: int = IN_CHANNELS,
+                 legendre_polys: int = 10, harmonics_calculation: str = "analytic", capacity: int = 512,
+                 num_hidden_layers: int = 2, visual_weights=None, freeze_backbone: bool | None = None,
+                 location_dtype: torch.dtype = torch.float32, pretrained_required: bool = True):
+        super().__init__()
+        self.visual = build_visual(vision_layers, embed_dim, in_channels, visual_weights, pretrained_required)
+        self.location = LocationEncoder(legendre_polys, capacity, num_hidden_layers, embed_dim,
+                                        harmonics=harmonics_calculation).to(location_dtype)
+        self.nnet = self.location.nnet  # registered twice, as in the original (model.nnet.* keys)
+        self.logit_scale = nn.Parameter(torch.ones([]) * math.log(1 / 0.07))
+        self.freeze_backbone = vision_layers in MOCO if freeze_backbone is None else bool(freeze_backbone)
+        if self.freeze_backbone:
+            self.visual.requires_grad_(False)
+            self.visual.get_classifier().requires_grad_(True)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze_backbone:
+            # A frozen backbone keeps its BatchNorm statistics (the original lets them drift in
+            # train mode); this also makes cached features equal to on-the-fly ones.
+            self.visual.eval()
+            self.visual.get_classifier().train(mode)
+        return self
+
+    def pooled_features(self, image: torch.Tensor) -> torch.Tensor:
+        """Backbone output before the projection, ``[B, F]`` (what the feature cache stores)."""
+        return self.visual.forward_head(self.visual.forward_features(image), pre_logits=True)
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        return self.visual(image)
+
+    def encode_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Projection of cached pooled features: the frozen-backbone fast path."""
+        return self.visual.get_classifier()(pooled)
+
+    def encode_location(self, lonlat: torch.Tensor) -> torch.Tensor:
+        dtype = self.location.nnet.layers[0].weight.dtype
+        return self.location(lonlat.to(dtype)).float()
+
+    def forward(self, image: torch.Tensor, lonlat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(image_features, location_features)``, both ``[B, embed_dim]`` float32, not normalised."""
+        return self.encode_image(image), self.encode_location(lonlat)

@@ -1,0 +1,149 @@
+"""``satclip train``: one configuration (file and/or flags) -> a Lightning run in ``out/``.
+
+Output directory: ``checkpoints/`` (every ``ckpt_every`` steps and ``last.ckpt``; original
+SatCLIP layout), ``metrics.csv``, ``config.json`` (the full configuration of the run),
+``location.safetensors`` (the location-only export, rewritten at the end of each run) and, in
+frozen-backbone cached mode, ``features/`` (the image-feature cache).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _h(text: str, **kw):
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run; defaults are the original recipe where it applies."""
+    out: str = _h("output directory (checkpoints, metrics, export)", default="satclip-train")
+    data: str = _h("'bluemarble' (bundled demo imagery) or an S2-100K directory (index.csv + images/)",
+                   default="bluemarble")
+    vision_layers: str = _h("moco_resnet18 | moco_resnet50 | moco_vit16 (frozen MoCo backbones, need weights) or "
+                            "resnet18 | resnet50 | vit_small_patch16_224 (trained from scratch)", default="resnet18")
+    visual_weights: str | None = _h("torchgeo SSL4EO-S12 MoCo weight file for moco_* backbones", default=None)
+    freeze_backbone: bool | None = _h("train only the image projection (default: yes for moco_*)", default=None)
+    cache_features: bool = _h("frozen backbone only: compute image features once, then train the location side "
+                              "at GEMM speed (no image augmentation)", default=False)
+    embed_dim: int = _h("embedding width", default=256)
+    legendre_polys: int = _h("SH degree count L (L*L features)", default=10)
+    harmonics_calculation: str = _h("SH convention: analytic (released models) or closed-form", default="analytic")
+    capacity: int = _h("SIREN hidden width", default=512)
+    num_hidden_layers: int = _h("SIREN sine layers", default=2)
+    location_dtype: str = _h("float32 (fast) or float64 (the original's)", default="float32")
+    learning_rate: float = _h("AdamW learning rate", default=1e-4)
+    weight_decay: float = _h("AdamW weight decay", default=0.01)
+    batch_size: int = _h("batch per process (the original: 512)", default=512)
+    accumulate_grad_batches: int = _h("gradient accumulation (the original: 16)", default=1)
+    max_steps: int = _h("optimizer steps (-1: use max_epochs)", default=-1)
+    max_epochs: int | None = _h("epochs (default: Lightning's, when max_steps is -1)", default=None)
+    crop_size: int | None = _h("random crop (default 224 for S2-100K, the patch size for Blue Marble)", default=None)
+    val_fraction: float = _h("held-out share of the samples", default=0.1)
+    bluemarble_size: int = _h("Blue Marble demo: number of patches", default=8192)
+    patch_px: int = _h("Blue Marble demo: patch size in pixels (15 px per degree)", default=32)
+    num_workers: int = _h("DataLoader worker processes", default=0)
+    accelerator: str = _h("cpu | gpu | auto", default="auto")
+    devices: str = _h("devices per node (number or 'auto')", default="auto")
+    num_nodes: int = _h("nodes (DDP across nodes through Lightning)", default=1)
+    strategy: str = _h("Lightning strategy (auto | ddp | ddp_spawn | ...)", default="auto")
+    gather_negatives: bool = _h("score against the negatives of all processes", default=True)
+    ckpt_every: int = _h("write a checkpoint every N optimizer steps", default=500)
+    keep_checkpoints: int = _h("how many step checkpoints to keep besides last.ckpt", default=3)
+    seed: int = _h("random seed (data split, init, sampling)", default=0)
+
+    @classmethod
+    def from_file(cls, path) -> dict:
+        """Options from a JSON or YAML file (unknown keys are refused)."""
+        path = Path(os.fspath(path))
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of options, got {type(values).__name__}")
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown options {sorted(unknown)}")
+        return values
+
+
+def _module_kwargs(cfg: TrainConfig) -> dict:
+    return dict(embed_dim=cfg.embed_dim, vision_layers=cfg.vision_layers, legendre_polys=cfg.legendre_polys,
+                harmonics_calculation=cfg.harmonics_calculation, capacity=cfg.capacity,
+                num_hidden_layers=cfg.num_hidden_layers, learning_rate=cfg.learning_rate,
+                weight_decay=cfg.weight_decay, visual_weights=cfg.visual_weights,
+                freeze_backbone=cfg.freeze_backbone, location_dtype=cfg.location_dtype,
+                gather_negatives=cfg.gather_negatives, image_resolution=cfg.crop_size or 256)
+
+
+def _prepare_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
+    out = Path(cfg.out)
+    saved = out / "config.json"
+    if out.exists() and any(out.iterdir()):
+        if overwrite:
+            shutil.rmtree(out)
+        elif not resume:
+            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it from its last checkpoint "
+                                  "or --overwrite to start again")
+        elif saved.exists():
+            before = json.loads(saved.read_text())
+            changed = {k: (before.get(k), v) for k, v in dataclasses.asdict(cfg).items()
+                       if k not in ("max_steps", "max_epochs", "num_workers", "devices", "num_nodes", "strategy",
+                                    "accelerator", "ckpt_every", "keep_checkpoints") and before.get(k) != v}
+            if changed:
+                raise ValueError(f"cannot resume {out}: the configuration differs from the saved one "
+                                 f"(option: (saved, now)) {changed}")
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    return out
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, quiet: bool = False):
+    """Runs (or resumes) a training run; returns the trained :class:`SatCLIPLightningModule`."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from .._checkpoint import save
+    from .lightning import SatCLIPDataModule, SatCLIPLightningModule
+
+    out = _prepare_out(cfg, resume, overwrite)
+    L.seed_everything(cfg.seed, verbose=False)
+    module = SatCLIPLightningModule(**_module_kwargs(cfg))
+    dm_kwargs = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, crop_size=cfg.crop_size,
+                     val_fraction=cfg.val_fraction, seed=cfg.seed, bluemarble_size=cfg.bluemarble_size,
+                     patch_px=cfg.patch_px)
+    data = cfg.data
+    if cfg.cache_features:
+        if not module.model.freeze_backbone:
+            raise ValueError("cache_features needs a frozen backbone (a moco_* backbone, or freeze_backbone=True)")
+        from .features import cache_features
+        full, _ = SatCLIPDataModule(data, **{**dm_kwargs, "val_fraction": 0.0}).datasets(train_transform=False)
+        data = str(cache_features(module.model, full, out / "features", num_workers=cfg.num_workers,
+                                  progress=not quiet and sys.stderr.isatty()))
+    dm = SatCLIPDataModule(data, **dm_kwargs)
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
+                           every_n_train_steps=cfg.ckpt_every, save_last=True, monitor="step", mode="max",
+                           save_top_k=cfg.keep_checkpoints)
+    devices = int(cfg.devices) if str(cfg.devices).isdigit() else cfg.devices
+    trainer = L.Trainer(default_root_dir=out, max_steps=cfg.max_steps, max_epochs=cfg.max_epochs,
+                        accumulate_grad_batches=cfg.accumulate_grad_batches, accelerator=cfg.accelerator,
+                        devices=devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy, callbacks=[ckpt],
+                        logger=CSVLogger(out, name="logs"), log_every_n_steps=10,
+                        enable_progress_bar=not quiet and sys.stderr.isatty(), enable_model_summary=not quiet,
+                        num_sanity_val_steps=0)
+    last = out / "checkpoints" / "last.ckpt"
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
+    if trainer.is_global_zero:
+        save(module.model.location, out / "location.safetensors", overwrite=True)
+    return module

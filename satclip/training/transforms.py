@@ -1,0 +1,67 @@
+"""The original SatCLIP training transforms, on ``{"image": [C, H, W] float, "point": [2]}`` samples.
+
+* images: 12 Sentinel-2 L2A bands (uint16 digital numbers) / 10000, a zero band inserted at
+  index 10 where the MoCo backbones expect B10 -> 13 channels (:func:`s2_to_13_bands`);
+* augmentation: random crop, horizontal and vertical flips, Gaussian blur (kernel 3);
+* coordinates: jitter by U[0, 0.01) degrees on lon and lat (as the original: one-sided), then
+  latitude clipped to [-90, 90] so a pole patch stays a valid coordinate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+JITTER_DEG = 0.01
+B10_INDEX = 10
+
+
+def s2_to_13_bands(bands: np.ndarray) -> torch.Tensor:
+    """``[12, H, W]`` uint16 L2A bands -> ``[13, H, W]`` float32 reflectance with a zero B10."""
+    if bands.ndim != 3 or bands.shape[0] != 12:
+        raise ValueError(f"expected 12 Sentinel-2 L2A bands as [12, H, W], got shape {list(bands.shape)}")
+    x = torch.from_numpy(bands.astype(np.float32) / 10000.0)
+    return torch.cat([x[:B10_INDEX], x.new_zeros(1, *x.shape[1:]), x[B10_INDEX:]])
+
+
+def jitter(point: torch.Tensor, radius: float = JITTER_DEG, generator=None) -> torch.Tensor:
+    """``point + U[0, radius)`` per coordinate (lon, lat), latitude clipped to [-90, 90]."""
+    out = point + torch.rand(point.shape, generator=generator, dtype=point.dtype) * radius
+    out[..., 1].clamp_(-90.0, 90.0)
+    return out
+
+
+def _tv():
+    try:
+        from torchvision.transforms import v2
+    except ImportError:
+        raise ImportError("the training transforms need torchvision: pip install 'satclip[train]'") from None
+    return v2
+
+
+class TrainTransform:
+    """Random crop (``crop_size``), flips, blur and coordinate jitter: the original recipe."""
+
+    def __init__(self, crop_size: int = 224, blur: bool = True, jitter_deg: float = JITTER_DEG):
+        v2 = _tv()
+        steps = [v2.RandomCrop(crop_size, pad_if_needed=True), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
+        if blur:
+            steps.append(v2.GaussianBlur(3))
+        self.augment = v2.Compose(steps)
+        self.jitter_deg = jitter_deg
+
+    def __call__(self, sample: dict) -> dict:
+        out = dict(sample)
+        out["image"] = self.augment(sample["image"])
+        out["point"] = jitter(sample["point"], self.jitter_deg)
+        return out
+
+
+class EvalTransform:
+    """Centre crop, no augmentation, no jitter (validation and feature caching)."""
+
+    def __init__(self, crop_size: int = 224):
+        self.crop = _tv().CenterCrop(crop_size)
+
+    def __call__(self, sample: dict) -> dict:
+        return {**sample, "image": self.crop(sample["image"])}
