@@ -15,9 +15,13 @@ import torch.nn.functional as F
 
 
 def _gather(x: torch.Tensor, group) -> list[torch.Tensor]:
+    import warnings
+
     from torch.distributed.nn.functional import all_gather
 
-    return list(all_gather(x.contiguous(), group=group))
+    with warnings.catch_warnings():  # torch 2.14 flags it in favour of a private API; it is still the public one
+        warnings.simplefilter("ignore", FutureWarning)
+        return list(all_gather(x.contiguous(), group=group))
 
 
 def _distributed(group) -> tuple[int, int]:
@@ -44,8 +48,10 @@ def clip_logits(image_features: torch.Tensor, location_features: torch.Tensor, l
     if image_features.shape != location_features.shape or image_features.dim() != 2:
         raise ValueError(f"image and location features must both be [B, D], got {list(image_features.shape)} "
                          f"and {list(location_features.shape)}")
-    img = F.normalize(image_features.float(), dim=1)
-    loc = F.normalize(location_features.float(), dim=1)
+    # float32 at least (as the original), float64 kept when both sides are float64
+    dtype = torch.promote_types(torch.promote_types(image_features.dtype, location_features.dtype), torch.float32)
+    img = F.normalize(image_features.to(dtype), dim=1)
+    loc = F.normalize(location_features.to(dtype), dim=1)
     rank, world = _distributed(group) if gather else (0, 1)
     if world > 1:
         all_img, all_loc = torch.cat(_gather(img, group)), torch.cat(_gather(loc, group))
