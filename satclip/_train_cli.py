@@ -55,11 +55,13 @@ def config_from_args(args):
 def cmd_train(args) -> int:
     try:
         cfg = config_from_args(args)
-        from .training.run import train
+        from .training.run import _launched_worker, train
         t0 = time.perf_counter()
         train(cfg, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
     except (ValueError, FileExistsError, FileNotFoundError, ImportError) as exc:
         raise SystemExit(f"satclip train: {exc}") from None
+    if _launched_worker():
+        return 0
     print(f"satclip train: done in {time.perf_counter() - t0:.1f} s; checkpoints in {cfg.out}/checkpoints, "
           f"location-only export {cfg.out}/location.safetensors")
     return 0

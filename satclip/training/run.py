@@ -55,6 +55,7 @@ class TrainConfig:
     num_nodes: int = _h("nodes (DDP across nodes through Lightning)", default=1)
     strategy: str = _h("Lightning strategy (auto | ddp | ddp_spawn | ...)", default="auto")
     gather_negatives: bool = _h("score against the negatives of all processes", default=True)
+    log_every: int = _h("log the training loss every N steps", default=10)
     ckpt_every: int = _h("write a checkpoint every N optimizer steps", default=500)
     keep_checkpoints: int = _h("how many step checkpoints to keep besides last.ckpt", default=3)
     seed: int = _h("random seed (data split, init, sampling)", default=0)
@@ -86,9 +87,17 @@ def _module_kwargs(cfg: TrainConfig) -> dict:
                 gather_negatives=cfg.gather_negatives, image_resolution=cfg.crop_size or 256)
 
 
+def _launched_worker() -> bool:
+    """True in the processes Lightning's DDP launcher starts besides the first one (they re-run
+    this command and must not treat the directory the first process just made as an old run)."""
+    return any(int(os.environ.get(k, "0") or 0) > 0 for k in ("LOCAL_RANK", "NODE_RANK"))
+
+
 def _prepare_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
     out = Path(cfg.out)
     saved = out / "config.json"
+    if _launched_worker():
+        return out
     if out.exists() and any(out.iterdir()):
         if overwrite:
             shutil.rmtree(out)
@@ -99,7 +108,7 @@ def _prepare_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
             before = json.loads(saved.read_text())
             changed = {k: (before.get(k), v) for k, v in dataclasses.asdict(cfg).items()
                        if k not in ("max_steps", "max_epochs", "num_workers", "devices", "num_nodes", "strategy",
-                                    "accelerator", "ckpt_every", "keep_checkpoints") and before.get(k) != v}
+                                    "accelerator", "ckpt_every", "keep_checkpoints", "log_every") and before.get(k) != v}
             if changed:
                 raise ValueError(f"cannot resume {out}: the configuration differs from the saved one "
                                  f"(option: (saved, now)) {changed}")
@@ -139,11 +148,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, qu
     trainer = L.Trainer(default_root_dir=out, max_steps=cfg.max_steps, max_epochs=cfg.max_epochs,
                         accumulate_grad_batches=cfg.accumulate_grad_batches, accelerator=cfg.accelerator,
                         devices=devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy, callbacks=[ckpt],
-                        logger=CSVLogger(out, name="logs"), log_every_n_steps=10,
+                        logger=CSVLogger(out, name="logs"), log_every_n_steps=cfg.log_every,
+                        limit_val_batches=0 if cfg.val_fraction == 0 else None,
                         enable_progress_bar=not quiet and sys.stderr.isatty(), enable_model_summary=not quiet,
                         num_sanity_val_steps=0)
     last = out / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
+    trainer.save_checkpoint(last)  # the final state, also when it falls between two ckpt_every steps
     if trainer.is_global_zero:
         save(module.model.location, out / "location.safetensors", overwrite=True)
     return module
