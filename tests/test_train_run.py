@@ -106,3 +106,29 @@ def test_lightning_ddp_two_cpu_processes(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert _step(tmp_path / "ddp" / "checkpoints" / "last.ckpt") == 3
     assert "GLOBAL_RANK: 1" in res.stderr + res.stdout or "MEMBER: 2/2" in res.stderr + res.stdout
+
+
+def test_fine_tune_from_a_checkpoint_or_an_export(tmp_path):
+    first = tmp_path / "first"
+    base = ["--data", str(S2), "--batch-size", "2", "--crop-size", "32", "--val-fraction", "0", "--max-steps", "1",
+            *TINY]
+    assert main(["train", "--out", str(first), *base]) == 0
+    ckpt = first / "checkpoints" / "last.ckpt"
+    trained = torch.load(ckpt, weights_only=False)["state_dict"]
+
+    from satclip.training.run import TrainConfig, _init_from, _module_kwargs
+    from satclip.training.lightning import SatCLIPLightningModule
+    args = dict(data=str(S2), vision_layers="resnet18", legendre_polys=4, capacity=32, embed_dim=16)
+    module = SatCLIPLightningModule(**_module_kwargs(TrainConfig(**args)))
+    _init_from(module, ckpt)
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, trained[k]), k  # image side, location side and temperature
+    module = SatCLIPLightningModule(**_module_kwargs(TrainConfig(**args)))
+    _init_from(module, first / "location.safetensors")
+    assert torch.equal(module.model.location.nnet.layers[0].weight, trained["model.location.nnet.layers.0.weight"])
+    assert not torch.equal(module.model.visual.conv1.weight, trained["model.visual.conv1.weight"])
+
+    assert main(["train", "--out", str(tmp_path / "second"), "--init-from", str(ckpt), *base]) == 0
+    with pytest.raises(SystemExit, match="legendre_polys"):
+        main(["train", "--out", str(tmp_path / "third"), "--init-from", str(ckpt),
+              *[a if a != "4" else "5" for a in base]])

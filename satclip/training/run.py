@@ -59,6 +59,8 @@ class TrainConfig:
     ckpt_every: int = _h("write a checkpoint every N optimizer steps", default=500)
     keep_checkpoints: int = _h("how many step checkpoints to keep besides last.ckpt", default=3)
     seed: int = _h("random seed (data split, init, sampling)", default=0)
+    init_from: str | None = _h("fine-tune: start from a SatCLIP .ckpt (image + location weights, original or "
+                               "this package's) or a location-only .safetensors export", default=None)
 
     @classmethod
     def from_file(cls, path) -> dict:
@@ -117,6 +119,36 @@ def _prepare_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
     return out
 
 
+def _init_from(module, path) -> None:
+    """Copies the weights of a checkpoint into ``module`` (same architecture required)."""
+    import torch
+
+    from .._checkpoint import _is_safetensors, load
+
+    path = Path(os.fspath(path))
+    enc = load(path)  # checks the file and gives the location encoder's architecture
+    want = module.model.location.config()
+    if enc.config() != want:
+        diff = {k: (v, want[k]) for k, v in enc.config().items() if want.get(k) != v}
+        raise ValueError(f"--init-from {path}: its location encoder differs from the configured one "
+                         f"(option: (checkpoint, configured)) {diff}; set those options to the checkpoint's values")
+    module.model.location.load_state_dict(enc.state_dict())
+    if _is_safetensors(path):
+        return  # location-only: the image side starts from its own initialisation
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    rest = {k[len("model."):]: v for k, v in state.items()
+            if k.startswith(("model.visual.", "model.logit_scale"))}
+    if rest:
+        try:
+            res = module.model.load_state_dict(rest, strict=False)
+            bad = res.unexpected_keys + [k for k in res.missing_keys if k.startswith("visual.")]
+            if bad:
+                raise RuntimeError(f"keys that do not match: {bad[:5]}")
+        except RuntimeError as exc:
+            raise ValueError(f"--init-from {path}: its image encoder does not fit --vision-layers "
+                             f"{module.hparams.vision_layers}: {exc}") from None
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, quiet: bool = False):
     """Runs (or resumes) a training run; returns the trained :class:`SatCLIPLightningModule`."""
     import lightning as L
@@ -128,7 +160,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, qu
 
     out = _prepare_out(cfg, resume, overwrite)
     L.seed_everything(cfg.seed, verbose=False)
-    module = SatCLIPLightningModule(**_module_kwargs(cfg))
+    from .._checkpoint import _is_safetensors
+
+    full_init = bool(cfg.init_from) and Path(cfg.init_from).is_file() and not _is_safetensors(Path(cfg.init_from))
+    # a full checkpoint brings its own backbone weights, so moco_* needs no weight file then
+    module = SatCLIPLightningModule(**_module_kwargs(cfg), pretrained_required=not full_init)
+    if cfg.init_from:
+        _init_from(module, cfg.init_from)
     dm_kwargs = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, crop_size=cfg.crop_size,
                      val_fraction=cfg.val_fraction, seed=cfg.seed, bluemarble_size=cfg.bluemarble_size,
                      patch_px=cfg.patch_px)
