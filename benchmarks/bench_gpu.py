@@ -55,7 +55,7 @@ def _encoder(L, dtype=torch.float32):
     return enc, w, b
 
 
-@pytest.mark.parametrize("impl", ["fused", "fallback", "compile-max-autotune"])
+@pytest.mark.parametrize("impl", ["fused", "fused-tf32", "fused-bf16", "fallback", "compile-max-autotune"])
 @pytest.mark.parametrize("log2n", [22, 24])
 @pytest.mark.parametrize("L", [10, 40])
 def bench_gpu_encoder_forward(benchmark, L, log2n, impl):
@@ -69,7 +69,8 @@ def bench_gpu_encoder_forward(benchmark, L, log2n, impl):
     x = points(n, torch.float32, "cuda")
     chunk = 1 << 16
     with torch.no_grad():
-        if impl == "fused":
+        if impl.startswith("fused"):
+            enc.precision = impl.split("-")[1] if "-" in impl else "float32"
             fn = lambda: enc(x)  # noqa: E731
         else:
             def eager(xx):

@@ -75,15 +75,48 @@ const T* ptr_or_null(const at::Tensor& t) {
   return t.defined() ? t.const_data_ptr<T>() : nullptr;
 }
 
+// GEMM operand formats of the encoder's precision modes (see satclip/_reference.py).
+enum class Precision { kFloat32, kTF32, kBF16 };
+
+inline Precision parse_precision(c10::string_view s, const at::Tensor& lonlat, const char* op) {
+  Precision p;
+  if (s == "float32") {
+    p = Precision::kFloat32;
+  } else if (s == "tf32") {
+    p = Precision::kTF32;
+  } else if (s == "bf16") {
+    p = Precision::kBF16;
+  } else {
+    TORCH_CHECK(false, op, ": precision must be 'float32', 'tf32' or 'bf16', got '", std::string(s), "'");
+  }
+  TORCH_CHECK(p == Precision::kFloat32 || lonlat.scalar_type() == at::kFloat, op, ": precision '",
+              std::string(s), "' needs float32 inputs and weights, got ", lonlat.scalar_type());
+  return p;
+}
+
+// x rounded to the operand format, kept float32: a float32 GEMM of rounded operands is what a
+// tensor core computes in that mode (exact products, float32 accumulation).
+inline at::Tensor round_operand(const at::Tensor& x, Precision p) {
+  if (p == Precision::kFloat32) return x;
+  if (p == Precision::kBF16) return x.to(at::kBFloat16).to(at::kFloat);
+  const at::Tensor i = x.contiguous().view(at::kInt);  // tf32: round to nearest even at 10 bits
+  const at::Tensor lsb = at::bitwise_and(at::bitwise_right_shift(i, 13), 1);
+  return at::bitwise_and(i + 0xFFF + lsb, -8192).view(at::kFloat);
+}
+
 // Inference of the whole encoder, chunk by chunk: SH of a chunk of points straight into the
 // first layer, so the [N, L*L] features only ever exist for one chunk. `sh` and `siren` are
 // the device's own ops (sh(lonlat_chunk, L) -> [c, L*L]; siren(x, W, b, w0) -> y).
 template <typename ShFn, typename SirenFn>
-at::Tensor encoder_forward_chunked(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
+at::Tensor encoder_forward_chunked(const at::Tensor& lonlat, int64_t L, at::TensorList weights_in,
                                    at::TensorList biases, double w0_first, double w0_hidden,
-                                   int64_t chunk_size, c10::DeviceType device, ShFn sh, SirenFn siren) {
+                                   int64_t chunk_size, c10::string_view precision_name, c10::DeviceType device,
+                                   ShFn sh, SirenFn siren) {
   const char* op = "satclip::location_encoder_forward";
   check_lonlat(lonlat, op, device);
+  const Precision precision = parse_precision(precision_name, lonlat, op);
+  std::vector<at::Tensor> weights;
+  for (const at::Tensor& w : weights_in) weights.push_back(w);
   check_degree(L, op);
   TORCH_CHECK(!weights.empty() && weights.size() == biases.size(), op,
               ": expected as many biases as weights (at least one layer), got ", weights.size(),
@@ -105,15 +138,16 @@ at::Tensor encoder_forward_chunked(const at::Tensor& lonlat, int64_t L, at::Tens
   }
   const int64_t n = lonlat.size(0);
   at::Tensor out = at::empty({n, width}, lonlat.options());
+  for (at::Tensor& w : weights) w = round_operand(w, precision);
   const at::Tensor w_last_t = weights.back().t();
   for (int64_t lo = 0; lo < n; lo += chunk_size) {
     const int64_t hi = std::min(n, lo + chunk_size);
     at::Tensor h = sh(lonlat.slice(0, lo, hi), L);
     for (size_t i = 0; i + 1 < weights.size(); ++i) {
-      h = siren(h, weights[i], biases[i], i == 0 ? w0_first : w0_hidden);
+      h = siren(round_operand(h, precision), weights[i], biases[i], i == 0 ? w0_first : w0_hidden);
     }
     at::Tensor dst = out.slice(0, lo, hi);
-    at::addmm_out(dst, biases.back(), h, w_last_t);
+    at::addmm_out(dst, biases.back(), round_operand(h, precision), w_last_t);
   }
   return out;
 }

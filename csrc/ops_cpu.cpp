@@ -134,9 +134,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
 
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden,
-                                    int64_t chunk_size) {
+                                    int64_t chunk_size, c10::string_view precision) {
   return encoder_forward_chunked(
-      lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, c10::DeviceType::CPU, sh_forward,
+      lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CPU, sh_forward,
       [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
         return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
       });

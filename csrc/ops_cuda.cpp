@@ -133,13 +133,29 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
   return {at::mm(gz, weight), at::mm(gz.t(), x), gz.sum(0)};
 }
 
+// cuBLAS TF32 tensor-core math on for the reduced modes and *off* for "float32", whatever the
+// global setting (torch.backends.cuda.matmul.allow_tf32) says: the default stays exact. Operands
+// are rounded to tf32/bf16 first, so the tensor cores see exactly the mode's operands (bf16
+// values are exact in tf32) and accumulate in float32.
+class Tf32Scope {
+ public:
+  explicit Tf32Scope(bool on) : previous_(at::globalContext().allowTF32CuBLAS()) {
+    at::globalContext().setAllowTF32CuBLAS(on);
+  }
+  ~Tf32Scope() { at::globalContext().setAllowTF32CuBLAS(previous_); }
+
+ private:
+  bool previous_;
+};
+
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden,
-                                    int64_t chunk_size) {
+                                    int64_t chunk_size, c10::string_view precision) {
   check_cuda_degree(L, "satclip::location_encoder_forward");
   const c10::cuda::CUDAGuard guard(lonlat.device());
+  const Tf32Scope tf32(precision != "float32");
   return encoder_forward_chunked(
-      lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, c10::DeviceType::CUDA, sh_forward,
+      lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CUDA, sh_forward,
       [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
         return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
       });

@@ -16,9 +16,11 @@ Ops (all coordinates are ``[N, 2]`` (lon, lat) in degrees, lon first):
     ``y = sin(w0 * (x W^T + b) * mask)``; ``cos`` of the same argument when ``save_cos``
     (what the backward needs, so it never recomputes the GEMM), else an empty tensor.
 ``siren_layer_backward(grad_y, cos, x, weight, w0, mask) -> (grad_x, grad_weight, grad_bias)``
-``location_encoder_forward(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size) -> [N, out]``
+``location_encoder_forward(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision) -> [N, out]``
     Inference of the whole encoder (SH -> sine layers -> linear) in chunks of points, so the
     ``[N, L*L]`` feature matrix only exists for one chunk at a time. Not differentiable.
+    ``precision``: ``"float32"`` (exact), ``"tf32"`` or ``"bf16"``: GEMM operands rounded to
+    that format, products and accumulation in float32, epilogue (bias, w0, sine) in float32.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ _SCHEMAS = {
         " -> (Tensor, Tensor, Tensor)",
     "location_encoder_forward":
         "location_encoder_forward(Tensor lonlat, int legendre_polys, Tensor[] weights, Tensor[] biases,"
-        " float w0_first, float w0_hidden, int chunk_size) -> Tensor",
+        " float w0_first, float w0_hidden, int chunk_size, str precision=\"float32\") -> Tensor",
 }
 for _schema in _SCHEMAS.values():
     _lib.define(_schema)
@@ -82,7 +84,7 @@ def _siren_bwd_fake(grad_y, cos, x, weight, w0, mask):
 
 
 @torch.library.register_fake("satclip::location_encoder_forward")
-def _encoder_fake(lonlat, legendre_polys, weights, biases, w0_first, w0_hidden, chunk_size):
+def _encoder_fake(lonlat, legendre_polys, weights, biases, w0_first, w0_hidden, chunk_size, precision="float32"):
     return lonlat.new_empty(lonlat.shape[0], weights[-1].shape[0])
 
 

@@ -171,15 +171,37 @@ def siren_layer_backward(grad_y, cos, x, weight, w0: float, mask):
     return gz @ weight, gz.t() @ x, gz.sum(0)
 
 
+PRECISIONS = ("float32", "tf32", "bf16")
+
+
+def round_operand(x: torch.Tensor, precision: str) -> torch.Tensor:
+    """``x`` (float32) rounded to the GEMM operand format of ``precision``, kept as float32:
+    bf16 = 8 significant bits, tf32 = 11 (round to nearest even). A float32 GEMM of rounded
+    operands is what a tensor core computes in that mode (exact products, float32 sums)."""
+    if precision == "float32":
+        return x
+    if precision == "bf16":
+        return x.to(torch.bfloat16).to(torch.float32)
+    i = x.contiguous().view(torch.int32)
+    lsb = torch.bitwise_and(torch.bitwise_right_shift(i, 13), 1)
+    return torch.bitwise_and(i + 0xFFF + lsb, -8192).view(torch.float32)
+
+
 def location_encoder_forward(lonlat, L: int, weights, biases, w0_first: float, w0_hidden: float,
-                             chunk_size: int):
+                             chunk_size: int, precision: str = "float32"):
     """Inference of SH -> sine layers -> linear, chunk by chunk (bounded memory)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "float32" and lonlat.dtype != torch.float32:
+        raise ValueError(f"precision={precision!r} needs float32 inputs and weights, got {lonlat.dtype}")
+    weights = [round_operand(w, precision) for w in weights]
     outs = []
     for lo in range(0, lonlat.shape[0], chunk_size):
         h = spherical_harmonics(lonlat[lo : lo + chunk_size], L)
         for i in range(len(weights) - 1):
-            h, _ = siren_layer(h, weights[i], biases[i], w0_first if i == 0 else w0_hidden, None, False)
-        outs.append(torch.addmm(biases[-1], h, weights[-1].t()))
+            h, _ = siren_layer(round_operand(h, precision), weights[i], biases[i], w0_first if i == 0 else w0_hidden,
+                               None, False)
+        outs.append(torch.addmm(biases[-1], round_operand(h, precision), weights[-1].t()))
     if not outs:
         return lonlat.new_empty(0, weights[-1].shape[0])
     return torch.cat(outs)

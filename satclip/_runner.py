@@ -62,6 +62,7 @@ def _prepare_output(out: Path, want: dict, overwrite: bool) -> set[int]:
         if overwrite:
             shutil.rmtree(out)
             return set()
+        have.setdefault("precision", "float32")  # manifests written before precision modes existed
         diffs = [k for k in want if k != "done" and have.get(k) != want[k]]
         if diffs:
             raise ValueError(f"{out} holds a run with different {', '.join(diffs)}; resume needs the same model, "
@@ -99,7 +100,8 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
     dtype = next(encoder.parameters()).dtype
     dim = encoder.nnet.dim_out
     want = {"format": fmt, "dtype": out_dtype, "dim": dim, "model": model_fingerprint(encoder),
-            "model_config": encoder.config(), "source": source.describe(), "chunk_size": source.chunk_size}
+            "model_config": encoder.config(), "precision": getattr(encoder, "precision", "float32"),
+            "source": source.describe(), "chunk_size": source.chunk_size}
     done = _prepare_output(out, want, overwrite)
     n_chunks = source.num_chunks
     if len(done) >= n_chunks and n_chunks > 0:  # finished (maybe killed before the last manifest write)

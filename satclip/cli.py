@@ -53,6 +53,7 @@ def _cmd_embed(args) -> int:
     import torch
 
     import satclip
+    from . import functional as F
     from ._runner import run_embedding
 
     try:
@@ -65,6 +66,7 @@ def _cmd_embed(args) -> int:
         else:
             enc = satclip.load(args.checkpoint, device=args.device, dtype=dtype)
             name = args.checkpoint
+        enc.precision = F.check_precision(args.precision, dtype)
         quiet = args.quiet or not sys.stderr.isatty()
         if not args.quiet:
             print(f"satclip embed: model {name} (L={enc.legendre_polys}, {enc.harmonics}), "
@@ -147,6 +149,9 @@ def main(argv=None) -> int:
     pe.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="embedding dtype on disk")
     pe.add_argument("--model-dtype", choices=["float32", "float64"], default="float32",
                     help="precision of the encoder (float64 = the original's; float32 is faster)")
+    pe.add_argument("--precision", choices=["float32", "tf32", "bf16"], default="float32",
+                    help="GEMM operand precision with --model-dtype float32: float32 (exact, default), tf32 or "
+                         "bf16 (tensor cores on GPU; embedding error below 1e-2, see README)")
     pe.add_argument("--batch-size", type=int, default=65536, help="points per chunk (default 65536)")
     pe.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     pe.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming")

@@ -26,7 +26,7 @@ from functools import lru_cache
 import torch
 
 from ._ops import ops
-from ._reference import degree_order
+from ._reference import PRECISIONS, degree_order
 
 CONVENTIONS = ("analytic", "closed-form", "orthonormal")
 _DTYPES = (torch.float32, torch.float64)
@@ -130,20 +130,36 @@ def siren_layer(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, w0: f
     return y
 
 
+def check_precision(precision: str, dtype: torch.dtype) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "float32" and dtype != torch.float32:
+        raise ValueError(f"precision={precision!r} applies to float32 encoders, got {dtype}; "
+                         "use precision='float32' with float64")
+    return precision
+
+
 def location_encoder(lonlat: torch.Tensor, legendre_polys: int, weights: list[torch.Tensor],
                      biases: list[torch.Tensor], *, w0_first: float = 30.0, w0_hidden: float = 1.0,
-                     chunk_size: int | None = None) -> torch.Tensor:
+                     chunk_size: int | None = None, precision: str = "float32") -> torch.Tensor:
     """Fused inference: orthonormal SH -> sine layers -> linear, chunk by chunk.
 
     ``weights[0]`` must already carry the convention factors (see ``convention_factors``);
     ``weights[:-1]`` are sine layers (the first with ``w0_first``), ``weights[-1]`` is linear.
     Not differentiable; ``chunk_size`` defaults to :func:`default_chunk_size`.
+
+    ``precision`` (float32 encoders only): ``"float32"`` (exact, the default), ``"tf32"`` or
+    ``"bf16"``: every GEMM's operands (SH features, activations, weights) rounded to that format,
+    products and sums in float32, bias/w0/sine in float32 -- what tensor cores compute in those
+    modes (on CUDA the GEMMs then run on them). Measured embedding error in
+    ``benchmarks/results/precision-modes.md`` (both below 1e-2 relative).
     """
     L = _check_degree(legendre_polys)
+    check_precision(precision, lonlat.dtype)
     if chunk_size is None:
         chunk_size = default_chunk_size(L, lonlat.element_size(), lonlat.device.type)
     return ops.location_encoder_forward(lonlat, L, list(weights), list(biases), float(w0_first),
-                                        float(w0_hidden), int(chunk_size))
+                                        float(w0_hidden), int(chunk_size), precision)
 
 
 def default_chunk_size(legendre_polys: int, itemsize: int, device_type: str = "cpu") -> int:

@@ -114,17 +114,24 @@ class LocationEncoder(nn.Module):
         harmonics: SH convention the weights were trained with (``"analytic"`` released).
         dropout: dropout (p = 0.5) before the sine of the hidden layers in training mode.
         fused: use the fused inference op when no gradient is needed.
+        precision: GEMM operand precision of the fused inference path (float32 encoders):
+            ``"float32"`` (exact, default), ``"tf32"`` or ``"bf16"`` (see
+            :func:`satclip.functional.location_encoder`). Training always runs exact.
 
     Inputs in another float dtype than the parameters are cast to the parameters' dtype.
     """
 
     def __init__(self, legendre_polys: int = 10, dim_hidden: int = 512, num_hidden_layers: int = 2,
-                 dim_out: int = 256, harmonics: str = "analytic", dropout: bool = True, fused: bool = True):
+                 dim_out: int = 256, harmonics: str = "analytic", dropout: bool = True, fused: bool = True,
+                 precision: str = "float32"):
         super().__init__()
         self.posenc = SphericalHarmonics(legendre_polys, harmonics)
         self.nnet = SirenNet(legendre_polys * legendre_polys, dim_hidden, dim_out, num_hidden_layers,
                              dropout=dropout)
         self.fused = fused
+        if precision not in F.PRECISIONS:
+            raise ValueError(f"precision must be one of {F.PRECISIONS}, got {precision!r}")
+        self.precision = precision
 
     @property
     def legendre_polys(self) -> int:
@@ -157,6 +164,6 @@ class LocationEncoder(nn.Module):
             weights = [w_first] + [l.weight for l in layers[1:]] + [self.nnet.last_layer.weight]
             biases = [l._bias() for l in layers] + [self.nnet.last_layer._bias()]
             return F.location_encoder(lonlat, self.legendre_polys, weights, biases,
-                                      w0_first=layers[0].w0, w0_hidden=self.nnet.w0)
+                                      w0_first=layers[0].w0, w0_hidden=self.nnet.w0, precision=self.precision)
         feats = ops.spherical_harmonics(lonlat, self.legendre_polys)
         return self.nnet(feats, first_weight=w_first)

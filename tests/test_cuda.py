@@ -112,6 +112,29 @@ def test_fused_encoder_matches_cpu(L, dtype, tol):
     assert (got - want).abs().max().item() < tol
 
 
+@pytest.mark.parametrize("precision", ["float32", "tf32", "bf16"])
+def test_fused_encoder_precision_modes(precision):
+    """Each mode against the float64 encoder (the 1e-2 bound of the offered modes), and the
+    default float32 mode stays exact even when the user allowed TF32 globally."""
+    _require_kernel("location_encoder_forward")
+    torch.manual_seed(0)
+    enc = LocationEncoder(40, 512, 2, 256).eval()
+    x = lonlat_points(2000)
+    with torch.no_grad():
+        exact = enc.double()(x)
+        enc = enc.float().cuda()
+        enc.precision = precision
+        previous = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            got = enc(x.float().cuda()).double().cpu()
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = previous
+        assert torch.backends.cuda.matmul.allow_tf32 == previous  # the op restores the setting
+    rel = ((got - exact).norm(dim=1) / exact.norm(dim=1)).max().item()
+    assert rel < {"float32": 1e-4, "tf32": 5e-3, "bf16": 1e-2}[precision]
+
+
 def test_training_step_on_cuda():
     _require_kernel()
     torch.manual_seed(0)
