@@ -1,7 +1,8 @@
 """``satclip train``: one configuration (file and/or flags) -> a Lightning run in ``out/``.
 
 Output directory: ``checkpoints/`` (every ``ckpt_every`` steps and ``last.ckpt``; original
-SatCLIP layout), ``metrics.csv``, ``config.json`` (the full configuration of the run),
+SatCLIP layout), ``logs/version_<k>/metrics.csv`` (one version per start or resume),
+``config.json`` (the full configuration of the run),
 ``location.safetensors`` (the location-only export, rewritten at the end of each run) and, in
 frozen-backbone cached mode, ``features/`` (the image-feature cache).
 """
