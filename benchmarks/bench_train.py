@@ -4,6 +4,8 @@
   features [8192, 512] -> projection; location encoder L = 40, hidden 512, 2 sine layers,
   output 256, float32, dropout on; CLIP loss; backward; AdamW) with the compiled ops ("compiled")
   vs the same model written with the pure-PyTorch twins under plain autograd ("fallback").
+* ``train-location-encoder-only-L40``: the same location encoder alone (forward, backward
+  from a fixed gradient, AdamW), without the ``[B, B]`` logits.
 * ``train-resnet18-256px``: one end-to-end step with the image backbone (ResNet18, 13 bands,
   256 x 256, batch 32; the location encoder L = 10) trained ("full") or frozen except its
   projection ("frozen"), on CPU.
@@ -54,6 +56,29 @@ def bench_train_location_side(benchmark, impl):
         loss.backward()
         opt.step()
         return loss
+
+    run(benchmark, step, n_points=n, impl=impl, rounds=5)
+
+
+@pytest.mark.parametrize("impl", ["compiled", "fallback"])
+def bench_train_location_encoder_only(benchmark, impl):
+    """The location encoder's own share of that step (forward, backward from a fixed output
+    gradient, AdamW), without the [B, B] CLIP logits that dominate the full step at B = 8192."""
+    benchmark.group = "train-location-encoder-only-L40-b8192"
+    n = size(8192)
+    torch.manual_seed(0)
+    model = SatCLIP(embed_dim=256, vision_layers="resnet18", legendre_polys=40, capacity=512, num_hidden_layers=2,
+                    freeze_backbone=True).train()
+    enc = model.location
+    opt = torch.optim.AdamW(enc.parameters(), lr=1e-4, weight_decay=0.01)
+    lonlat = points(n, torch.float32)
+    grad = torch.randn(n, 256)
+
+    def step():
+        out = enc(lonlat) if impl == "compiled" else _reference_location(enc, lonlat)
+        opt.zero_grad(set_to_none=True)
+        out.backward(grad)
+        opt.step()
 
     run(benchmark, step, n_points=n, impl=impl, rounds=5)
 

@@ -117,7 +117,7 @@ std::tuple<at::Tensor, at::Tensor> siren_layer(const at::Tensor& x, const at::Te
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
     const at::Tensor& grad_y, const at::Tensor& cos, const at::Tensor& x, const at::Tensor& weight,
-    double w0, const std::optional<at::Tensor>& mask) {
+    double w0, const std::optional<at::Tensor>& mask, bool need_grad_x) {
   const char* op = "satclip::siren_layer_backward";
   check_siren_backward(grad_y, cos, x, weight, op);
   at::Tensor m = checked_mask(mask, x, x.size(0), weight.size(0), op);
@@ -129,7 +129,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
                      static_cast<scalar_t>(w0), gz.numel(), gz.mutable_data_ptr<scalar_t>(),
                      at::get_num_threads());
   });
-  return {at::mm(gz, weight), at::mm(gz.t(), x), gz.sum(0)};
+  return {need_grad_x ? at::mm(gz, weight) : x.new_empty({0}), at::mm(gz.t(), x), gz.sum(0)};
 }
 
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,

@@ -117,7 +117,7 @@ std::tuple<at::Tensor, at::Tensor> siren_layer(const at::Tensor& x, const at::Te
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
     const at::Tensor& grad_y, const at::Tensor& cos, const at::Tensor& x, const at::Tensor& weight,
-    double w0, const std::optional<at::Tensor>& mask) {
+    double w0, const std::optional<at::Tensor>& mask, bool need_grad_x) {
   const char* op = "satclip::siren_layer_backward";
   check_siren_backward(grad_y, cos, x, weight, op);
   const c10::cuda::CUDAGuard guard(x.device());
@@ -130,7 +130,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
         gy.const_data_ptr<scalar_t>(), cc.const_data_ptr<scalar_t>(), ptr_or_null<scalar_t>(m),
         static_cast<scalar_t>(w0), gz.numel(), gz.mutable_data_ptr<scalar_t>(), stream));
   });
-  return {at::mm(gz, weight), at::mm(gz.t(), x), gz.sum(0)};
+  return {need_grad_x ? at::mm(gz, weight) : x.new_empty({0}), at::mm(gz.t(), x), gz.sum(0)};
 }
 
 // cuBLAS TF32 tensor-core math on for the reduced modes and *off* for "float32", whatever the

@@ -15,7 +15,9 @@ Ops (all coordinates are ``[N, 2]`` (lon, lat) in degrees, lon first):
 ``siren_layer(x, weight, bias, w0, mask, save_cos) -> (y, cos)``
     ``y = sin(w0 * (x W^T + b) * mask)``; ``cos`` of the same argument when ``save_cos``
     (what the backward needs, so it never recomputes the GEMM), else an empty tensor.
-``siren_layer_backward(grad_y, cos, x, weight, w0, mask) -> (grad_x, grad_weight, grad_bias)``
+``siren_layer_backward(grad_y, cos, x, weight, w0, mask, need_grad_x) -> (grad_x, grad_weight, grad_bias)``
+    ``grad_x`` is an empty tensor when ``need_grad_x`` is false (the first layer's input, the
+    SH features of coordinates that need no gradient: skips an ``[N, out] x [out, L*L]`` GEMM).
 ``location_encoder_forward(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision) -> [N, out]``
     Inference of the whole encoder (SH -> sine layers -> linear) in chunks of points, so the
     ``[N, L*L]`` feature matrix only exists for one chunk at a time. Not differentiable.
@@ -39,8 +41,8 @@ _SCHEMAS = {
         "siren_layer(Tensor x, Tensor weight, Tensor bias, float w0, Tensor? mask, bool save_cos)"
         " -> (Tensor, Tensor)",
     "siren_layer_backward":
-        "siren_layer_backward(Tensor grad_y, Tensor cos, Tensor x, Tensor weight, float w0, Tensor? mask)"
-        " -> (Tensor, Tensor, Tensor)",
+        "siren_layer_backward(Tensor grad_y, Tensor cos, Tensor x, Tensor weight, float w0, Tensor? mask,"
+        " bool need_grad_x=True) -> (Tensor, Tensor, Tensor)",
     "location_encoder_forward":
         "location_encoder_forward(Tensor lonlat, int legendre_polys, Tensor[] weights, Tensor[] biases,"
         " float w0_first, float w0_hidden, int chunk_size, str precision=\"float32\") -> Tensor",
@@ -79,8 +81,9 @@ def _siren_fake(x, weight, bias, w0, mask, save_cos):
 
 
 @torch.library.register_fake("satclip::siren_layer_backward")
-def _siren_bwd_fake(grad_y, cos, x, weight, w0, mask):
-    return (x.new_empty(x.shape), weight.new_empty(weight.shape), weight.new_empty(weight.shape[0]))
+def _siren_bwd_fake(grad_y, cos, x, weight, w0, mask, need_grad_x=True):
+    return (x.new_empty(x.shape) if need_grad_x else x.new_empty(0), weight.new_empty(weight.shape),
+            weight.new_empty(weight.shape[0]))
 
 
 @torch.library.register_fake("satclip::location_encoder_forward")
@@ -137,8 +140,9 @@ def _siren_backward(ctx, grad_y, _grad_cos):
     if cos.numel() != grad_y.numel():
         raise RuntimeError("satclip::siren_layer: gradients need save_cos=True (the cosine is what "
                            "the backward uses); satclip.functional.siren_layer sets it for you")
-    gx, gw, gb = ops.siren_layer_backward(grad_y.contiguous(), cos, x, weight, ctx.w0, mask)
-    return gx, gw, gb, None, None, None
+    need_x = ctx.needs_input_grad[0]
+    gx, gw, gb = ops.siren_layer_backward(grad_y.contiguous(), cos, x, weight, ctx.w0, mask, need_x)
+    return (gx if need_x else None), gw, gb, None, None, None
 
 
 torch.library.register_autograd("satclip::siren_layer", _siren_backward, setup_context=_siren_setup)

@@ -164,11 +164,11 @@ def siren_layer(x, weight, bias, w0: float, mask, save_cos: bool):
     return y, c
 
 
-def siren_layer_backward(grad_y, cos, x, weight, w0: float, mask):
+def siren_layer_backward(grad_y, cos, x, weight, w0: float, mask, need_grad_x: bool = True):
     gz = grad_y * w0 * cos
     if mask is not None:
         gz = gz * mask
-    return gz @ weight, gz.t() @ x, gz.sum(0)
+    return (gz @ weight if need_grad_x else x.new_empty(0)), gz.t() @ x, gz.sum(0)
 
 
 PRECISIONS = ("float32", "tf32", "bf16")

@@ -44,6 +44,7 @@ def test_opcheck_siren_layer(device, dtype):
     torch.library.opcheck(ops.siren_layer.default, (xg, wg, bg, 1.0, None, True))
     y, c = ops.siren_layer(x, w, b, 30.0, None, True)
     torch.library.opcheck(ops.siren_layer_backward.default, (torch.randn_like(y), c, x, w, 30.0, mask))
+    torch.library.opcheck(ops.siren_layer_backward.default, (torch.randn_like(y), c, x, w, 30.0, mask, False))
 
 
 @pytest.mark.parametrize("device", DEVICES)

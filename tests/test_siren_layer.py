@@ -70,6 +70,21 @@ def test_backward_kernel_vs_reference(dtype, tol):
         assert ((a - e).abs().max() / (e.abs().max() + 1)).item() < tol
 
 
+def test_backward_skips_grad_x_when_the_input_needs_none():
+    """The first layer's input (SH features of coordinates without gradient) gets no grad_x
+    GEMM; the weight and bias gradients are unchanged."""
+    x, w, b, mask = _inputs()
+    _, c = ref.siren_layer(x, w, b, 30.0, mask, True)
+    gy = torch.randn_like(c)
+    full = ops.siren_layer_backward(gy, c, x, w, 30.0, mask)
+    part = ops.siren_layer_backward(gy, c, x, w, 30.0, mask, False)
+    assert part[0].numel() == 0
+    assert torch.equal(part[1], full[1]) and torch.equal(part[2], full[2])
+    wg, bg = w.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    ops.siren_layer(x, wg, bg, 30.0, mask, True)[0].backward(gy)  # x needs no gradient here
+    assert torch.allclose(wg.grad, full[1]) and torch.allclose(bg.grad, full[2])
+
+
 def test_gradcheck_siren_layer():
     x, w, b, mask = _inputs(n=5, d_in=6, d_out=4)
     args = [t.clone().requires_grad_(True) for t in (x, w, b)]

@@ -59,7 +59,10 @@ def clip_logits(image_features: torch.Tensor, location_features: torch.Tensor, l
         all_img, all_loc = img, loc
     scale = logit_scale.exp()
     labels = torch.arange(img.shape[0], device=img.device) + rank * img.shape[0]
-    return scale * img @ all_loc.t(), scale * loc @ all_img.t(), labels
+    per_image = scale * img @ all_loc.t()
+    # one process: the location logits are the transpose (one [B, B] GEMM instead of two)
+    per_location = per_image.t() if world == 1 else scale * loc @ all_img.t()
+    return per_image, per_location, labels
 
 
 def clip_loss(image_features: torch.Tensor, location_features: torch.Tensor, logit_scale: torch.Tensor,
