@@ -4,6 +4,18 @@
 ``lonlat`` a ``[N, 2]`` tensor of (lon, lat) in degrees, lon first.
 """
 
+import os as _os
+import sys as _sys
+
+# The `satclip` command's streaming embedder shares the cores between the encoder's OpenMP
+# threads and its reader/writer threads; OpenMP threads that spin while waiting (libgomp's
+# default) take CPU from the writer. Two A/B runs on 2 cores (benchmarks/embed_wait_policy.py,
+# results/embed-wait-policy.md): grid -> Parquet end to end +14% and +8% with passive waiting,
+# Zarr +9% and -2% (noise is about 10-20% there). Only for the command, only before torch loads
+# (libgomp reads it then), and never over a value the user set.
+if _os.path.basename(_sys.argv[0] if _sys.argv else "") == "satclip" and "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from ._version import __version__
 from . import _ops  # noqa: F401  defines the op schemas first
 from ._extension import backend_info, extension_loaded
