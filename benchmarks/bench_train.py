@@ -37,25 +37,31 @@ def _reference_location(enc, lonlat):
     return enc.nnet.last_layer(x)
 
 
+def _model_and_optimizer(**kw):
+    torch.manual_seed(0)
+    model = SatCLIP(embed_dim=256, vision_layers="resnet18", capacity=512, num_hidden_layers=2, **kw).train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.01)
+    return model, opt
+
+
+def _optimizer_step(opt, loss, grad=None):
+    opt.zero_grad(set_to_none=True)
+    loss.backward(grad)
+    opt.step()
+
+
 @pytest.mark.parametrize("impl", ["compiled", "fallback"])
 def bench_train_location_side(benchmark, impl):
     benchmark.group = "train-location-L40-b8192"
     n = size(8192)
-    torch.manual_seed(0)
-    model = SatCLIP(embed_dim=256, vision_layers="resnet18", legendre_polys=40, capacity=512, num_hidden_layers=2,
-                    freeze_backbone=True).train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.01)
+    model, opt = _model_and_optimizer(legendre_polys=40, freeze_backbone=True)
     pooled = torch.randn(n, 512)
     lonlat = points(n, torch.float32)
 
     def step():
         img = model.encode_pooled(pooled)
         loc = model.encode_location(lonlat) if impl == "compiled" else _reference_location(model.location, lonlat)
-        loss = clip_loss(img, loc, model.logit_scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
+        _optimizer_step(opt, clip_loss(img, loc, model.logit_scale))
 
     run(benchmark, step, n_points=n, impl=impl, rounds=5)
 
@@ -66,19 +72,14 @@ def bench_train_location_encoder_only(benchmark, impl):
     gradient, AdamW), without the [B, B] CLIP logits that dominate the full step at B = 8192."""
     benchmark.group = "train-location-encoder-only-L40-b8192"
     n = size(8192)
-    torch.manual_seed(0)
-    model = SatCLIP(embed_dim=256, vision_layers="resnet18", legendre_polys=40, capacity=512, num_hidden_layers=2,
-                    freeze_backbone=True).train()
+    model, _ = _model_and_optimizer(legendre_polys=40, freeze_backbone=True)
     enc = model.location
     opt = torch.optim.AdamW(enc.parameters(), lr=1e-4, weight_decay=0.01)
     lonlat = points(n, torch.float32)
     grad = torch.randn(n, 256)
 
     def step():
-        out = enc(lonlat) if impl == "compiled" else _reference_location(enc, lonlat)
-        opt.zero_grad(set_to_none=True)
-        out.backward(grad)
-        opt.step()
+        _optimizer_step(opt, enc(lonlat) if impl == "compiled" else _reference_location(enc, lonlat), grad)
 
     run(benchmark, step, n_points=n, impl=impl, rounds=5)
 
@@ -87,18 +88,12 @@ def bench_train_location_encoder_only(benchmark, impl):
 def bench_train_resnet18_end_to_end(benchmark, impl):
     benchmark.group = "train-resnet18-256px-b32"
     n, px = size(32, 4), (64 if SMOKE else 256)
-    torch.manual_seed(0)
-    model = SatCLIP(embed_dim=256, vision_layers="resnet18", legendre_polys=10, freeze_backbone=impl == "frozen").train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.01)
+    model, opt = _model_and_optimizer(legendre_polys=10, freeze_backbone=impl == "frozen")
     images = torch.rand(n, 13, px, px)
     lonlat = points(n, torch.float32)
 
     def step():
         img, loc = model(images, lonlat)
-        loss = clip_loss(img, loc, model.logit_scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
+        _optimizer_step(opt, clip_loss(img, loc, model.logit_scale))
 
     run(benchmark, step, n_points=n, impl=impl, rounds=3)

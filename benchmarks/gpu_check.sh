@@ -2,8 +2,8 @@
 # GPU check, for the GPU machine (see ../shared/design.md section 4: Python 3.12, torch 2.11 +
 # CUDA, scikit-build-core, cmake, ninja, pytest, pytest-benchmark, numpy; no network).
 # Builds satclip with CUDA for sm_90, runs the CUDA tests and the GPU benchmarks, and writes
-# under $OUT: build.log, tests.log, junit.xml, gpu.json (pytest-benchmark), gpu.md (table),
-# env.txt. Budget: about 8 minutes. Usage: OUT=/some/dir bash benchmarks/gpu_check.sh
+# under $OUT: build.log, tests.log, junit.xml, sanitizer-*.log, gpu.json (pytest-benchmark),
+# gpu.md (table), env.txt. Budget: about 8 minutes. Usage: OUT=/some/dir bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-$(pwd)/out}
 mkdir -p "$OUT"
@@ -33,15 +33,44 @@ cd - > /dev/null
 #    `import satclip` finds the installed package with its _C.so, not the source folder.
 t0=$(date +%s)
 (cd tests && SATCLIP_EXPECT_EXTENSION=1 timeout 240 $PY -m pytest -q -p no:cacheprovider test_cuda.py \
-  test_opcheck.py test_sh_backward.py test_encoder.py --junitxml="$OUT/junit.xml" > "$OUT/tests.log" 2>&1)
+  test_opcheck.py test_sh_backward.py test_encoder.py test_precision.py --junitxml="$OUT/junit.xml" \
+  > "$OUT/tests.log" 2>&1)
 trc=$?
 echo "tests rc=$trc in $(( $(date +%s) - t0 )) s"; tail -15 "$OUT/tests.log"
 
-# 3. GPU benchmarks.
+# 3. compute-sanitizer (memcheck, racecheck) on a small case of every CUDA kernel, if present.
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+SMALL='
+import torch, satclip
+from satclip._ops import ops
+torch.manual_seed(0)
+for L in (3, 33, 65):
+    x = torch.stack([torch.rand(70) * 360 - 180, torch.rand(70) * 180 - 90], 1).cuda().requires_grad_(True)
+    ops.spherical_harmonics(x, L).sum().backward()
+enc = satclip.LocationEncoder(10, 64, 2, 16).cuda()
+x = torch.rand(50, 2).cuda() * 90
+enc.train()(x).sum().backward()
+with torch.no_grad():
+    enc.eval()(x)
+torch.cuda.synchronize()
+print("sanitizer case done")
+'
+san_rc=0
+if [ -n "$SAN" ] && $PY -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+  for tool in memcheck racecheck; do
+    (cd /tmp && timeout 75 "$SAN" --tool $tool --error-exitcode 3 $PY -c "$SMALL" > "$OUT/sanitizer-$tool.log" 2>&1)
+    r=$?; echo "compute-sanitizer $tool rc=$r"; tail -4 "$OUT/sanitizer-$tool.log"
+    [ $r -ne 0 ] && san_rc=$r
+  done
+else
+  echo "compute-sanitizer or CUDA device not found: skipped" | tee "$OUT/sanitizer-memcheck.log"
+fi
+
+# 4. GPU benchmarks.
 t0=$(date +%s)
 (cd benchmarks && timeout 300 $PY -m pytest -q -c pytest.ini bench_gpu.py \
   --benchmark-json="$OUT/gpu.json" --benchmark-columns=median,min,rounds > "$OUT/bench.log" 2>&1)
 brc=$?
 echo "bench rc=$brc in $(( $(date +%s) - t0 )) s"; tail -30 "$OUT/bench.log"
 [ -f "$OUT/gpu.json" ] && $PY benchmarks/report.py "$OUT/gpu.json" > "$OUT/gpu.md" && cat "$OUT/gpu.md"
-exit $(( trc != 0 || brc != 0 ))
+exit $(( trc != 0 || brc != 0 || san_rc != 0 ))
