@@ -193,7 +193,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, qu
                         num_sanity_val_steps=0)
     last = out / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
-    trainer.save_checkpoint(last)  # the final state, also when it falls between two ckpt_every steps
+    # the final state, also when it falls between two ckpt_every steps (with optimizer: resumable)
+    trainer.save_checkpoint(last, weights_only=False)
     if trainer.is_global_zero:
         save(module.model.location, out / "location.safetensors", overwrite=True)
     return module
