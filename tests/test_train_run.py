@@ -132,3 +132,13 @@ def test_fine_tune_from_a_checkpoint_or_an_export(tmp_path):
     with pytest.raises(SystemExit, match="legendre_polys"):
         main(["train", "--out", str(tmp_path / "third"), "--init-from", str(ckpt),
               *[a if a != "4" else "5" for a in base]])
+
+
+def test_refused_runs_leave_no_directory_behind(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match="index.csv"):
+        main(["train", "--data", str(tmp_path / "missing"), "--out", str(out), *TINY])
+    with pytest.raises(SystemExit, match="weight file not found"):
+        main(["train", "--data", str(S2), "--vision-layers", "moco_resnet18", "--out", str(out), "--batch-size", "2",
+              "--visual-weights", str(tmp_path / "none.pth")])
+    assert not out.exists()

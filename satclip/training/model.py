@@ -62,6 +62,8 @@ def load_visual_weights(visual: nn.Module, path) -> None:
     anything else that does not fit is refused with the offending keys named.
     """
     path = Path(os.fspath(path))
+    if not path.is_file():
+        raise FileNotFoundError(f"backbone weight file not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -159,7 +159,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, qu
     from .._checkpoint import save
     from .lightning import SatCLIPDataModule, SatCLIPLightningModule
 
-    out = _prepare_out(cfg, resume, overwrite)
     L.seed_everything(cfg.seed, verbose=False)
     from .._checkpoint import _is_safetensors
 
@@ -171,15 +170,21 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, qu
     dm_kwargs = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, crop_size=cfg.crop_size,
                      val_fraction=cfg.val_fraction, seed=cfg.seed, bluemarble_size=cfg.bluemarble_size,
                      patch_px=cfg.patch_px)
-    data = cfg.data
+    # Model and data are checked before the output directory is touched, so a refused run
+    # leaves nothing behind that a corrected command would have to --overwrite.
     if cfg.cache_features:
         if not module.model.freeze_backbone:
             raise ValueError("cache_features needs a frozen backbone (a moco_* backbone, or freeze_backbone=True)")
+        full, _ = SatCLIPDataModule(cfg.data, **{**dm_kwargs, "val_fraction": 0.0}).datasets(train_transform=False)
+    else:
+        dm = SatCLIPDataModule(cfg.data, **dm_kwargs)
+        dm.setup()
+    out = _prepare_out(cfg, resume, overwrite)
+    if cfg.cache_features:
         from .features import cache_features
-        full, _ = SatCLIPDataModule(data, **{**dm_kwargs, "val_fraction": 0.0}).datasets(train_transform=False)
-        data = str(cache_features(module.model, full, out / "features", num_workers=cfg.num_workers,
-                                  progress=not quiet and sys.stderr.isatty()))
-    dm = SatCLIPDataModule(data, **dm_kwargs)
+        cache = cache_features(module.model, full, out / "features", num_workers=cfg.num_workers,
+                               progress=not quiet and sys.stderr.isatty())
+        dm = SatCLIPDataModule(str(cache), **dm_kwargs)
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
                            every_n_train_steps=cfg.ckpt_every, save_last=True, monitor="step", mode="max",
                            save_top_k=cfg.keep_checkpoints)
