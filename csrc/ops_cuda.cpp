@@ -96,6 +96,16 @@ at::Tensor sh_backward(const at::Tensor& grad, const at::Tensor& lonlat, int64_t
   return out;
 }
 
+// In place on the pre-activation y = x W^T + b: mask, w0, sine (and the cosine if c is given).
+void sine_epilogue(at::Tensor& y, const at::Tensor& m, double w0, at::Tensor* c) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(y.device().index()).stream();
+  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "satclip_siren_cuda", [&] {
+    SATCLIP_CUDA_CHECK(kernels::launch_siren_epilogue<scalar_t>(
+        y.mutable_data_ptr<scalar_t>(), ptr_or_null<scalar_t>(m), static_cast<scalar_t>(w0), y.numel(),
+        c != nullptr ? c->mutable_data_ptr<scalar_t>() : nullptr, stream));
+  });
+}
+
 // GEMM through ATen (cuBLAS), then one elementwise pass: mask, w0, sine (and cosine if asked).
 std::tuple<at::Tensor, at::Tensor> siren_layer(const at::Tensor& x, const at::Tensor& weight,
                                                const at::Tensor& bias, double w0,
@@ -106,12 +116,7 @@ std::tuple<at::Tensor, at::Tensor> siren_layer(const at::Tensor& x, const at::Te
   at::Tensor m = checked_mask(mask, x, x.size(0), weight.size(0), op);
   at::Tensor y = at::addmm(bias, x, weight.t());
   at::Tensor c = save_cos ? at::empty_like(y) : at::empty({0}, y.options());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "satclip_siren_cuda", [&] {
-    SATCLIP_CUDA_CHECK(kernels::launch_siren_epilogue<scalar_t>(
-        y.mutable_data_ptr<scalar_t>(), ptr_or_null<scalar_t>(m), static_cast<scalar_t>(w0), y.numel(),
-        save_cos ? c.mutable_data_ptr<scalar_t>() : nullptr, stream));
-  });
+  sine_epilogue(y, m, w0, save_cos ? &c : nullptr);
   return {y, c};
 }
 
@@ -154,6 +159,21 @@ at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::Ten
   check_cuda_degree(L, "satclip::location_encoder_forward");
   const c10::cuda::CUDAGuard guard(lonlat.device());
   const Tf32Scope tf32(precision != "float32");
+#ifdef SATCLIP_HAS_MM_OUT_DTYPE
+  if (precision == "bf16" && lonlat.scalar_type() == at::kFloat) {
+    // Sine layers on bf16 tensor cores with a float32 result. The operands arrive already
+    // rounded to bf16 values, so the conversion is exact and the numbers are those of the
+    // reference; the last (linear) layer stays on TF32 tensor cores over the same operands.
+    return encoder_forward_chunked(
+        lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CUDA,
+        sh_forward, [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
+          at::Tensor y = at::mm(x.to(at::kBFloat16), w.to(at::kBFloat16).t(), at::kFloat);
+          y.add_(b);  // the bias stays float32, as in the reference
+          sine_epilogue(y, at::Tensor(), w0, nullptr);
+          return y;
+        });
+  }
+#endif
   return encoder_forward_chunked(
       lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CUDA, sh_forward,
       [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
