@@ -108,13 +108,17 @@ def cmd_demo(args) -> int:
     png = render_preview(grid, out / "embedding-map.png",
                          title=f"SatCLIP demo (Blue Marble, {args.steps} steps): first 3 principal components")
     import csv
-    rows = list(csv.DictReader(open(next((out / "train" / "logs").glob("version_*/metrics.csv")))))
+
+    import satclip
+    with open(next((out / "train" / "logs").glob("version_*/metrics.csv")), newline="") as f:
+        rows = list(csv.DictReader(f))
     losses = [float(r["train_loss"]) for r in rows if r.get("train_loss")]
     vals = [float(r["val_loss"]) for r in rows if r.get("val_loss")]
     print(f"trained {args.steps} steps in {t_train:.0f} s: train loss {losses[0]:.3f} -> {losses[-1]:.3f}"
           + (f", validation loss {vals[0]:.3f} -> {vals[-1]:.3f}" if len(vals) > 1 else "")
           + f" (chance level {torch.log(torch.tensor(float(args.batch_size))):.3f})")
-    print(f"embedded {len(source):,} grid cells in {t_embed:.2f} s -> {grid}")
+    print(f"embedded {len(source):,} grid cells in {t_embed:.2f} s -> {grid} "
+          f"(backend: {satclip.backend_info()['ops']['location_encoder_forward']['cpu']})")
     print(f"3/3 wrote {png}")
     print(f"checkpoint {out / 'train' / 'checkpoints' / 'last.ckpt'} (original SatCLIP layout), "
           f"location-only export {out / 'train' / 'location.safetensors'}")
