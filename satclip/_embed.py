@@ -50,6 +50,9 @@ def embed(encoder, points, *, batch_size: int = 65536, device=None, out_dtype="f
         ``[N, D]`` numpy array, or a torch tensor (on the input's device) for tensor input.
     """
     lonlat = _as_lonlat(points, order, lon_col, lat_col)
+    if str(np.dtype(out_dtype)) not in ("float16", "float32", "float64"):
+        raise ValueError(f"out_dtype must be float16, float32 or float64, got {out_dtype!r} (int8 with scales is an "
+                         "on-disk format of satclip embed / run_embedding)")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dev = torch.device(device) if device is not None else next(encoder.parameters()).device

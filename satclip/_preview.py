@@ -15,7 +15,8 @@ from ._runner import MANIFEST
 
 
 def read_embeddings(out) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(ids, lon, lat, embedding) of a finished ``satclip embed`` output directory."""
+    """(ids, lon, lat, embedding) of a finished ``satclip embed`` output directory; int8 codes
+    come back multiplied by their per-point scale (float32)."""
     out = Path(out)
     man = json.loads((out / MANIFEST).read_text())
     fmt = man["format"]
@@ -25,18 +26,28 @@ def read_embeddings(out) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         t = pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("part-*.parquet"))])
         emb = t.column("embedding").combine_chunks()
         flat = emb.values.to_numpy(zero_copy_only=False).reshape(len(t), -1)
-        return (t.column("id").to_numpy(), t.column("lon").to_numpy(), t.column("lat").to_numpy(), flat)
+        scale = t.column("embedding_scale").to_numpy() if "embedding_scale" in t.column_names else None
+        return (t.column("id").to_numpy(), t.column("lon").to_numpy(), t.column("lat").to_numpy(),
+                _dequantize(flat, scale))
     if fmt == "npy":
         ll = np.load(out / "lonlat.npy")
-        return np.load(out / "ids.npy"), ll[:, 0], ll[:, 1], np.load(out / "embeddings.npy", mmap_mode="r")
+        emb = np.load(out / "embeddings.npy", mmap_mode="r")
+        scale = np.load(out / "scales.npy") if (out / "scales.npy").exists() else None
+        return np.load(out / "ids.npy"), ll[:, 0], ll[:, 1], _dequantize(emb, scale)
     import zarr
     root = zarr.open_group(str(out), mode="r")
+    scale = root["embedding_scale"][:] if "embedding_scale" in root else None
     if root.attrs.get("layout") == "grid":
         emb = root["embedding"][:]
         nlat, nlon, dim = emb.shape
         lon, lat = np.meshgrid(root["lon"][:], root["lat"][:])
-        return np.arange(nlat * nlon), lon.reshape(-1), lat.reshape(-1), emb.reshape(-1, dim)
-    return root["id"][:], root["lon"][:], root["lat"][:], root["embedding"][:]
+        flat_scale = None if scale is None else scale.reshape(-1)
+        return np.arange(nlat * nlon), lon.reshape(-1), lat.reshape(-1), _dequantize(emb.reshape(-1, dim), flat_scale)
+    return root["id"][:], root["lon"][:], root["lat"][:], _dequantize(root["embedding"][:], scale)
+
+
+def _dequantize(emb: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+    return emb if scale is None else emb.astype(np.float32) * scale[:, None]
 
 
 def pca_rgb(emb: np.ndarray, sample: int = 200_000, seed: int = 0) -> np.ndarray:

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from ._version import __version__
-from ._sinks import FORMATS, make_sink
+from ._sinks import FORMATS, make_sink, quantize_int8
 from ._sources import Source
 
 MANIFEST = "manifest.json"
-OUT_DTYPES = ("float16", "float32")
+OUT_DTYPES = ("float16", "float32", "int8")
 
 
 def model_fingerprint(encoder) -> str:
@@ -80,7 +80,7 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
         source: a ``satclip._sources.Source`` (table, grid, HEALPix, H3, array).
         out: output directory.
         fmt: ``"parquet"``, ``"npy"`` or ``"zarr"``.
-        out_dtype: ``"float32"`` or ``"float16"``.
+        out_dtype: ``"float32"``, ``"float16"`` or ``"int8"`` (per-point scale stored beside the codes).
         device: where to run the encoder (default: the encoder's device).
         overwrite: replace an existing output instead of resuming it.
         progress: progress bar (default: when stderr is a terminal).
@@ -138,7 +138,10 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
     lock = threading.Lock()
 
     def write(chunk, emb):
-        sink.write(chunk, emb)
+        if out_dtype == "int8":
+            sink.write(chunk, *quantize_int8(emb))
+        else:
+            sink.write(chunk, emb.astype(out_dtype, copy=False))
         with lock:
             manifest["done"].append(chunk.index)
             manifest["done"].sort()
@@ -159,7 +162,7 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
                 ll = torch.from_numpy(np.stack([item.lon, item.lat], 1)).to(dtype)
                 if device.type == "cuda":
                     ll = ll.pin_memory().to(device, non_blocking=True)
-                emb = encoder(ll).to("cpu").numpy().astype(out_dtype, copy=False)
+                emb = encoder(ll).to("cpu").numpy()  # converted (or quantised) on the writer thread
                 pending.append(writer.submit(write, item, emb))
                 while len(pending) > 2:  # bounded: at most two chunks waiting to be written
                     pending.pop(0).result()

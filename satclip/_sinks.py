@@ -3,13 +3,18 @@ chunk is either fully on disk or (after a crash) redone on resume.
 
 * ``ParquetSink``: a directory of ``part-XXXXXX.parquet`` files, one per chunk, each written
   to a temporary name and renamed. Columns ``id`` (int64), ``lon``, ``lat`` (float64),
-  ``geometry`` (WKB point) and ``embedding`` (``FixedSizeList<float16|float32>[D]``); GeoParquet
-  ``geo`` metadata and the model/version in the file metadata.
+  ``geometry`` (WKB point) and ``embedding`` (``FixedSizeList<float16|float32|int8>[D]``, plus
+  ``embedding_scale`` float32 for int8); GeoParquet ``geo`` metadata and the model/version in
+  the file metadata.
 * ``NpySink``: ``embeddings.npy`` (``[N, D]`` memmap), ``ids.npy`` and ``lonlat.npy``, preallocated;
   chunk ``i`` fills rows ``[i * chunk_size, ...)``.
 * ``ZarrSink``: a Zarr group. For a full lat/lon grid, ``embedding [nlat, nlon, D]`` with
   ``lat``/``lon`` coordinate arrays; otherwise ``embedding [N, D]`` chunked like the source,
   with ``id``, ``lon``, ``lat`` arrays.
+
+int8 output stores one float32 scale per point beside the codes (``embedding_scale``; the npy
+layout's ``scales.npy``): ``embedding ~= code * scale``, ``scale = max|e| / 127`` of that
+point, so the error is at most half a step, ``scale / 2``, per component.
 """
 
 from __future__ import annotations
@@ -23,6 +28,14 @@ import numpy as np
 from ._sources import Chunk
 
 FORMATS = ("parquet", "npy", "zarr")
+
+
+def quantize_int8(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row symmetric int8 codes and float32 scales (``emb ~= codes * scales[:, None]``)."""
+    scale = np.abs(emb).max(axis=1).astype(np.float32) / 127.0
+    scale[scale == 0] = 1.0
+    codes = np.clip(np.rint(emb / scale[:, None]), -127, 127).astype(np.int8)
+    return codes, scale
 
 
 def _wkb(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -41,12 +54,12 @@ class ParquetSink:
         self.out, self.dim, self.dtype, self.metadata = out, dim, dtype, metadata
         self.out.mkdir(parents=True, exist_ok=True)
 
-    def write(self, chunk: Chunk, emb: np.ndarray) -> None:
+    def write(self, chunk: Chunk, emb: np.ndarray, scale: np.ndarray | None = None) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         n = len(chunk.ids)
-        value_type = pa.float16() if self.dtype == "float16" else pa.float32()
+        value_type = {"float16": pa.float16(), "int8": pa.int8()}.get(self.dtype, pa.float32())
         flat = pa.array(emb.reshape(-1), type=value_type)
         wkb = _wkb(chunk.lon, chunk.lat)
         geometry = pa.FixedSizeBinaryArray.from_buffers(pa.binary(21), n, [None, pa.py_buffer(wkb.tobytes())])
@@ -56,6 +69,7 @@ class ParquetSink:
             "lat": pa.array(chunk.lat, pa.float64()),
             "geometry": geometry.cast(pa.binary()),
             "embedding": pa.FixedSizeListArray.from_arrays(flat, self.dim),
+            **({"embedding_scale": pa.array(scale, pa.float32())} if scale is not None else {}),
         })
         geo = {"version": "1.1.0", "primary_column": "geometry",
                "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Point"]}}}
@@ -83,19 +97,26 @@ class NpySink:
         self.emb = open_mm(self.out / "embeddings.npy", mode=mode, dtype=dtype, shape=(n, dim))
         self.ids = open_mm(self.out / "ids.npy", mode=mode, dtype=np.int64, shape=(n,))
         self.lonlat = open_mm(self.out / "lonlat.npy", mode=mode, dtype=np.float64, shape=(n, 2))
+        self.arrays = [self.emb, self.ids, self.lonlat]
+        self.scales = None
+        if dtype == "int8":
+            self.scales = open_mm(self.out / "scales.npy", mode=mode, dtype=np.float32, shape=(n,))
+            self.arrays.append(self.scales)
 
-    def write(self, chunk: Chunk, emb: np.ndarray) -> None:
+    def write(self, chunk: Chunk, emb: np.ndarray, scale: np.ndarray | None = None) -> None:
         s = chunk.start
         e = s + len(chunk.ids)
         self.emb[s:e] = emb
+        if self.scales is not None:
+            self.scales[s:e] = scale
         self.ids[s:e] = chunk.ids
         self.lonlat[s:e, 0] = chunk.lon
         self.lonlat[s:e, 1] = chunk.lat
-        for a in (self.emb, self.ids, self.lonlat):
+        for a in self.arrays:
             a.flush()
 
     def close(self) -> None:
-        for a in (self.emb, self.ids, self.lonlat):
+        for a in self.arrays:
             a.flush()
 
 
@@ -125,24 +146,33 @@ class ZarrSink:
             rows = chunk_size // nlon
             self.root.create_array("embedding", shape=(nlat, nlon, dim), chunks=(min(rows, nlat), nlon, dim), dtype=dtype,
                                    compressors=None)
+            if dtype == "int8":
+                self.root.create_array("embedding_scale", shape=(nlat, nlon), chunks=(min(rows, nlat), nlon),
+                                       dtype="float32")
             step = 180.0 / nlat
             self.root.create_array("lat", shape=(nlat,), dtype="float64")[:] = -90 + (np.arange(nlat) + 0.5) * step
             self.root.create_array("lon", shape=(nlon,), dtype="float64")[:] = -180 + (np.arange(nlon) + 0.5) * step
             return
         c = min(chunk_size, max(n, 1))
         self.root.create_array("embedding", shape=(n, dim), chunks=(c, dim), dtype=dtype, compressors=None)
+        if dtype == "int8":
+            self.root.create_array("embedding_scale", shape=(n,), chunks=(c,), dtype="float32")
         self.root.create_array("id", shape=(n,), chunks=(c,), dtype="int64")
         self.root.create_array("lon", shape=(n,), chunks=(c,), dtype="float64")
         self.root.create_array("lat", shape=(n,), chunks=(c,), dtype="float64")
 
-    def write(self, chunk: Chunk, emb: np.ndarray) -> None:
+    def write(self, chunk: Chunk, emb: np.ndarray, scale: np.ndarray | None = None) -> None:
         s = chunk.start
         e = s + len(chunk.ids)
         if self.grid:
             nlon = self.grid[1]
             self.root["embedding"][s // nlon:e // nlon] = emb.reshape(-1, nlon, emb.shape[1])
+            if scale is not None:
+                self.root["embedding_scale"][s // nlon:e // nlon] = scale.reshape(-1, nlon)
             return
         self.root["embedding"][s:e] = emb
+        if scale is not None:
+            self.root["embedding_scale"][s:e] = scale
         self.root["id"][s:e] = chunk.ids
         self.root["lon"][s:e] = chunk.lon
         self.root["lat"][s:e] = chunk.lat

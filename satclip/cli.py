@@ -146,7 +146,8 @@ def main(argv=None) -> int:
     pe.add_argument("--id-col", help="integer id column of --points to copy (default: row number)")
     pe.add_argument("--out", required=True, help="output directory")
     pe.add_argument("--format", choices=["parquet", "zarr", "npy"], default="parquet", help="default parquet")
-    pe.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="embedding dtype on disk")
+    pe.add_argument("--dtype", choices=["float32", "float16", "int8"], default="float32",
+                    help="embedding dtype on disk (int8: codes + one float32 scale per point)")
     pe.add_argument("--model-dtype", choices=["float32", "float64"], default="float32",
                     help="precision of the encoder (float64 = the original's; float32 is faster)")
     pe.add_argument("--precision", choices=["float32", "tf32", "bf16"], default="float32",

@@ -48,6 +48,8 @@ def test_embed_in_memory_inputs(encoder):
     df = pd.DataFrame({"Latitude": pts[:, 1], "Longitude": pts[:, 0]})
     assert np.allclose(satclip.embed(encoder, df), want, atol=1e-6)
     assert satclip.embed(encoder, pts, out_dtype="float16").dtype == np.float16
+    with pytest.raises(ValueError, match="out_dtype"):
+        satclip.embed(encoder, pts, out_dtype="int8")  # would truncate floats silently
     with pytest.raises(ValueError, match="latitude outside"):
         satclip.embed(encoder, pts[:, ::-1])  # lat-first data passed as lon-first
 
@@ -132,6 +134,28 @@ def test_float16_output(tmp_path, encoder):
     out = run_embedding(encoder, S.GridSource(30.0), tmp_path / "o", out_dtype="float16", progress=False)
     t = pq.read_table(next(out.glob("part-*.parquet")))
     assert t.schema.field("embedding").type.value_type == pa.float16()
+
+
+@pytest.mark.parametrize("fmt,src", [("parquet", "grid"), ("npy", "grid"), ("zarr", "grid"), ("zarr", "points")])
+def test_int8_output_with_per_point_scale(tmp_path, encoder, fmt, src):
+    """Codes + one scale per point on disk; reading back gives the embedding to half a step."""
+    if fmt == "zarr":
+        pytest.importorskip("zarr")
+    from satclip._preview import read_embeddings
+    pts = np.random.default_rng(5).uniform([-180, -90], [180, 90], size=(300, 2))
+    source = S.GridSource(15.0, chunk_size=48) if src == "grid" else S.ArraySource(pts, chunk_size=128)
+    out = run_embedding(encoder, source, tmp_path / "q", fmt=fmt, out_dtype="int8", progress=False)
+    ids, lon, lat, emb = read_embeddings(out)
+    want = _direct(encoder, lon, lat)
+    step = np.abs(want).max(axis=1, keepdims=True) / 127
+    assert emb.dtype == np.float32 and np.all(np.abs(emb - want) <= step / 2 + 1e-6)
+    assert np.abs(emb - want).max() > 0  # really quantised
+    if fmt == "parquet":
+        t = pq.read_table(next(out.glob("part-*.parquet")))
+        assert t.schema.field("embedding").type.value_type == pa.int8()
+        assert t.schema.field("embedding_scale").type == pa.float32()
+    elif fmt == "npy":
+        assert np.load(out / "embeddings.npy").dtype == np.int8 and np.load(out / "scales.npy").shape == (len(ids),)
 
 
 def test_table_sources(tmp_path, encoder):
