@@ -267,6 +267,19 @@ def test_cli_embed(tmp_path, encoder, capsys):
     assert np.allclose(np.load(tmp_path / "x" / "embeddings.npy"), want, atol=1e-6) and want.shape == (72, 256)
     with pytest.raises(SystemExit, match="different source"):
         main(["embed", "--checkpoint", str(ckpt), "--grid", "15", "--out", str(out), "--quiet"])
+    # --precision: the fused encoder's GEMM operand mode, recorded in the manifest
+    out16 = tmp_path / "bf16"
+    assert main(["embed", "--checkpoint", str(ckpt), "--grid", "30", "--out", str(out16), "--format", "npy",
+                 "--precision", "bf16", "--quiet"]) == 0
+    assert json.loads((out16 / MANIFEST).read_text())["precision"] == "bf16"
+    enc16 = satclip.load(ckpt, dtype=torch.float32)
+    enc16.precision = "bf16"
+    with torch.no_grad():
+        want = enc16(torch.from_numpy(np.load(out16 / "lonlat.npy")).float()).numpy()
+    assert np.allclose(np.load(out16 / "embeddings.npy"), want, atol=1e-6)
+    with pytest.raises(SystemExit, match="applies to float32 encoders"):
+        main(["embed", "--checkpoint", str(ckpt), "--grid", "30", "--out", str(tmp_path / "f64"),
+              "--model-dtype", "float64", "--precision", "bf16", "--quiet"])
 
 
 def test_preview_png(tmp_path, encoder):
