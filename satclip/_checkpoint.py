@@ -94,6 +94,11 @@ def _build(cfg: dict, state: dict, source: str, device, dtype) -> LocationEncode
 
 
 def _load_lightning(path: Path, device, dtype, weights_only: bool) -> LocationEncoder:
+    return _encoder_from_lightning(_read_lightning(path, weights_only), path, device, dtype)
+
+
+def _read_lightning(path: Path, weights_only: bool) -> dict:
+    """The checkpoint dict of a SatCLIP Lightning ``.ckpt`` (refused with the reason otherwise)."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as exc:  # torch.load raises many types on damaged files (IndexError, EOFError, ...)
@@ -101,6 +106,10 @@ def _load_lightning(path: Path, device, dtype, weights_only: bool) -> LocationEn
                          "checkpoint holding custom Python objects, retry with weights_only=False") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not a SatCLIP Lightning checkpoint (no 'state_dict' entry)")
+    return ckpt
+
+
+def _encoder_from_lightning(ckpt: dict, path: Path, device, dtype) -> LocationEncoder:
     hp = ckpt.get("hyper_parameters") or {}
     if not isinstance(hp, dict):
         hp = dict(hp)

@@ -10,6 +10,7 @@ in the checkpoint under ``"satclip"``. ``satclip.load`` reads the location encod
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -173,7 +174,10 @@ class SatCLIPDataModule(L.LightningDataModule):
             crop = self.crop_size or 224
             make = lambda t: S2100KDataset(self.data, transform=t)
         train_ds = make(TrainTransform(crop) if train_transform else EvalTransform(crop))
-        val_ds = make(EvalTransform(crop)) if self.val_fraction > 0 else None
+        val_ds = None
+        if self.val_fraction > 0:  # the same samples (patches cut / index read once), other transform
+            val_ds = copy.copy(train_ds)
+            val_ds.transform = EvalTransform(crop)
         train, val = self._split(len(train_ds))
         return Subset(train_ds, train.tolist()), (Subset(val_ds, val.tolist()) if len(val) else None)
 

@@ -124,19 +124,22 @@ def _init_from(module, path) -> None:
     """Copies the weights of a checkpoint into ``module`` (same architecture required)."""
     import torch
 
-    from .._checkpoint import _is_safetensors, load
+    from .._checkpoint import _encoder_from_lightning, _is_safetensors, _read_lightning, load
 
     path = Path(os.fspath(path))
-    enc = load(path)  # checks the file and gives the location encoder's architecture
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from: checkpoint not found: {path}")
+    ckpt = None if _is_safetensors(path) else _read_lightning(path, weights_only=True)  # read once
+    enc = load(path) if ckpt is None else _encoder_from_lightning(ckpt, path, None, torch.float64)
     want = module.model.location.config()
     if enc.config() != want:
         diff = {k: (v, want[k]) for k, v in enc.config().items() if want.get(k) != v}
         raise ValueError(f"--init-from {path}: its location encoder differs from the configured one "
                          f"(option: (checkpoint, configured)) {diff}; set those options to the checkpoint's values")
     module.model.location.load_state_dict(enc.state_dict())
-    if _is_safetensors(path):
-        return  # location-only: the image side starts from its own initialisation
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    if ckpt is None:
+        return  # location-only export: the image side starts from its own initialisation
+    state = ckpt["state_dict"]
     rest = {k[len("model."):]: v for k, v in state.items()
             if k.startswith(("model.visual.", "model.logit_scale"))}
     if rest:
