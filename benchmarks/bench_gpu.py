@@ -55,6 +55,26 @@ def _encoder(L, dtype=torch.float32):
     return enc, w, b
 
 
+@pytest.mark.parametrize("impl", ["on-chip-sh", "sh-then-cublas"])
+@pytest.mark.parametrize("dtype", ["fp32", "fp64"])
+@pytest.mark.parametrize("L", [10, 40])
+def bench_gpu_first_layer(benchmark, L, dtype, impl):
+    """SH -> first sine layer (hidden 512): the fused kernel that keeps the features in shared
+    memory against the SH kernel writing [N, L*L] + cuBLAS + the sine pass. The encoder's exact
+    modes use the former; this group says whether that is the faster choice."""
+    benchmark.group = f"gpu-first-layer-L{L}-H512-{dtype}"
+    dt = torch.float32 if dtype == "fp32" else torch.float64
+    n = size(1 << 20, 1024)
+    enc, w, b = _encoder(L, dt)
+    x = points(n, dt, "cuda")
+    if impl == "on-chip-sh":
+        fn = lambda: ops.sh_siren_layer(x, L, w[0], b[0], 30.0)  # noqa: E731
+    else:
+        fn = lambda: ops.siren_layer(ops.spherical_harmonics(x, L), w[0], b[0], 30.0, None, False)[0]  # noqa: E731
+    with torch.no_grad():
+        run(benchmark, fn, n_points=n, device="cuda", impl=impl, L=L, rounds=5)
+
+
 @pytest.mark.parametrize("impl", ["fused", "fused-tf32", "fused-bf16", "fallback", "compile-max-autotune"])
 @pytest.mark.parametrize("log2n", [22, 24])
 @pytest.mark.parametrize("L", [10, 40])

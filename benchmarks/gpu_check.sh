@@ -33,7 +33,7 @@ cd - > /dev/null
 #    `import satclip` finds the installed package with its _C.so, not the source folder.
 t0=$(date +%s)
 (cd tests && SATCLIP_EXPECT_EXTENSION=1 timeout 240 $PY -m pytest -q -p no:cacheprovider test_cuda.py \
-  test_opcheck.py test_sh_backward.py test_encoder.py test_precision.py --junitxml="$OUT/junit.xml" \
+  test_sh_siren_layer.py test_sh_siren_sim.py test_opcheck.py test_sh_backward.py test_encoder.py test_precision.py --junitxml="$OUT/junit.xml" \
   > "$OUT/tests.log" 2>&1)
 trc=$?
 echo "tests rc=$trc in $(( $(date +%s) - t0 )) s"; tail -15 "$OUT/tests.log"
@@ -47,6 +47,9 @@ torch.manual_seed(0)
 for L in (3, 33, 65):
     x = torch.stack([torch.rand(70) * 360 - 180, torch.rand(70) * 180 - 90], 1).cuda().requires_grad_(True)
     ops.spherical_harmonics(x, L).sum().backward()
+for L, dt in ((3, torch.float32), (33, torch.float32), (64, torch.float64)):  # fused SH -> first layer
+    w = torch.randn(70, L * L, dtype=dt).cuda() / L
+    ops.sh_siren_layer(x.detach().to(dt)[:67], L, w, torch.zeros(70, dtype=dt).cuda(), 30.0)
 enc = satclip.LocationEncoder(10, 64, 2, 16).cuda()
 x = torch.rand(50, 2).cuda() * 90
 enc.train()(x).sum().backward()

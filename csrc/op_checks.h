@@ -70,6 +70,21 @@ inline void check_siren_backward(const at::Tensor& grad_y, const at::Tensor& cos
               cos.sizes());
 }
 
+// The first layer of an encoder fed by the SH of lonlat: weight [H, L*L], bias [H], one dtype
+// and device with lonlat (checked by check_lonlat before).
+inline void check_first_layer(const at::Tensor& lonlat, int64_t L, const at::Tensor& weight, const at::Tensor& bias,
+                              const char* op) {
+  TORCH_CHECK(weight.dim() == 2 && weight.size(1) == L * L, op, ": expected weight of shape [out, ", L * L,
+              "] (L*L SH features), got ", weight.sizes());
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), op, ": expected bias of shape [",
+              weight.size(0), "], got ", bias.sizes());
+  TORCH_CHECK(weight.scalar_type() == lonlat.scalar_type() && bias.scalar_type() == lonlat.scalar_type() &&
+                  weight.device() == lonlat.device() && bias.device() == lonlat.device(),
+              op, ": weight and bias must match lonlat's dtype ", lonlat.scalar_type(), " and device ",
+              lonlat.device(), ", got ", weight.scalar_type(), " on ", weight.device(), " and ",
+              bias.scalar_type(), " on ", bias.device());
+}
+
 template <typename T>
 const T* ptr_or_null(const at::Tensor& t) {
   return t.defined() ? t.const_data_ptr<T>() : nullptr;
@@ -106,12 +121,16 @@ inline at::Tensor round_operand(const at::Tensor& x, Precision p) {
 
 // Inference of the whole encoder, chunk by chunk: SH of a chunk of points straight into the
 // first layer, so the [N, L*L] features only ever exist for one chunk. `sh` and `siren` are
-// the device's own ops (sh(lonlat_chunk, L) -> [c, L*L]; siren(x, W, b, w0) -> y).
+// the device's own ops (sh(lonlat_chunk, L) -> [c, L*L]; siren(x, W, b, w0) -> y); `fused`,
+// if the device has one for this precision, computes the first sine layer from the
+// coordinates directly (fused(lonlat_chunk, L, W, b, w0) -> y) and the features never exist.
+using FusedFirstLayer = at::Tensor (*)(const at::Tensor&, int64_t, const at::Tensor&, const at::Tensor&, double);
+
 template <typename ShFn, typename SirenFn>
 at::Tensor encoder_forward_chunked(const at::Tensor& lonlat, int64_t L, at::TensorList weights_in,
                                    at::TensorList biases, double w0_first, double w0_hidden,
                                    int64_t chunk_size, c10::string_view precision_name, c10::DeviceType device,
-                                   ShFn sh, SirenFn siren) {
+                                   ShFn sh, SirenFn siren, FusedFirstLayer fused = nullptr) {
   const char* op = "satclip::location_encoder_forward";
   check_lonlat(lonlat, op, device);
   const Precision precision = parse_precision(precision_name, lonlat, op);
@@ -142,8 +161,10 @@ at::Tensor encoder_forward_chunked(const at::Tensor& lonlat, int64_t L, at::Tens
   const at::Tensor w_last_t = weights.back().t();
   for (int64_t lo = 0; lo < n; lo += chunk_size) {
     const int64_t hi = std::min(n, lo + chunk_size);
-    at::Tensor h = sh(lonlat.slice(0, lo, hi), L);
-    for (size_t i = 0; i + 1 < weights.size(); ++i) {
+    const at::Tensor pts = lonlat.slice(0, lo, hi);
+    const bool fuse = fused != nullptr && precision == Precision::kFloat32 && weights.size() >= 2;
+    at::Tensor h = fuse ? fused(pts, L, weights[0], biases[0], w0_first) : sh(pts, L);
+    for (size_t i = fuse ? 1 : 0; i + 1 < weights.size(); ++i) {
       h = siren(round_operand(h, precision), weights[i], biases[i], i == 0 ? w0_first : w0_hidden);
     }
     at::Tensor dst = out.slice(0, lo, hi);

@@ -132,6 +132,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
   return {need_grad_x ? at::mm(gz, weight) : x.new_empty({0}), at::mm(gz.t(), x), gz.sum(0)};
 }
 
+// SH -> first sine layer. On the CPU the features of a call exist once (the encoder forward
+// bounds them by chunking); the CUDA kernel keeps them on chip.
+at::Tensor sh_siren_layer(const at::Tensor& lonlat, int64_t L, const at::Tensor& weight, const at::Tensor& bias,
+                          double w0) {
+  const char* op = "satclip::sh_siren_layer";
+  check_lonlat(lonlat, op, c10::DeviceType::CPU);
+  check_degree(L, op);
+  check_first_layer(lonlat, L, weight, bias, op);
+  return std::get<0>(siren_layer(sh_forward(lonlat, L), weight, bias, w0, std::nullopt, false));
+}
+
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden,
                                     int64_t chunk_size, c10::string_view precision) {
@@ -156,4 +167,5 @@ TORCH_LIBRARY_IMPL(satclip, CPU, m) {
   m.impl("siren_layer", &satclip::siren_layer);
   m.impl("siren_layer_backward", &satclip::siren_layer_backward);
   m.impl("location_encoder_forward", &satclip::location_encoder_forward);
+  m.impl("sh_siren_layer", &satclip::sh_siren_layer);
 }

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <tuple>
 
+#include "cuda/sh_siren_layer.h"
+#include "cuda/sh_siren_tile.h"
 #include "cuda/siren_epilogue.h"
 #include "cuda/spherical_harmonics.h"
 #include "op_checks.h"
@@ -138,6 +140,35 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
   return {need_grad_x ? at::mm(gz, weight) : x.new_empty({0}), at::mm(gz.t(), x), gz.sum(0)};
 }
 
+// SH -> first sine layer in one kernel (the features stay in shared memory) for
+// 1 <= L <= 64; other degrees compose the two ops above.
+at::Tensor sh_siren_layer(const at::Tensor& lonlat, int64_t L, const at::Tensor& weight, const at::Tensor& bias,
+                          double w0) {
+  const char* op = "satclip::sh_siren_layer";
+  check_lonlat(lonlat, op, c10::DeviceType::CUDA);
+  check_cuda_degree(L, op);
+  check_first_layer(lonlat, L, weight, bias, op);
+  const c10::cuda::CUDAGuard guard(lonlat.device());
+  if (L < 1 || L > kernels::fused::kMaxL) {
+    return std::get<0>(siren_layer(sh_forward(lonlat, L), weight, bias, w0, std::nullopt, false));
+  }
+  const int64_t n = lonlat.size(0), h = weight.size(0);
+  at::Tensor out = at::empty({n, h}, lonlat.options());
+  if (n == 0 || h == 0) return out;
+  const ShTables& t = sh_tables(L, lonlat.scalar_type(), lonlat.device());
+  const at::Tensor wt = weight.t().contiguous();  // [L*L, H]: coalesced band loads
+  const at::Tensor b = bias.contiguous();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(lonlat.device().index()).stream();
+  AT_DISPATCH_FLOATING_TYPES(lonlat.scalar_type(), "satclip_sh_siren_cuda", [&] {
+    SATCLIP_CUDA_CHECK(kernels::launch_sh_siren<scalar_t>(
+        lonlat.const_data_ptr<scalar_t>(), lonlat.stride(0), lonlat.stride(1), n, static_cast<int>(L),
+        t.a.const_data_ptr<scalar_t>(), t.b.const_data_ptr<scalar_t>(), t.sect.const_data_ptr<scalar_t>(),
+        wt.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(), static_cast<int>(h),
+        static_cast<scalar_t>(w0), out.mutable_data_ptr<scalar_t>(), stream));
+  });
+  return out;
+}
+
 // cuBLAS TF32 tensor-core math on for the reduced modes and *off* for "float32", whatever the
 // global setting (torch.backends.cuda.matmul.allow_tf32) says: the default stays exact. Operands
 // are rounded to tf32/bf16 first, so the tensor cores see exactly the mode's operands (bf16
@@ -178,7 +209,8 @@ at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::Ten
       lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CUDA, sh_forward,
       [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
         return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
-      });
+      },
+      sh_siren_layer);  // exact float32 / float64: the first layer straight from the coordinates
 }
 
 }  // namespace
@@ -190,4 +222,5 @@ TORCH_LIBRARY_IMPL(satclip, CUDA, m) {
   m.impl("siren_layer", &satclip::siren_layer);
   m.impl("siren_layer_backward", &satclip::siren_layer_backward);
   m.impl("location_encoder_forward", &satclip::location_encoder_forward);
+  m.impl("sh_siren_layer", &satclip::sh_siren_layer);
 }

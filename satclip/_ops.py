@@ -23,6 +23,11 @@ Ops (all coordinates are ``[N, 2]`` (lon, lat) in degrees, lon first):
     ``[N, L*L]`` feature matrix only exists for one chunk at a time. Not differentiable.
     ``precision``: ``"float32"`` (exact), ``"tf32"`` or ``"bf16"``: GEMM operands rounded to
     that format, products and accumulation in float32, epilogue (bias, w0, sine) in float32.
+``sh_siren_layer(lonlat, L, weight, bias, w0) -> [N, out]``
+    The first sine layer straight from the coordinates, ``sin(w0 * (SH(lonlat) W^T + b))``;
+    the CUDA kernel generates the features in shared memory (1 <= L <= 64), so the ``[N, L*L]``
+    matrix never reaches global memory. ``location_encoder_forward`` uses it on CUDA in the
+    exact (``"float32"``) mode. Not differentiable (inference).
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ _SCHEMAS = {
     "location_encoder_forward":
         "location_encoder_forward(Tensor lonlat, int legendre_polys, Tensor[] weights, Tensor[] biases,"
         " float w0_first, float w0_hidden, int chunk_size, str precision=\"float32\") -> Tensor",
+    "sh_siren_layer":
+        "sh_siren_layer(Tensor lonlat, int legendre_polys, Tensor weight, Tensor bias, float w0) -> Tensor",
 }
 for _schema in _SCHEMAS.values():
     _lib.define(_schema)
@@ -56,6 +63,7 @@ _REFERENCE = {
     "siren_layer": ref.siren_layer,
     "siren_layer_backward": ref.siren_layer_backward,
     "location_encoder_forward": ref.location_encoder_forward,
+    "sh_siren_layer": ref.sh_siren_layer,
 }
 for _name, _fn in _REFERENCE.items():
     _lib.impl(_name, _fn, "CompositeExplicitAutograd")
@@ -89,6 +97,11 @@ def _siren_bwd_fake(grad_y, cos, x, weight, w0, mask, need_grad_x=True):
 @torch.library.register_fake("satclip::location_encoder_forward")
 def _encoder_fake(lonlat, legendre_polys, weights, biases, w0_first, w0_hidden, chunk_size, precision="float32"):
     return lonlat.new_empty(lonlat.shape[0], weights[-1].shape[0])
+
+
+@torch.library.register_fake("satclip::sh_siren_layer")
+def _sh_siren_fake(lonlat, legendre_polys, weight, bias, w0):
+    return lonlat.new_empty(lonlat.shape[0], weight.shape[0])
 
 
 # ---------------------------------------------------------------------------- autograd
@@ -172,3 +185,11 @@ def _encoder_backward(ctx, grad):
 
 torch.library.register_autograd("satclip::location_encoder_forward", _encoder_backward,
                                 setup_context=_encoder_setup)
+
+
+def _sh_siren_backward(ctx, grad):
+    raise RuntimeError("satclip::sh_siren_layer is an inference op and has no backward; for gradients "
+                       "compose spherical_harmonics and siren_layer (satclip.functional does)")
+
+
+torch.library.register_autograd("satclip::sh_siren_layer", _sh_siren_backward, setup_context=_encoder_setup)

@@ -171,6 +171,11 @@ def siren_layer_backward(grad_y, cos, x, weight, w0: float, mask, need_grad_x: b
     return (gz @ weight if need_grad_x else x.new_empty(0)), gz.t() @ x, gz.sum(0)
 
 
+def sh_siren_layer(lonlat, L: int, weight, bias, w0: float):
+    """The first sine layer from the coordinates: ``sin(w0 * (SH(lonlat) W^T + b))``."""
+    return siren_layer(spherical_harmonics(lonlat, L), weight, bias, w0, None, False)[0]
+
+
 PRECISIONS = ("float32", "tf32", "bf16")
 
 

@@ -100,7 +100,7 @@ def test_siren_layer_matches_cpu(dtype, tol):
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-11), (torch.float32, 5e-4)])
-@pytest.mark.parametrize("L", [10, 40])
+@pytest.mark.parametrize("L", [10, 40, 64, 65])  # 65: first layer through SH + cuBLAS, not on chip
 def test_fused_encoder_matches_cpu(L, dtype, tol):
     _require_kernel("location_encoder_forward")
     torch.manual_seed(0)

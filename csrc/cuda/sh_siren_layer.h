@@ -1,0 +1,20 @@
+// sh_siren_layer.h (CUDA) -- torch-free launcher of the fused "SH -> first SIREN layer" kernel.
+// out[i, c] = sin(w0 * (Y(lonlat_i) . W[c, :] + bias[c])), Y the L*L real SH of ../sh_math.h.
+// lonlat [N, 2] degrees with strides (s0, s1); wt = W^T, [L*L, H] row-major; bias [H];
+// out [N, H] row-major; a, b, sect: the SH recurrence tables (device pointers). All device
+// pointers, float or double. Supports 1 <= L <= fused::kMaxL (64); see sh_siren_tile.h.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace satclip {
+namespace kernels {
+
+template <typename T>
+cudaError_t launch_sh_siren(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const T* a, const T* b,
+                            const T* sect, const T* wt, const T* bias, int H, T w0, T* out, cudaStream_t stream);
+
+}  // namespace kernels
+}  // namespace satclip

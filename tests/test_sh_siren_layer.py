@@ -1,0 +1,92 @@
+"""satclip::sh_siren_layer, the first sine layer straight from the coordinates: every kernel
+(CPU; CUDA where a device exists) against the float64 reference, tile edges, strided input,
+N = 0, errors on bad arguments. The CUDA kernel's phases are also simulated on the CPU in
+test_sh_siren_sim.py."""
+
+import pytest
+import torch
+
+from conftest import lonlat_points
+from satclip import _reference as ref
+from satclip._ops import ops
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def layer(L, H, dtype=torch.float64, device="cpu", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    d = max(L * L, 1)
+    w = (torch.rand(H, L * L, generator=g, dtype=torch.float64) * 2 - 1) / d
+    b = (torch.rand(H, generator=g, dtype=torch.float64) * 2 - 1) / d
+    return w.to(device, dtype), b.to(device, dtype)
+
+
+# L = 65 and 100 take the unfused path on CUDA (the kernel keeps L <= 64 on chip).
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("L,n,H", [(1, 5, 3), (10, 130, 100), (33, 77, 129), (40, 200, 512), (64, 66, 70),
+                                   (65, 30, 20), (100, 20, 9)])
+def test_float64_matches_reference(device, L, n, H):
+    x = lonlat_points(n)  # poles and the dateline included
+    w, b = layer(L, H)
+    got = ops.sh_siren_layer(x.to(device), L, w.to(device), b.to(device), 30.0).cpu()
+    assert (got - ref.sh_siren_layer(x, L, w, b, 30.0)).abs().max().item() < 1e-11
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("L", [10, 40])
+def test_float32_close_to_float64(device, L):
+    x = lonlat_points(500)
+    w, b = layer(L, 256)
+    got = ops.sh_siren_layer(x.float().to(device), L, w.float().to(device), b.float().to(device), 30.0)
+    assert (got.double().cpu() - ref.sh_siren_layer(x, L, w, b, 30.0)).abs().max().item() < 2e-4
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_empty_and_strided(device):
+    w, b = layer(8, 16, device=device)
+    assert ops.sh_siren_layer(torch.zeros(0, 2, dtype=torch.float64, device=device), 8, w, b, 30.0).shape == (0, 16)
+    x = lonlat_points(90).to(device)
+    wide = torch.stack([x[:, 0], torch.zeros_like(x[:, 0]), x[:, 1]], 1)[:, ::2]
+    assert not wide.is_contiguous()
+    torch.testing.assert_close(ops.sh_siren_layer(wide, 8, w, b, 30.0), ops.sh_siren_layer(x, 8, w, b, 30.0),
+                               rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bad_arguments_are_named(device):
+    x = lonlat_points(10).to(device)
+    w, b = layer(5, 8, device=device)
+    with pytest.raises(RuntimeError, match=r"weight of shape \[out, 16\]"):
+        ops.sh_siren_layer(x, 4, w, b, 30.0)
+    with pytest.raises(RuntimeError, match=r"bias of shape \[8\]"):
+        ops.sh_siren_layer(x, 5, w, b[:3], 30.0)
+    with pytest.raises(RuntimeError, match="must match lonlat's dtype"):
+        ops.sh_siren_layer(x, 5, w.float(), b.float(), 30.0)
+    with pytest.raises(RuntimeError, match=r"lonlat of shape \[N, 2\]"):
+        ops.sh_siren_layer(x[:, :1], 5, w, b, 30.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_many_tiles_matches_cpu():
+    """A grid of 1,563 x 8 blocks (N = 100,003 points, not a multiple of the 64-point tile)."""
+    x = torch.rand(100_003, 2, dtype=torch.float64) * torch.tensor([360.0, 180.0]) - torch.tensor([180.0, 90.0])
+    w, b = layer(40, 512)
+    got = ops.sh_siren_layer(x.cuda(), 40, w.cuda(), b.cuda(), 30.0).cpu()
+    assert (got - ops.sh_siren_layer(x, 40, w, b, 30.0)).abs().max().item() < 1e-11
+
+
+def test_no_backward():
+    x = lonlat_points(4)
+    w, b = layer(3, 4)
+    w.requires_grad_(True)
+    with pytest.raises(RuntimeError, match="inference op and has no backward"):
+        ops.sh_siren_layer(x, 3, w, b, 30.0).sum().backward()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck(device, dtype):
+    x = lonlat_points(70, dtype=dtype).to(device)
+    w, b = layer(6, 20, dtype, device)
+    torch.library.opcheck(ops.sh_siren_layer.default, (x, 6, w, b, 30.0))
+    torch.library.opcheck(ops.sh_siren_layer.default, (x.t().contiguous().t(), 3, *layer(3, 5, dtype, device), 1.0))

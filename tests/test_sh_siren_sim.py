@@ -1,0 +1,96 @@
+"""The fused CUDA kernel "SH -> first SIREN layer" (csrc/cuda/sh_siren_layer.cu), simulated on
+the CPU: tests/sim/sh_siren_sim.cpp runs the kernel's own phases (csrc/cuda/sh_siren_tile.h)
+thread by thread, with the barriers as loop boundaries and shared memory poisoned with NaN
+between bands, and is compared with the float64 reference. This tests the kernel's indexing, shared-memory layout, tile edges and strides on
+machines without a GPU; test_cuda.py runs the kernel itself where a device exists."""
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import lonlat_points
+from satclip import _reference as ref
+
+ROOT = Path(__file__).resolve().parents[1]
+_ARGS = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p,
+         ctypes.c_void_p, ctypes.c_int]
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    cxx = shutil.which("c++") or shutil.which("g++")
+    if cxx is None:
+        pytest.skip("no C++ compiler to build the kernel simulation")
+    lib = tmp_path_factory.mktemp("sim") / "sh_siren_sim.so"
+    subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", f"-I{ROOT / 'csrc'}",
+                    str(ROOT / "tests" / "sim" / "sh_siren_sim.cpp"), "-o", str(lib)], check=True)
+    dll = ctypes.CDLL(str(lib))
+    dll.sh_siren_sim_f32.argtypes = _ARGS + [ctypes.c_float, ctypes.c_void_p]
+    dll.sh_siren_sim_f64.argtypes = _ARGS + [ctypes.c_double, ctypes.c_void_p]
+    return dll
+
+
+def run_sim(dll, lonlat: torch.Tensor, L: int, weight: torch.Tensor, bias: torch.Tensor, w0: float):
+    """The simulated kernel, called as the CUDA glue calls it (strided lonlat, W^T contiguous)."""
+    fn = dll.sh_siren_sim_f64 if lonlat.dtype == torch.float64 else dll.sh_siren_sim_f32
+    wt = weight.t().contiguous()
+    b = bias.contiguous()
+    out = torch.full((lonlat.shape[0], weight.shape[0]), float("nan"), dtype=lonlat.dtype)
+    rc = fn(lonlat.data_ptr(), lonlat.stride(0), lonlat.stride(1), lonlat.shape[0], L, wt.data_ptr(), b.data_ptr(),
+            weight.shape[0], w0, out.data_ptr())
+    assert rc == 0, "the simulated kernel wrote past its shared memory" if rc == 2 else f"rc={rc}"
+    return out
+
+
+def layer(L, H, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    d = L * L
+    w = (torch.rand(H, d, generator=g, dtype=torch.float64) * 2 - 1) / d  # SIREN's first-layer init
+    b = (torch.rand(H, generator=g, dtype=torch.float64) * 2 - 1) / d
+    return w.to(dtype), b.to(dtype)
+
+
+# L covers every compiled order count (J = 4, 8, 10, 16) and their edges; N and H cover partial
+# tiles (64 x 64) on both axes.
+@pytest.mark.parametrize("L,n,H", [(1, 5, 3), (2, 64, 64), (10, 130, 100), (16, 63, 65), (17, 70, 64),
+                                   (32, 65, 7), (33, 40, 129), (40, 77, 64), (41, 20, 30), (64, 66, 70)])
+def test_float64_matches_reference(sim, L, n, H):
+    x = lonlat_points(n - 13 if n > 13 else 0)[:n]  # includes poles and the dateline when n >= 13
+    w, b = layer(L, H)
+    got = run_sim(sim, x, L, w, b, 30.0)
+    want = ref.sh_siren_layer(x, L, w, b, 30.0)
+    assert torch.isfinite(got).all()  # every output written (the buffer starts as NaN)
+    assert (got - want).abs().max().item() < 1e-12
+
+
+@pytest.mark.parametrize("L", [10, 40])
+def test_float32_close_to_float64(sim, L):
+    x = lonlat_points(300)
+    w, b = layer(L, 96)
+    got = run_sim(sim, x.float(), L, w.float(), b.float(), 30.0).double()
+    want = ref.sh_siren_layer(x, L, w, b, 30.0)
+    # float32 features (~1e-6 relative) times w0 = 30 inside the sine
+    assert (got - want).abs().max().item() < 2e-4
+
+
+def test_strided_coordinates(sim):
+    x = lonlat_points(90)
+    wide = torch.stack([x[:, 0], torch.zeros_like(x[:, 0]), x[:, 1]], 1)[:, ::2]  # strides (3, 2)
+    assert not wide.is_contiguous()
+    w, b = layer(12, 40)
+    assert torch.equal(run_sim(sim, wide, 12, w, b, 1.0), run_sim(sim, x.contiguous(), 12, w, b, 1.0))
+
+
+def test_degrees_outside_the_fused_range_are_refused(sim):
+    x = lonlat_points(3)
+    for L in (0, 65):
+        w, b = layer(max(L, 1), 4)
+        fn = sim.sh_siren_sim_f64
+        out = np.zeros((x.shape[0], 4))
+        assert fn(x.data_ptr(), 2, 1, x.shape[0], L, w.t().contiguous().data_ptr(), b.data_ptr(), 4, 1.0,
+                  out.ctypes.data) == 1
