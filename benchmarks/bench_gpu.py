@@ -75,14 +75,15 @@ def bench_gpu_first_layer(benchmark, L, dtype, impl):
         run(benchmark, fn, n_points=n, device="cuda", impl=impl, L=L, rounds=5)
 
 
-@pytest.mark.parametrize("impl", ["fused", "fused-tf32", "fused-bf16", "fallback", "compile-max-autotune"])
+@pytest.mark.parametrize("impl", ["fused", "fused-tf32", "fused-bf16", "fallback", "compile-max-autotune",
+                                  "compile-max-autotune-bf16"])
 @pytest.mark.parametrize("log2n", [22, 24])
 @pytest.mark.parametrize("L", [10, 40])
 def bench_gpu_encoder_forward(benchmark, L, log2n, impl):
     benchmark.group = f"gpu-encoder-fwd-L{L}-N2^{log2n}-fp32"
     if impl != "fused" and log2n > 22:
         pytest.skip("baselines at N = 2^22 only (time budget of the GPU check)")
-    if impl == "compile-max-autotune" and not AUTOTUNE:
+    if impl.startswith("compile-max-autotune") and not AUTOTUNE:
         pytest.skip("SATCLIP_BENCH_AUTOTUNE=0")
     n = size(1 << log2n, 4096)
     enc, w, b = _encoder(L)
@@ -98,12 +99,30 @@ def bench_gpu_encoder_forward(benchmark, L, log2n, impl):
             if impl == "fallback":
                 fn = lambda: eager(x)  # noqa: E731
             else:
-                compiled = torch.compile(lambda xx: ref.location_encoder_forward(xx, L, w, b, 30.0, 1.0, xx.shape[0]),
-                                         mode="max-autotune", dynamic=False)
+                mode = "bf16" if impl.endswith("bf16") else "float32"  # the reference's rounded operands
+                compiled = torch.compile(
+                    lambda xx: ref.location_encoder_forward(xx, L, w, b, 30.0, 1.0, xx.shape[0], mode),
+                    mode="max-autotune", dynamic=False)
                 xs = [x[i:i + chunk] for i in range(0, n, chunk)]
                 fn = lambda: torch.cat([compiled(c) for c in xs])  # noqa: E731
                 fn()  # compile outside the timing
         run(benchmark, fn, n_points=n, device="cuda", impl=impl, L=L, rounds=3)
+
+
+@pytest.mark.parametrize("chunk", [1 << 13, 1 << 14, 1 << 16, 1 << 18])
+@pytest.mark.parametrize("precision", ["float32", "bf16"])
+def bench_gpu_encoder_chunk_size(benchmark, precision, chunk):
+    """Points per chunk of the fused encoder (default 2^16 on CUDA): small chunks keep the
+    [chunk, 512] intermediates in L2 (50 MB on an H100), large ones make fewer, larger GEMMs."""
+    L = 40
+    benchmark.group = f"gpu-encoder-chunk-L{L}-N2^22-{precision}"
+    n = size(1 << 22, 4096)
+    enc, w, b = _encoder(L)
+    x = points(n, torch.float32, "cuda")
+    with torch.no_grad():
+        fn = lambda: F.location_encoder(x, L, w, b, w0_first=30.0, w0_hidden=1.0, chunk_size=chunk,  # noqa: E731
+                                        precision=precision)
+        run(benchmark, fn, n_points=n, device="cuda", impl=f"fused-{precision}-chunk{chunk}", L=L, rounds=3)
 
 
 @pytest.mark.parametrize("impl", ["compiled", "fallback"])

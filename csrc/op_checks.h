@@ -119,23 +119,11 @@ inline at::Tensor round_operand(const at::Tensor& x, Precision p) {
   return at::bitwise_and(i + 0xFFF + lsb, -8192).view(at::kFloat);
 }
 
-// Inference of the whole encoder, chunk by chunk: SH of a chunk of points straight into the
-// first layer, so the [N, L*L] features only ever exist for one chunk. `sh` and `siren` are
-// the device's own ops (sh(lonlat_chunk, L) -> [c, L*L]; siren(x, W, b, w0) -> y); `fused`,
-// if the device has one for this precision, computes the first sine layer from the
-// coordinates directly (fused(lonlat_chunk, L, W, b, w0) -> y) and the features never exist.
-using FusedFirstLayer = at::Tensor (*)(const at::Tensor&, int64_t, const at::Tensor&, const at::Tensor&, double);
-
-template <typename ShFn, typename SirenFn>
-at::Tensor encoder_forward_chunked(const at::Tensor& lonlat, int64_t L, at::TensorList weights_in,
-                                   at::TensorList biases, double w0_first, double w0_hidden,
-                                   int64_t chunk_size, c10::string_view precision_name, c10::DeviceType device,
-                                   ShFn sh, SirenFn siren, FusedFirstLayer fused = nullptr) {
+// The encoder's arguments (location_encoder_forward); returns the output width.
+inline int64_t check_encoder(const at::Tensor& lonlat, int64_t L, at::TensorList weights, at::TensorList biases,
+                             int64_t chunk_size, c10::DeviceType device) {
   const char* op = "satclip::location_encoder_forward";
   check_lonlat(lonlat, op, device);
-  const Precision precision = parse_precision(precision_name, lonlat, op);
-  std::vector<at::Tensor> weights;
-  for (const at::Tensor& w : weights_in) weights.push_back(w);
   check_degree(L, op);
   TORCH_CHECK(!weights.empty() && weights.size() == biases.size(), op,
               ": expected as many biases as weights (at least one layer), got ", weights.size(),
@@ -155,6 +143,25 @@ at::Tensor encoder_forward_chunked(const at::Tensor& lonlat, int64_t L, at::Tens
                 lonlat.device());
     width = weights[i].size(0);
   }
+  return width;
+}
+
+// Inference of the whole encoder, chunk by chunk: SH of a chunk of points straight into the
+// first layer, so the [N, L*L] features only ever exist for one chunk. `sh` and `siren` are
+// the device's own ops (sh(lonlat_chunk, L) -> [c, L*L]; siren(x, W, b, w0) -> y); `fused`,
+// if the device has one for this precision, computes the first sine layer from the
+// coordinates directly (fused(lonlat_chunk, L, W, b, w0) -> y) and the features never exist.
+using FusedFirstLayer = at::Tensor (*)(const at::Tensor&, int64_t, const at::Tensor&, const at::Tensor&, double);
+
+template <typename ShFn, typename SirenFn>
+at::Tensor encoder_forward_chunked(const at::Tensor& lonlat, int64_t L, at::TensorList weights_in,
+                                   at::TensorList biases, double w0_first, double w0_hidden,
+                                   int64_t chunk_size, c10::string_view precision_name, c10::DeviceType device,
+                                   ShFn sh, SirenFn siren, FusedFirstLayer fused = nullptr) {
+  const int64_t width = check_encoder(lonlat, L, weights_in, biases, chunk_size, device);
+  const Precision precision = parse_precision(precision_name, lonlat, "satclip::location_encoder_forward");
+  std::vector<at::Tensor> weights;
+  for (const at::Tensor& w : weights_in) weights.push_back(w);
   const int64_t n = lonlat.size(0);
   at::Tensor out = at::empty({n, width}, lonlat.options());
   for (at::Tensor& w : weights) w = round_operand(w, precision);

@@ -184,33 +184,70 @@ class Tf32Scope {
   bool previous_;
 };
 
+#ifdef SATCLIP_HAS_MM_OUT_DTYPE
+// The bf16 mode on CUDA. Every GEMM operand is stored as bf16 where it is produced -- the SH
+// kernel and the sine epilogue round their float32 results to nearest even on the way out,
+// which is exactly the reference's operand rounding -- so no pass converts a float32 matrix;
+// the GEMMs run on bf16 tensor cores into float32 (aten::mm.dtype), bias + w0 + sine in
+// float32. Per point and layer of width H this moves 6H bytes (float32 GEMM result in, bf16
+// out) instead of the 18H of GEMM + bias pass + sine pass + conversion.
+at::Tensor encoder_forward_bf16(const at::Tensor& lonlat, int64_t L, at::TensorList weights, at::TensorList biases,
+                                double w0_first, double w0_hidden, int64_t chunk_size) {
+  const int64_t width = check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CUDA);
+  std::vector<at::Tensor> w16, b32;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    w16.push_back(weights[i].to(at::kBFloat16));
+    b32.push_back(biases[i].contiguous());
+  }
+  const int64_t n = lonlat.size(0);
+  const auto bf16 = lonlat.options().dtype(at::kBFloat16);
+  at::Tensor out = at::empty({n, width}, lonlat.options());
+  const ShTables& t = sh_tables(L, at::kFloat, lonlat.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(lonlat.device().index()).stream();
+  auto as_nv = [](at::Tensor& x) { return reinterpret_cast<__nv_bfloat16*>(x.mutable_data_ptr<at::BFloat16>()); };
+  for (int64_t lo = 0; lo < n; lo += chunk_size) {
+    const int64_t hi = std::min(n, lo + chunk_size), c = hi - lo;
+    const at::Tensor pts = lonlat.slice(0, lo, hi);
+    at::Tensor h = at::empty({c, L * L}, bf16);
+    SATCLIP_CUDA_CHECK(kernels::launch_sh_fwd_bf16(pts.const_data_ptr<float>(), pts.stride(0), pts.stride(1), c,
+                                                   static_cast<int>(L), t.a.const_data_ptr<float>(),
+                                                   t.b.const_data_ptr<float>(), t.sect.const_data_ptr<float>(),
+                                                   as_nv(h), stream));
+    for (size_t i = 0; i + 1 < w16.size(); ++i) {
+      const at::Tensor z = at::mm(h, w16[i].t(), at::kFloat);
+      h = at::empty({c, z.size(1)}, bf16);
+      SATCLIP_CUDA_CHECK(kernels::launch_bias_sine_bf16(z.const_data_ptr<float>(), b32[i].const_data_ptr<float>(),
+                                                        static_cast<float>(i == 0 ? w0_first : w0_hidden), c,
+                                                        z.size(1), as_nv(h), stream));
+    }
+    at::Tensor dst = out.slice(0, lo, hi);
+    at::mm_out(dst, h, w16.back().t(), at::kFloat);
+    dst.add_(b32.back());
+  }
+  return out;
+}
+#endif
+
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden,
                                     int64_t chunk_size, c10::string_view precision) {
   check_cuda_degree(L, "satclip::location_encoder_forward");
   const c10::cuda::CUDAGuard guard(lonlat.device());
-  const Tf32Scope tf32(precision != "float32");
 #ifdef SATCLIP_HAS_MM_OUT_DTYPE
   if (precision == "bf16" && lonlat.scalar_type() == at::kFloat) {
-    // Sine layers on bf16 tensor cores with a float32 result. The operands arrive already
-    // rounded to bf16 values, so the conversion is exact and the numbers are those of the
-    // reference; the last (linear) layer stays on TF32 tensor cores over the same operands.
-    return encoder_forward_chunked(
-        lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CUDA,
-        sh_forward, [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
-          at::Tensor y = at::mm(x.to(at::kBFloat16), w.to(at::kBFloat16).t(), at::kFloat);
-          y.add_(b);  // the bias stays float32, as in the reference
-          sine_epilogue(y, at::Tensor(), w0, nullptr);
-          return y;
-        });
+    return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size);
   }
 #endif
+  // float32 / float64: exact, TF32 forced off; the first layer on chip (sh_siren_layer).
+  // tf32 (and bf16 without aten::mm.dtype): operands rounded to the mode (bf16 values are
+  // exact in tf32), GEMMs on TF32 tensor cores.
+  const Tf32Scope tf32(precision != "float32");
   return encoder_forward_chunked(
       lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CUDA, sh_forward,
       [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
         return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
       },
-      sh_siren_layer);  // exact float32 / float64: the first layer straight from the coordinates
+      sh_siren_layer);
 }
 
 }  // namespace

@@ -135,6 +135,23 @@ def test_fused_encoder_precision_modes(precision):
     assert rel < {"float32": 1e-4, "tf32": 5e-3, "bf16": 1e-2}[precision]
 
 
+@pytest.mark.parametrize("precision,tol", [("float32", 1e-5), ("tf32", 3e-4), ("bf16", 2e-3)])
+@pytest.mark.parametrize("L", [10, 40])
+def test_precision_modes_match_the_cpu_op(L, precision, tol):
+    """CUDA and CPU implement each mode as the same rounded-operand arithmetic, so they differ by
+    the float32 summation order only -- plus, in the reduced modes, an operand that lands on the
+    other side of a rounding boundary now and then (one ulp of one of 512 hidden values)."""
+    _require_kernel("location_encoder_forward")
+    torch.manual_seed(0)
+    enc = LocationEncoder(L, 512, 2, 256).eval()
+    enc.precision = precision
+    x = lonlat_points(3000, dtype=torch.float32)
+    with torch.no_grad():
+        want = enc(x).double()
+        got = enc.cuda()(x.cuda()).double().cpu()
+    assert ((got - want).norm(dim=1) / want.norm(dim=1)).max().item() < tol
+
+
 def test_training_step_on_cuda():
     _require_kernel()
     torch.manual_seed(0)

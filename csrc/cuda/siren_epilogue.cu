@@ -41,7 +41,25 @@ __global__ void siren_grad_epilogue_kernel(const T* __restrict__ gy, const T* __
   }
 }
 
+// One row per block-stride step, threads over columns: the bias index needs no division.
+__global__ void bias_sine_bf16_kernel(const float* __restrict__ z, const float* __restrict__ bias, float w0,
+                                      int64_t rows, int64_t cols, __nv_bfloat16* __restrict__ out) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* zr = z + r * cols;
+    __nv_bfloat16* o = out + r * cols;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) o[c] = __float2bfloat16_rn(sinf(w0 * (zr[c] + bias[c])));
+  }
+}
+
 }  // namespace
+
+cudaError_t launch_bias_sine_bf16(const float* z, const float* bias, float w0, int64_t rows, int64_t cols,
+                                  __nv_bfloat16* out, cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  const int blocks = static_cast<int>(rows < 65535 * 4 ? rows : 65535 * 4);
+  bias_sine_bf16_kernel<<<blocks, kThreads, 0, stream>>>(z, bias, w0, rows, cols, out);
+  return cudaGetLastError();
+}
 
 template <typename T>
 cudaError_t launch_siren_epilogue(T* z, const T* mask, T w0, int64_t numel, T* cos_out, cudaStream_t stream) {

@@ -3,6 +3,7 @@
 // cos_out (nullable) receives cos of the same argument; mask (nullable) has z's layout.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -12,6 +13,12 @@ namespace kernels {
 
 template <typename T>
 cudaError_t launch_siren_epilogue(T* z, const T* mask, T w0, int64_t numel, T* cos_out, cudaStream_t stream);
+
+// bf16 precision mode: out[r, c] = bf16(sin(w0 * (z[r, c] + bias[c]))), z [rows, cols] float32
+// row-major (the GEMM's float32 result), bias [cols]. The sine is float32 and the bf16 rounding
+// (nearest even) is the next GEMM's operand rounding, so the output feeds that GEMM directly.
+cudaError_t launch_bias_sine_bf16(const float* z, const float* bias, float w0, int64_t rows, int64_t cols,
+                                  __nv_bfloat16* out, cudaStream_t stream);
 
 // gz = gy * w0 * cos (* mask)
 template <typename T>

@@ -40,11 +40,13 @@ __device__ __forceinline__ void lane_seeds(T lon_deg, T lat_deg, int lane, int L
   }
 }
 
-template <typename T, int J>
+// Out = T, or __nv_bfloat16 for the bf16 precision mode (computed in float32, rounded to
+// nearest even when stored: the operand rounding of that mode, done where the value is made).
+template <typename T, int J, typename Out>
 __global__ void __launch_bounds__(kThreads) sh_fwd_kernel(const T* __restrict__ lonlat, int64_t s0, int64_t s1,
                                                           int64_t n, int L, const T* __restrict__ a,
                                                           const T* __restrict__ b, const T* __restrict__ sect,
-                                                          T* __restrict__ out) {
+                                                          Out* __restrict__ out) {
   constexpr T sqrt2 = static_cast<T>(1.4142135623730951);
   const T down = ShScale<T>::down;
   const int lane = threadIdx.x & 31;
@@ -62,7 +64,7 @@ __global__ void __launch_bounds__(kThreads) sh_fwd_kernel(const T* __restrict__ 
       p1[j] = 0;
       p2[j] = 0;
     }
-    T* row = out + i * K;
+    Out* row = out + i * K;
     for (int l = 0; l < L; ++l) {
       const int64_t k0 = static_cast<int64_t>(l) * l + l;
       const int64_t t0 = tri(l, 0);
@@ -73,8 +75,8 @@ __global__ void __launch_bounds__(kThreads) sh_fwd_kernel(const T* __restrict__ 
           const T p0 = m == l ? seed[j] : a[t0 + m] * z * p1[j] - b[t0 + m] * p2[j];
           p2[j] = p1[j];
           p1[j] = p0;
-          row[k0 + m] = p0 * fc[j];
-          if (m > 0) row[k0 - m] = p0 * fs[j];
+          row[k0 + m] = static_cast<Out>(p0 * fc[j]);
+          if (m > 0) row[k0 - m] = static_cast<Out>(p0 * fs[j]);
         }
       }
     }
@@ -193,7 +195,17 @@ cudaError_t launch_sh_fwd(const T* lonlat, int64_t s0, int64_t s1, int64_t n, in
                           const T* b, const T* sect, T* out, cudaStream_t stream) {
   if (n == 0 || L == 0) return cudaSuccess;
   return with_lane_chunks(L, [&]<int J>() {
-    sh_fwd_kernel<T, J><<<grid_for(n), kThreads, 0, stream>>>(lonlat, s0, s1, n, L, a, b, sect, out);
+    sh_fwd_kernel<T, J, T><<<grid_for(n), kThreads, 0, stream>>>(lonlat, s0, s1, n, L, a, b, sect, out);
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_sh_fwd_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a,
+                               const float* b, const float* sect, __nv_bfloat16* out, cudaStream_t stream) {
+  if (n == 0 || L == 0) return cudaSuccess;
+  return with_lane_chunks(L, [&]<int J>() {
+    sh_fwd_kernel<float, J, __nv_bfloat16>
+        <<<grid_for(n), kThreads, 0, stream>>>(lonlat, s0, s1, n, L, a, b, sect, out);
     return cudaGetLastError();
   });
 }

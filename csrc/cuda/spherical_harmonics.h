@@ -4,6 +4,7 @@
 // pointers filled from sh_coefficients<T>() on the host. Supports L <= kShCudaMaxL.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -16,6 +17,10 @@ constexpr int kShCudaMaxL = 1024;
 template <typename T>
 cudaError_t launch_sh_fwd(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const T* a,
                           const T* b, const T* sect, T* out, cudaStream_t stream);
+
+// The same in float32, stored as bf16 (round to nearest even): the bf16 mode's first operand.
+cudaError_t launch_sh_fwd_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a,
+                               const float* b, const float* sect, __nv_bfloat16* out, cudaStream_t stream);
 
 // grad: [N, L*L] with row stride g0 (feature stride 1); out: [N, 2] d/d(lon, lat), deg^-1.
 template <typename T>
