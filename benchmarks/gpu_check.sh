@@ -2,7 +2,8 @@
 # GPU check, for the GPU machine (see ../shared/design.md section 4: Python 3.12, torch 2.11 +
 # CUDA, scikit-build-core, cmake, ninja, pytest, pytest-benchmark, numpy; no network).
 # Builds satclip with CUDA for sm_90, runs the CUDA tests and the GPU benchmarks, and writes
-# under $OUT: build.log, tests.log, junit.xml, sanitizer-*.log, gpu.json + gpu-autotune.json (pytest-benchmark),
+# under $OUT: build.log, tests.log, junit.xml, sanitizer-*.log, first-layer-choice.txt,
+# gpu.json + gpu-autotune.json (pytest-benchmark),
 # gpu.md + gpu-autotune.md (tables), env.txt. Budget: about 8 minutes. Usage: OUT=/some/dir bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-$(pwd)/out}
@@ -68,6 +69,19 @@ if [ -n "$SAN" ] && $PY -c "import torch, sys; sys.exit(not torch.cuda.is_availa
 else
   echo "compute-sanitizer or CUDA device not found: skipped" | tee "$OUT/sanitizer-memcheck.log"
 fi
+
+# 3b. Which first layer the exact modes pick (on-chip kernel vs SH + cuBLAS, timed once per shape).
+(cd /tmp && timeout 60 $PY -c "
+import torch, satclip
+from satclip._ops import ops
+x = torch.rand(1 << 16, 2, device='cuda') * torch.tensor([360.0, 180.0], device='cuda') - torch.tensor([180.0, 90.0], device='cuda')
+for L in (10, 40):
+    for dt in (torch.float32, torch.float64):
+        with torch.no_grad():
+            satclip.LocationEncoder(L, 512, 2, 256).to(dt).cuda().eval()(x.to(dt))
+torch.cuda.synchronize()
+print(ops._cuda_first_layer(''))
+" > "$OUT/first-layer-choice.txt" 2>&1); cat "$OUT/first-layer-choice.txt"
 
 # 4. GPU benchmarks, in two runs so that a slow torch.compile(max-autotune) cannot take the
 #    kernels' numbers down with it (pytest-benchmark writes its JSON only at the end of a run).

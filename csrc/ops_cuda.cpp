@@ -7,8 +7,11 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <sstream>
+#include <string>
 #include <tuple>
 
 #include "cuda/sh_siren_layer.h"
@@ -228,6 +231,99 @@ at::Tensor encoder_forward_bf16(const at::Tensor& lonlat, int64_t L, at::TensorL
 }
 #endif
 
+// Which first layer the exact modes use: the on-chip kernel (sh_siren_layer) or the SH kernel
+// + cuBLAS. "auto" (the default) times both once per (device, dtype, L, width, chunk rows) on
+// the first chunk and keeps the faster: neither is known to win everywhere (a SIMT kernel that
+// saves the feature traffic against cuBLAS's tuned GEMM). Set by SATCLIP_CUDA_FIRST_LAYER
+// (auto | on-chip | cublas) or satclip::_cuda_first_layer(mode).
+struct FirstLayerChoice {
+  std::mutex mu;
+  std::string mode;  // empty until read from the environment
+  std::map<std::tuple<int, int, int64_t, int64_t, int64_t>, std::pair<bool, std::string>> decided;
+};
+
+FirstLayerChoice& first_layer_choice() {
+  static FirstLayerChoice c;
+  return c;
+}
+
+void check_first_layer_mode(const std::string& mode, const char* where) {
+  TORCH_CHECK(mode == "auto" || mode == "on-chip" || mode == "cublas", where,
+              " must be 'auto', 'on-chip' or 'cublas', got '", mode, "'");
+}
+
+std::string first_layer_mode_locked(FirstLayerChoice& c) {
+  if (c.mode.empty()) {
+    const char* env = std::getenv("SATCLIP_CUDA_FIRST_LAYER");
+    const std::string mode = env != nullptr && *env != '\0' ? env : "auto";
+    check_first_layer_mode(mode, "the environment variable SATCLIP_CUDA_FIRST_LAYER");
+    c.mode = mode;
+  }
+  return c.mode;
+}
+
+// Milliseconds of one run of f on the current stream, after one warm-up run (module loading,
+// cuBLAS heuristics).
+template <typename F>
+float time_once(F&& f, cudaStream_t stream) {
+  f();
+  cudaEvent_t e0, e1;
+  SATCLIP_CUDA_CHECK(cudaEventCreate(&e0));
+  SATCLIP_CUDA_CHECK(cudaEventCreate(&e1));
+  SATCLIP_CUDA_CHECK(cudaEventRecord(e0, stream));
+  f();
+  SATCLIP_CUDA_CHECK(cudaEventRecord(e1, stream));
+  SATCLIP_CUDA_CHECK(cudaEventSynchronize(e1));
+  float ms = 0;
+  SATCLIP_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return ms;
+}
+
+bool first_layer_on_chip(const at::Tensor& pts, int64_t L, const at::Tensor& w, const at::Tensor& b, double w0) {
+  if (L < 1 || L > kernels::fused::kMaxL) return false;
+  FirstLayerChoice& c = first_layer_choice();
+  const auto key = std::make_tuple(static_cast<int>(pts.device().index()), static_cast<int>(pts.scalar_type()), L,
+                                   w.size(0), pts.size(0));
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    const std::string mode = first_layer_mode_locked(c);
+    if (mode != "auto") return mode == "on-chip";
+    auto it = c.decided.find(key);
+    if (it != c.decided.end()) return it->second.first;
+  }
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(pts.device().index()).stream();
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  SATCLIP_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
+  if (capturing != cudaStreamCaptureStatusNone) return true;  // no timing inside a CUDA graph capture
+  const float chip = time_once([&] { sh_siren_layer(pts, L, w, b, w0); }, stream);
+  const float blas =
+      time_once([&] { siren_layer(sh_forward(pts, L), w, b, w0, std::nullopt, false); }, stream);
+  std::ostringstream why;
+  why << "L=" << L << " width=" << w.size(0) << " rows=" << pts.size(0) << " " << pts.scalar_type()
+      << ": on-chip " << chip << " ms, cublas " << blas << " ms";
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.decided.emplace(key, std::make_pair(chip <= blas, why.str())).first->second.first;
+}
+
+// satclip::_cuda_first_layer(mode): sets the mode ("" keeps it) and reports it with the
+// choices "auto" has made so far.
+std::string cuda_first_layer(c10::string_view mode) {
+  FirstLayerChoice& c = first_layer_choice();
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (!mode.empty()) {
+    check_first_layer_mode(std::string(mode), "satclip::_cuda_first_layer: mode");
+    c.mode = std::string(mode);
+  }
+  std::ostringstream out;
+  out << first_layer_mode_locked(c);
+  for (const auto& [key, choice] : c.decided) {
+    out << "\n" << (choice.first ? "on-chip" : "cublas") << " (" << choice.second << ")";
+  }
+  return out.str();
+}
+
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden,
                                     int64_t chunk_size, c10::string_view precision) {
@@ -238,20 +334,29 @@ at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::Ten
     return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size);
   }
 #endif
-  // float32 / float64: exact, TF32 forced off; the first layer on chip (sh_siren_layer).
+  // float32 / float64: exact, TF32 forced off; the first layer on chip (sh_siren_layer) or
+  // through SH + cuBLAS, whichever is faster here (first_layer_on_chip).
   // tf32 (and bf16 without aten::mm.dtype): operands rounded to the mode (bf16 values are
   // exact in tf32), GEMMs on TF32 tensor cores.
   const Tf32Scope tf32(precision != "float32");
+  bool on_chip = false;
+  if (precision == "float32" && weights.size() >= 2 && lonlat.size(0) > 0) {
+    check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CUDA);
+    on_chip = first_layer_on_chip(lonlat.slice(0, 0, std::min(lonlat.size(0), chunk_size)), L, weights[0],
+                                  biases[0], w0_first);
+  }
   return encoder_forward_chunked(
       lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CUDA, sh_forward,
       [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
         return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
       },
-      sh_siren_layer);
+      on_chip ? sh_siren_layer : nullptr);
 }
 
 }  // namespace
 }  // namespace satclip
+
+TORCH_LIBRARY_FRAGMENT(satclip, m) { m.def("_cuda_first_layer(str mode=\"\") -> str", &satclip::cuda_first_layer); }
 
 TORCH_LIBRARY_IMPL(satclip, CUDA, m) {
   m.impl("spherical_harmonics", &satclip::sh_forward);

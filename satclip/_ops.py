@@ -27,7 +27,8 @@ Ops (all coordinates are ``[N, 2]`` (lon, lat) in degrees, lon first):
     The first sine layer straight from the coordinates, ``sin(w0 * (SH(lonlat) W^T + b))``;
     the CUDA kernel generates the features in shared memory (1 <= L <= 64), so the ``[N, L*L]``
     matrix never reaches global memory. ``location_encoder_forward`` uses it on CUDA in the
-    exact (``"float32"``) mode. Not differentiable (inference).
+    exact (``"float32"``) mode where it times faster than SH + cuBLAS (see
+    ``SATCLIP_CUDA_FIRST_LAYER`` in the README). Not differentiable (inference).
 """
 
 from __future__ import annotations

@@ -90,3 +90,39 @@ def test_opcheck(device, dtype):
     w, b = layer(6, 20, dtype, device)
     torch.library.opcheck(ops.sh_siren_layer.default, (x, 6, w, b, 30.0))
     torch.library.opcheck(ops.sh_siren_layer.default, (x.t().contiguous().t(), 3, *layer(3, 5, dtype, device), 1.0))
+
+
+@pytest.mark.skipif(not hasattr(ops, "_cuda_first_layer"), reason="extension built without CUDA")
+def test_first_layer_mode_setting():
+    """The switch between the on-chip first layer and SH + cuBLAS in the CUDA encoder (it needs
+    no device to be set or refused)."""
+    before = ops._cuda_first_layer("").splitlines()[0]
+    try:
+        assert ops._cuda_first_layer("cublas").splitlines()[0] == "cublas"
+        assert ops._cuda_first_layer("").splitlines()[0] == "cublas"
+        with pytest.raises(RuntimeError, match="must be 'auto', 'on-chip' or 'cublas', got 'fast'"):
+            ops._cuda_first_layer("fast")
+    finally:
+        ops._cuda_first_layer(before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("mode", ["on-chip", "cublas", "auto"])
+def test_cuda_encoder_first_layer_modes_match_cpu(mode):
+    from satclip.nn import LocationEncoder
+
+    torch.manual_seed(0)
+    enc = LocationEncoder(40, 256, 2, 64).double().eval()
+    x = lonlat_points(700)
+    before = ops._cuda_first_layer("").splitlines()[0]
+    try:
+        ops._cuda_first_layer(mode)
+        with torch.no_grad():
+            want = enc(x)
+            got = enc.cuda()(x.cuda()).cpu()
+        report = ops._cuda_first_layer("")
+    finally:
+        ops._cuda_first_layer(before)
+    assert (got - want).abs().max().item() < 1e-11
+    if mode == "auto":  # the choice was timed and is reported
+        assert "L=40 width=256" in report and " ms, cublas " in report

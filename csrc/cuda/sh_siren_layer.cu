@@ -3,8 +3,8 @@
 // weights at once; bias, w0 and sine are applied in registers. The [N, L*L] feature matrix
 // never touches global memory. Phases, layouts and launch geometry: sh_siren_tile.h (the same
 // phases run on the CPU in tests/sim/ so the indexing is tested without a GPU).
-// Grid: x over tiles of kTileM points, y over tiles of kTileN outputs (the SH of a tile are
-// regenerated for each output tile: about 4 / kTileN of the GEMM's work).
+// Grid: x over tiles of Tile<T>::M points, y over tiles of Tile<T>::N outputs (the SH of a tile
+// are regenerated for each output tile: a few percent of the GEMM's work).
 #include "sh_siren_layer.h"
 
 #include "sh_siren_tile.h"
@@ -16,24 +16,25 @@ namespace {
 using namespace fused;
 
 template <typename T, int J>
-__global__ void __launch_bounds__(kThreads) sh_siren_kernel(const T* __restrict__ lonlat, int64_t s0, int64_t s1,
-                                                            int64_t n, int L, const T* __restrict__ a,
-                                                            const T* __restrict__ b, const T* __restrict__ sect,
-                                                            const T* __restrict__ wt, const T* __restrict__ bias,
-                                                            int H, T w0, T* __restrict__ out) {
+__global__ void __launch_bounds__(kThreads, 1) sh_siren_kernel(const T* __restrict__ lonlat, int64_t s0, int64_t s1,
+                                                               int64_t n, int L, const T* __restrict__ a,
+                                                               const T* __restrict__ b, const T* __restrict__ sect,
+                                                               const T* __restrict__ wt, const T* __restrict__ bias,
+                                                               int H, T w0, T* __restrict__ out) {
+  constexpr int M = Tile<T>::M, N = Tile<T>::N, TM = Tile<T>::TM, TN = Tile<T>::TN;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* A = reinterpret_cast<T*>(smem_raw);
-  T* B = A + static_cast<size_t>(2 * L - 1) * kTileM;
+  T* B = A + static_cast<size_t>(2 * L - 1) * M;
   const int tid = threadIdx.x;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kTileM;
-  const int n0 = static_cast<int>(blockIdx.y) * kTileN;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * M;
+  const int n0 = static_cast<int>(blockIdx.y) * N;
   GenState<T, J> st;
   gen_init<T, J>(tid, lonlat, s0, s1, n, row0, L, sect, st);
-  T acc[4][4];
+  T acc[TM][TN];
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < TM; ++i) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) acc[i][j] = 0;
+    for (int j = 0; j < TN; ++j) acc[i][j] = 0;
   }
   for (int l = 0; l < L; ++l) {
     gen_band<T, J>(tid, l, a, b, st, A);
@@ -48,16 +49,16 @@ __global__ void __launch_bounds__(kThreads) sh_siren_kernel(const T* __restrict_
 template <typename T, int J>
 cudaError_t launch(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const T* a, const T* b, const T* sect,
                    const T* wt, const T* bias, int H, T w0, T* out, cudaStream_t stream) {
-  const size_t bytes = smem_elems(L) * sizeof(T);
-  // Above 48 KB a kernel must opt in to dynamic shared memory (float64 from L = 24).
+  const size_t bytes = smem_elems<T>(L) * sizeof(T);
+  // Above 48 KB a kernel must opt in to dynamic shared memory (L = 40 float: 81 KB).
   if (bytes > 48 * 1024) {
     const cudaError_t err = cudaFuncSetAttribute(sh_siren_kernel<T, J>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  static_cast<int>(bytes));
     if (err != cudaSuccess) return err;
   }
-  const int64_t tiles = (n + kTileM - 1) / kTileM;
+  const int64_t tiles = (n + Tile<T>::M - 1) / Tile<T>::M;
   if (tiles > 0x7fffffff) return cudaErrorInvalidValue;
-  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((H + kTileN - 1) / kTileN));
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((H + Tile<T>::N - 1) / Tile<T>::N));
   sh_siren_kernel<T, J><<<grid, kThreads, bytes, stream>>>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out);
   return cudaGetLastError();
 }
@@ -68,17 +69,10 @@ template <typename T>
 cudaError_t launch_sh_siren(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const T* a, const T* b,
                             const T* sect, const T* wt, const T* bias, int H, T w0, T* out, cudaStream_t stream) {
   if (n == 0 || H == 0) return cudaSuccess;
-  if (L < 1 || L > kMaxL || H > 65535 * kTileN) return cudaErrorInvalidValue;
-  switch (orders_per_thread(L)) {
-    case 4:
-      return launch<T, 4>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream);
-    case 8:
-      return launch<T, 8>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream);
-    case 10:
-      return launch<T, 10>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream);
-    default:
-      return launch<T, 16>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream);
-  }
+  if (H > 65535 * Tile<T>::N) return cudaErrorInvalidValue;
+  return with_orders<T>(
+      L, [&]<int J>() { return launch<T, J>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream); },
+      cudaErrorInvalidValue);
 }
 
 #define SATCLIP_INSTANTIATE(T)                                                                                 \

@@ -25,18 +25,19 @@ int run(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const T* wt, 
   // Shared memory plus a guard zone; both poisoned with NaN so that a read of anything the
   // band did not write, or a write past the end, shows (NaN in the output / a changed guard).
   const T nan = std::numeric_limits<T>::quiet_NaN();
-  std::vector<T> smem(smem_elems(L) + kGuard, nan);
+  constexpr int M = Tile<T>::M, N = Tile<T>::N;
+  std::vector<T> smem(smem_elems<T>(L) + kGuard, nan);
   T* A = smem.data();
-  T* B = A + static_cast<size_t>(2 * L - 1) * kTileM;
+  T* B = A + static_cast<size_t>(2 * L - 1) * M;
   struct Acc {
-    T v[4][4];
+    T v[Tile<T>::TM][Tile<T>::TN];
   };
   std::vector<GenState<T, J>> st(kThreads);  // each thread's registers
   std::vector<Acc> acc(kThreads);
-  for (int64_t bx = 0; bx * kTileM < n; ++bx) {
-    for (int by = 0; by * kTileN < H; ++by) {
-      const int64_t row0 = bx * kTileM;
-      const int n0 = by * kTileN;
+  for (int64_t bx = 0; bx * M < n; ++bx) {
+    for (int by = 0; by * N < H; ++by) {
+      const int64_t row0 = bx * M;
+      const int n0 = by * N;
       for (int t = 0; t < kThreads; ++t) gen_init<T, J>(t, lonlat, s0, s1, n, row0, L, sect.data(), st[t]);
       std::fill(acc.begin(), acc.end(), Acc{});
       for (int l = 0; l < L; ++l) {
@@ -62,13 +63,7 @@ int run(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const T* wt, 
 template <typename T>
 int dispatch(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const T* wt, const T* bias, int H, T w0,
              T* out) {
-  if (L < 1 || L > kMaxL) return 1;
-  switch (orders_per_thread(L)) {
-    case 4: return run<T, 4>(lonlat, s0, s1, n, L, wt, bias, H, w0, out);
-    case 8: return run<T, 8>(lonlat, s0, s1, n, L, wt, bias, H, w0, out);
-    case 10: return run<T, 10>(lonlat, s0, s1, n, L, wt, bias, H, w0, out);
-    default: return run<T, 16>(lonlat, s0, s1, n, L, wt, bias, H, w0, out);
-  }
+  return with_orders<T>(L, [&]<int J>() { return run<T, J>(lonlat, s0, s1, n, L, wt, bias, H, w0, out); }, 1);
 }
 
 }  // namespace
