@@ -109,6 +109,26 @@ def bench_gpu_encoder_forward(benchmark, L, log2n, impl):
         run(benchmark, fn, n_points=n, device="cuda", impl=impl, L=L, rounds=3)
 
 
+@pytest.mark.parametrize("first", ["on-chip", "cublas"])
+@pytest.mark.parametrize("precision", ["float32", "bf16"])
+@pytest.mark.parametrize("L", [10, 40])
+def bench_gpu_encoder_first_layer(benchmark, L, precision, first):
+    """The fused encoder with its first layer forced on chip or through SH + cuBLAS (the choice
+    SATCLIP_CUDA_FIRST_LAYER=auto makes by timing both on the first chunk)."""
+    benchmark.group = f"gpu-encoder-first-layer-L{L}-N2^22-{precision}"
+    n = size(1 << 22, 4096)
+    enc, w, b = _encoder(L)
+    enc.precision = precision
+    x = points(n, torch.float32, "cuda")
+    before = ops._cuda_first_layer("").splitlines()[0]
+    ops._cuda_first_layer(first)
+    try:
+        with torch.no_grad():
+            run(benchmark, lambda: enc(x), n_points=n, device="cuda", impl=f"{precision}-{first}", L=L, rounds=3)
+    finally:
+        ops._cuda_first_layer(before)
+
+
 @pytest.mark.parametrize("chunk", [1 << 13, 1 << 14, 1 << 16, 1 << 18])
 @pytest.mark.parametrize("precision", ["float32", "bf16"])
 def bench_gpu_encoder_chunk_size(benchmark, precision, chunk):

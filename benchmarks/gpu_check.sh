@@ -51,6 +51,8 @@ for L in (3, 33, 65):
 for L, dt in ((3, torch.float32), (33, torch.float32), (64, torch.float64)):  # fused SH -> first layer
     w = torch.randn(70, L * L, dtype=dt).cuda() / L
     ops.sh_siren_layer(x.detach().to(dt)[:67], L, w, torch.zeros(70, dtype=dt).cuda(), 30.0)
+    if dt == torch.float32:  # the bf16 tensor-core variant
+        ops.sh_siren_layer(x.detach()[:67], L, w, torch.zeros(70).cuda(), 30.0, "bf16")
 enc = satclip.LocationEncoder(10, 64, 2, 16).cuda()
 x = torch.rand(50, 2).cuda() * 90
 enc.train()(x).sum().backward()
@@ -76,9 +78,11 @@ import torch, satclip
 from satclip._ops import ops
 x = torch.rand(1 << 16, 2, device='cuda') * torch.tensor([360.0, 180.0], device='cuda') - torch.tensor([180.0, 90.0], device='cuda')
 for L in (10, 40):
-    for dt in (torch.float32, torch.float64):
+    for dt, precision in ((torch.float32, 'float32'), (torch.float64, 'float32'), (torch.float32, 'bf16')):
+        enc = satclip.LocationEncoder(L, 512, 2, 256).to(dt).cuda().eval()
+        enc.precision = precision
         with torch.no_grad():
-            satclip.LocationEncoder(L, 512, 2, 256).to(dt).cuda().eval()(x.to(dt))
+            enc(x.to(dt))
 torch.cuda.synchronize()
 print(ops._cuda_first_layer(''))
 " > "$OUT/first-layer-choice.txt" 2>&1); cat "$OUT/first-layer-choice.txt"

@@ -85,6 +85,16 @@ inline void check_first_layer(const at::Tensor& lonlat, int64_t L, const at::Ten
               bias.scalar_type(), " on ", bias.device());
 }
 
+// sh_siren_layer's precision: false for "float32", true for "bf16" (float32 inputs only).
+inline bool first_layer_is_bf16(c10::string_view precision, const at::Tensor& lonlat, const char* op) {
+  TORCH_CHECK(precision == "float32" || precision == "bf16", op, ": precision must be 'float32' or 'bf16', got '",
+              std::string(precision), "'");
+  if (precision == "float32") return false;
+  TORCH_CHECK(lonlat.scalar_type() == at::kFloat, op, ": precision 'bf16' needs float32 inputs and weights, got ",
+              lonlat.scalar_type());
+  return true;
+}
+
 template <typename T>
 const T* ptr_or_null(const at::Tensor& t) {
   return t.defined() ? t.const_data_ptr<T>() : nullptr;

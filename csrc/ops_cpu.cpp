@@ -133,14 +133,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
 }
 
 // SH -> first sine layer. On the CPU the features of a call exist once (the encoder forward
-// bounds them by chunking); the CUDA kernel keeps them on chip.
+// bounds them by chunking); the CUDA kernels keep them on chip.
 at::Tensor sh_siren_layer(const at::Tensor& lonlat, int64_t L, const at::Tensor& weight, const at::Tensor& bias,
-                          double w0) {
+                          double w0, c10::string_view precision) {
   const char* op = "satclip::sh_siren_layer";
   check_lonlat(lonlat, op, c10::DeviceType::CPU);
   check_degree(L, op);
   check_first_layer(lonlat, L, weight, bias, op);
-  return std::get<0>(siren_layer(sh_forward(lonlat, L), weight, bias, w0, std::nullopt, false));
+  if (!first_layer_is_bf16(precision, lonlat, op)) {
+    return std::get<0>(siren_layer(sh_forward(lonlat, L), weight, bias, w0, std::nullopt, false));
+  }
+  const at::Tensor y = std::get<0>(siren_layer(round_operand(sh_forward(lonlat, L), Precision::kBF16),
+                                               round_operand(weight, Precision::kBF16), bias, w0, std::nullopt, false));
+  return y.to(at::kBFloat16);
 }
 
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,

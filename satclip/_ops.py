@@ -23,10 +23,12 @@ Ops (all coordinates are ``[N, 2]`` (lon, lat) in degrees, lon first):
     ``[N, L*L]`` feature matrix only exists for one chunk at a time. Not differentiable.
     ``precision``: ``"float32"`` (exact), ``"tf32"`` or ``"bf16"``: GEMM operands rounded to
     that format, products and accumulation in float32, epilogue (bias, w0, sine) in float32.
-``sh_siren_layer(lonlat, L, weight, bias, w0) -> [N, out]``
+``sh_siren_layer(lonlat, L, weight, bias, w0, precision) -> [N, out]``
     The first sine layer straight from the coordinates, ``sin(w0 * (SH(lonlat) W^T + b))``;
-    the CUDA kernel generates the features in shared memory (1 <= L <= 64), so the ``[N, L*L]``
-    matrix never reaches global memory. ``location_encoder_forward`` uses it on CUDA in the
+    the CUDA kernels generate the features in shared memory (1 <= L <= 64), so the ``[N, L*L]``
+    matrix never reaches global memory. ``precision``: ``"float32"`` (exact, output in the
+    input's dtype) or ``"bf16"`` (float32 input; bf16 operands on tensor cores, float32 sums
+    and sine, a bf16 result: the next layer's operand in that mode). ``location_encoder_forward`` uses it on CUDA in the
     exact (``"float32"``) mode where it times faster than SH + cuBLAS (see
     ``SATCLIP_CUDA_FIRST_LAYER`` in the README). Not differentiable (inference).
 """
@@ -53,7 +55,8 @@ _SCHEMAS = {
         "location_encoder_forward(Tensor lonlat, int legendre_polys, Tensor[] weights, Tensor[] biases,"
         " float w0_first, float w0_hidden, int chunk_size, str precision=\"float32\") -> Tensor",
     "sh_siren_layer":
-        "sh_siren_layer(Tensor lonlat, int legendre_polys, Tensor weight, Tensor bias, float w0) -> Tensor",
+        "sh_siren_layer(Tensor lonlat, int legendre_polys, Tensor weight, Tensor bias, float w0,"
+        " str precision=\"float32\") -> Tensor",
 }
 for _schema in _SCHEMAS.values():
     _lib.define(_schema)
@@ -101,8 +104,9 @@ def _encoder_fake(lonlat, legendre_polys, weights, biases, w0_first, w0_hidden, 
 
 
 @torch.library.register_fake("satclip::sh_siren_layer")
-def _sh_siren_fake(lonlat, legendre_polys, weight, bias, w0):
-    return lonlat.new_empty(lonlat.shape[0], weight.shape[0])
+def _sh_siren_fake(lonlat, legendre_polys, weight, bias, w0, precision="float32"):
+    dtype = torch.bfloat16 if precision == "bf16" else lonlat.dtype
+    return lonlat.new_empty(lonlat.shape[0], weight.shape[0], dtype=dtype)
 
 
 # ---------------------------------------------------------------------------- autograd

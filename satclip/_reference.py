@@ -171,11 +171,6 @@ def siren_layer_backward(grad_y, cos, x, weight, w0: float, mask, need_grad_x: b
     return (gz @ weight if need_grad_x else x.new_empty(0)), gz.t() @ x, gz.sum(0)
 
 
-def sh_siren_layer(lonlat, L: int, weight, bias, w0: float):
-    """The first sine layer from the coordinates: ``sin(w0 * (SH(lonlat) W^T + b))``."""
-    return siren_layer(spherical_harmonics(lonlat, L), weight, bias, w0, None, False)[0]
-
-
 PRECISIONS = ("float32", "tf32", "bf16")
 
 
@@ -210,3 +205,18 @@ def location_encoder_forward(lonlat, L: int, weights, biases, w0_first: float, w
     if not outs:
         return lonlat.new_empty(0, weights[-1].shape[0])
     return torch.cat(outs)
+
+
+def sh_siren_layer(lonlat, L: int, weight, bias, w0: float, precision: str = "float32"):
+    """The first sine layer from the coordinates: ``sin(w0 * (SH(lonlat) W^T + b))``.
+    ``precision="bf16"`` (float32 inputs): SH and W rounded to bf16, float32 sums and sine,
+    the result rounded to bf16 and returned as a bf16 tensor (the next layer's operand)."""
+    if precision not in ("float32", "bf16"):
+        raise ValueError(f"sh_siren_layer: precision must be 'float32' or 'bf16', got {precision!r}")
+    if precision == "float32":
+        return siren_layer(spherical_harmonics(lonlat, L), weight, bias, w0, None, False)[0]
+    if lonlat.dtype != torch.float32:
+        raise ValueError(f"sh_siren_layer: precision 'bf16' needs float32 inputs and weights, got {lonlat.dtype}")
+    y = siren_layer(round_operand(spherical_harmonics(lonlat, L), "bf16"), round_operand(weight, "bf16"), bias, w0,
+                    None, False)[0]
+    return y.to(torch.bfloat16)

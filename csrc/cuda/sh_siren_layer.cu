@@ -7,6 +7,9 @@
 // are regenerated for each output tile: a few percent of the GEMM's work).
 #include "sh_siren_layer.h"
 
+#include <mma.h>
+
+#include "sh_siren_bf16_tile.h"
 #include "sh_siren_tile.h"
 
 namespace satclip {
@@ -63,7 +66,109 @@ cudaError_t launch(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, co
   return cudaGetLastError();
 }
 
+// WMMA bf16 fragments behind the interface mma_warp expects (tests/sim has a scalar twin).
+struct WmmaBf16 {
+  using A = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::col_major>;
+  using B = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::row_major>;
+  using Acc = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>;
+  static __device__ void load_a(A& f, const __nv_bfloat16* p, int ldm) { nvcuda::wmma::load_matrix_sync(f, p, ldm); }
+  static __device__ void load_b(B& f, const __nv_bfloat16* p, int ldm) { nvcuda::wmma::load_matrix_sync(f, p, ldm); }
+  static __device__ void mma(Acc& c, const A& a, const B& b) { nvcuda::wmma::mma_sync(c, a, b, c); }
+  static __device__ void store(float* p, const Acc& c, int ldm) {
+    nvcuda::wmma::store_matrix_sync(p, c, ldm, nvcuda::wmma::mem_row_major);
+  }
+  static __device__ void zero(Acc& c) { nvcuda::wmma::fill_fragment(c, 0.0f); }
+};
+
+template <int J>
+__global__ void __launch_bounds__(kThreads, 1)
+    sh_siren_bf16_kernel(const float* __restrict__ lonlat, int64_t s0, int64_t s1, int64_t n, int L,
+                         const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ sect,
+                         const __nv_bfloat16* __restrict__ wt, const float* __restrict__ bias, int H, float w0,
+                         __nv_bfloat16* __restrict__ out) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  using Bf = __nv_bfloat16;
+  extern __shared__ __align__(128) unsigned char smem_bf16[];
+  const int R = ring_rows(L);
+  Bf* ring = reinterpret_cast<Bf*>(smem_bf16);
+  Bf* B = ring + static_cast<size_t>(R) * Bf16Tile::M;
+  float* scratch = reinterpret_cast<float*>(B + static_cast<size_t>(R) * Bf16Tile::N);
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * Bf16Tile::M;
+  const int n0 = static_cast<int>(blockIdx.y) * Bf16Tile::N;
+  const int64_t K = static_cast<int64_t>(L) * L;
+  GenState<float, J> st;
+  gen_init<float, J>(tid, lonlat, s0, s1, n, row0, L, sect, st);
+  WmmaBf16::Acc acc[Bf16Tile::FM][Bf16Tile::FN];
+#pragma unroll
+  for (int i = 0; i < Bf16Tile::FM; ++i) {
+#pragma unroll
+    for (int j = 0; j < Bf16Tile::FN; ++j) WmmaBf16::zero(acc[i][j]);
+  }
+  int produced = 0, consumed = 0;  // ring rows, the same in every thread
+  for (int l = 0; l < L; ++l) {
+    gen_band<float, J, Bf>(tid, l, a, b, st, ring, produced % R, R);
+    produced += 2 * l + 1;
+    int ready = produced;
+    if (l == L - 1) {
+      ready = round_up16(produced);
+      zero_ring_rows<Bf>(tid, ring, produced, ready, R);
+    }
+    const int nb = (ready - consumed) / 16;
+    if (nb > 0) {
+      load_b_rows<Bf>(tid, wt, K, H, consumed, 16 * nb, n0, B);
+      __syncthreads();
+      mma_warp<WmmaBf16, Bf>(warp, ring, consumed % R, nb, R, B, acc);
+      __syncthreads();
+      consumed += 16 * nb;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < Bf16Tile::FM; ++i) {
+#pragma unroll
+    for (int j = 0; j < Bf16Tile::FN; ++j) {
+      WmmaBf16::store(scratch + warp * 256, acc[i][j], 16);
+      __syncwarp();
+      epi_lane<Bf>(warp, lane, i, j, scratch, bias, w0, n, H, row0, n0, out);
+      __syncwarp();
+    }
+  }
+#endif
+}
+
+template <int J>
+cudaError_t launch_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a, const float* b,
+                        const float* sect, const __nv_bfloat16* wt, const float* bias, int H, float w0,
+                        __nv_bfloat16* out, cudaStream_t stream) {
+  const size_t bytes = bf16_smem_bytes<__nv_bfloat16>(L);
+  if (bytes > 48 * 1024) {
+    const cudaError_t err = cudaFuncSetAttribute(sh_siren_bf16_kernel<J>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 static_cast<int>(bytes));
+    if (err != cudaSuccess) return err;
+  }
+  const int64_t tiles = (n + Bf16Tile::M - 1) / Bf16Tile::M;
+  if (tiles > 0x7fffffff) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((H + Bf16Tile::N - 1) / Bf16Tile::N));
+  sh_siren_bf16_kernel<J><<<grid, kThreads, bytes, stream>>>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out);
+  return cudaGetLastError();
+}
+
 }  // namespace
+
+cudaError_t launch_sh_siren_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a,
+                                 const float* b, const float* sect, const __nv_bfloat16* wt, const float* bias, int H,
+                                 float w0, __nv_bfloat16* out, cudaStream_t stream) {
+  if (n == 0 || H == 0) return cudaSuccess;
+  if (H > 65535 * Bf16Tile::N) return cudaErrorInvalidValue;
+  int device = 0, major = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  if (err != cudaSuccess) return err;
+  if (major < 8) return cudaErrorNotSupported;  // bf16 WMMA needs sm_80
+  return with_orders<float>(
+      L, [&]<int J>() { return launch_bf16<J>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream); },
+      cudaErrorInvalidValue);
+}
 
 template <typename T>
 cudaError_t launch_sh_siren(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const T* a, const T* b,

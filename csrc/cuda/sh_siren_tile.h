@@ -54,7 +54,7 @@ struct Tile<double> {
 
 // Threads sharing one point's orders during generation.
 template <typename T>
-constexpr int groups() {
+SATCLIP_HD constexpr int groups() {
   return kThreads / Tile<T>::M;
 }
 
@@ -134,9 +134,12 @@ SATCLIP_HD void gen_init(int tid, const T* lonlat, int64_t s0, int64_t s1, int64
   }
 }
 
-// Degree l of the thread's orders into A (band-local feature index l + m / l - m).
-template <typename T, int J>
-SATCLIP_HD void gen_band(int tid, int l, const T* a, const T* b, GenState<T, J>& st, T* A) {
+// Degree l of the thread's orders into A: feature l +- m of the band goes to row
+// (base + l +- m) mod R of A (R = 0: no wrap), stored as Out (T, or bf16 for the tensor-core
+// kernel, rounded to nearest even).
+template <typename T, int J, typename Out = T>
+SATCLIP_HD void gen_band(int tid, int l, const T* a, const T* b, GenState<T, J>& st, Out* A, int base = 0,
+                         int R = 0) {
   constexpr int M = Tile<T>::M, G = groups<T>();
   const int pt = tid % M, g = tid / M;
   const int64_t t0 = tri(l, 0);
@@ -150,8 +153,9 @@ SATCLIP_HD void gen_band(int tid, int l, const T* a, const T* b, GenState<T, J>&
         st.p2[j] = st.p1[j];
       }
       st.p1[j] = p0;
-      A[(l + m) * M + pt] = p0 * st.fc[j];
-      if (m > 0) A[(l - m) * M + pt] = p0 * st.fs[j];
+      const int rp = base + l + m, rn = base + l - m;
+      A[(R > 0 ? rp % R : rp) * M + pt] = static_cast<Out>(p0 * st.fc[j]);
+      if (m > 0) A[(R > 0 ? rn % R : rn) * M + pt] = static_cast<Out>(p0 * st.fs[j]);
     }
   }
 }

@@ -1,13 +1,18 @@
-// sh_siren_sim.cpp -- runs the fused SH -> first-layer kernel's phases (csrc/cuda/sh_siren_tile.h)
-// on the CPU, block by block and thread by thread, with the kernel's barriers as the boundaries
-// between loops over threads. Built and called by tests/test_sh_siren_sim.py (ctypes), so the
-// kernel's indexing, shared-memory layout and edge handling are tested on machines without a GPU.
-// Mirrors sh_siren_kernel in csrc/cuda/sh_siren_layer.cu: keep the two in step.
+// sh_siren_sim.cpp -- runs the fused SH -> first-layer kernels' phases (csrc/cuda/sh_siren_tile.h,
+// sh_siren_bf16_tile.h) on the CPU, block by block and thread by thread (warp by warp for the
+// warp-collective WMMA steps), with the kernel's barriers as the boundaries between loops over
+// threads. Built and called by tests/test_sh_siren_sim.py (ctypes), so the kernels' indexing,
+// shared-memory layout and edge handling are tested on machines without a GPU.
+// Mirrors sh_siren_kernel and sh_siren_bf16_kernel in csrc/cuda/sh_siren_layer.cu: keep them in step.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include <cstdint>
+#include <cstring>
+
+#include "cuda/sh_siren_bf16_tile.h"
 #include "cuda/sh_siren_tile.h"
 
 namespace {
@@ -66,9 +71,131 @@ int dispatch(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const T*
   return with_orders<T>(L, [&]<int J>() { return run<T, J>(lonlat, s0, s1, n, L, wt, bias, H, w0, out); }, 1);
 }
 
+// bf16 stored as its 16 bits, converted like __float2bfloat16_rn (nearest even; NaN stays NaN).
+struct SimBf16 {
+  uint16_t bits = 0;
+  SimBf16() = default;
+  explicit SimBf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if (std::isnan(f)) {
+      bits = 0x7fc0;
+    } else {
+      bits = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+  }
+  explicit operator float() const {
+    const uint32_t u = static_cast<uint32_t>(bits) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+};
+
+// The WMMA interface of mma_warp with whole 16 x 16 tiles: A col-major, B row-major, float sums.
+struct HostMma {
+  struct Tile16 {
+    float v[16][16];
+  };
+  using A = Tile16;
+  using B = Tile16;
+  using Acc = Tile16;
+  static void load_a(A& f, const SimBf16* p, int ldm) {
+    for (int i = 0; i < 16; ++i)
+      for (int k = 0; k < 16; ++k) f.v[i][k] = static_cast<float>(p[i + k * ldm]);
+  }
+  static void load_b(B& f, const SimBf16* p, int ldm) {
+    for (int k = 0; k < 16; ++k)
+      for (int j = 0; j < 16; ++j) f.v[k][j] = static_cast<float>(p[k * ldm + j]);
+  }
+  static void mma(Acc& c, const A& a, const B& b) {
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < 16; ++j)
+        for (int k = 0; k < 16; ++k) c.v[i][j] += a.v[i][k] * b.v[k][j];
+  }
+  static void store(float* p, const Acc& c, int ldm) {
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < 16; ++j) p[i * ldm + j] = c.v[i][j];
+  }
+};
+
+// wt: W^T already rounded to bf16 values (float), [L*L, H]; out: the bf16 results as float.
+template <int J>
+int run_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* wt_f, const float* bias,
+             int H, float w0, float* out_f) {
+  constexpr int M = Bf16Tile::M, N = Bf16Tile::N, kWarps = kThreads / 32;
+  std::vector<float> a(L * (L + 1) / 2), b(a.size()), sect(L);
+  sh_coefficients<float>(L, a.data(), b.data(), sect.data());
+  const int64_t K = static_cast<int64_t>(L) * L;
+  std::vector<SimBf16> wt(K * H), out(n * H, SimBf16(std::numeric_limits<float>::quiet_NaN()));
+  for (int64_t i = 0; i < K * H; ++i) wt[i] = SimBf16(wt_f[i]);
+  const int R = ring_rows(L);
+  const SimBf16 nan16(std::numeric_limits<float>::quiet_NaN());
+  std::vector<SimBf16> ring(static_cast<size_t>(R) * M + kGuard, nan16), B(static_cast<size_t>(R) * N + kGuard, nan16);
+  std::vector<float> scratch(kWarps * 256);
+  std::vector<GenState<float, J>> st(kThreads);
+  struct WarpAcc {
+    HostMma::Acc f[Bf16Tile::FM][Bf16Tile::FN];
+  };
+  std::vector<WarpAcc> acc(kWarps);  // each warp's accumulator fragments
+  for (int64_t bx = 0; bx * M < n; ++bx) {
+    for (int by = 0; by * N < H; ++by) {
+      const int64_t row0 = bx * M;
+      const int n0 = by * N;
+      std::fill(ring.begin(), ring.end() - kGuard, nan16);  // nothing carries over between blocks
+      for (int t = 0; t < kThreads; ++t) gen_init<float, J>(t, lonlat, s0, s1, n, row0, L, sect.data(), st[t]);
+      std::fill(acc.begin(), acc.end(), WarpAcc{});
+      int produced = 0, consumed = 0;
+      for (int l = 0; l < L; ++l) {
+        for (int t = 0; t < kThreads; ++t) gen_band<float, J, SimBf16>(t, l, a.data(), b.data(), st[t], ring.data(), produced % R, R);
+        produced += 2 * l + 1;
+        int ready = produced;
+        if (l == L - 1) {
+          ready = round_up16(produced);
+          for (int t = 0; t < kThreads; ++t) zero_ring_rows<SimBf16>(t, ring.data(), produced, ready, R);
+        }
+        const int nb = (ready - consumed) / 16;
+        if (nb > 0) {
+          std::fill(B.begin(), B.end() - kGuard, nan16);
+          for (int t = 0; t < kThreads; ++t) load_b_rows<SimBf16>(t, wt.data(), K, H, consumed, 16 * nb, n0, B.data());
+          // __syncthreads()
+          for (int w = 0; w < kWarps; ++w) mma_warp<HostMma, SimBf16>(w, ring.data(), consumed % R, nb, R, B.data(), acc[w].f);
+          // __syncthreads(): the consumed rows are stale from here on
+          for (int r = consumed; r < consumed + 16 * nb; ++r)
+            for (int p = 0; p < M; ++p) ring[(r % R) * M + p] = nan16;
+          consumed += 16 * nb;
+        }
+      }
+      for (int i = 0; i < Bf16Tile::FM; ++i) {
+        for (int j = 0; j < Bf16Tile::FN; ++j) {
+          for (int w = 0; w < kWarps; ++w) {
+            HostMma::store(scratch.data() + w * 256, acc[w].f[i][j], 16);
+            for (int lane = 0; lane < 32; ++lane)
+              epi_lane<SimBf16>(w, lane, i, j, scratch.data(), bias, w0, n, H, row0, n0, out.data());
+          }
+        }
+      }
+    }
+  }
+  for (size_t i = ring.size() - kGuard; i < ring.size(); ++i) {
+    if (ring[i].bits != nan16.bits) return 2;
+  }
+  for (size_t i = B.size() - kGuard; i < B.size(); ++i) {
+    if (B[i].bits != nan16.bits) return 2;
+  }
+  for (int64_t i = 0; i < n * H; ++i) out_f[i] = static_cast<float>(out[i]);
+  return 0;
+}
+
 }  // namespace
 
 extern "C" {
+int sh_siren_bf16_sim(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* wt, const float* bias,
+                      int H, float w0, float* out) {
+  return with_orders<float>(
+      L, [&]<int J>() { return run_bf16<J>(lonlat, s0, s1, n, L, wt, bias, H, w0, out); }, 1);
+}
+
 int sh_siren_sim_f32(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* wt,
                      const float* bias, int H, float w0, float* out) {
   return dispatch<float>(lonlat, s0, s1, n, L, wt, bias, H, w0, out);

@@ -1,0 +1,114 @@
+// sh_siren_bf16_tile.h -- the phases of the bf16 tensor-core variant of the fused
+// "SH -> first SIREN layer" kernel (sh_siren_layer.cu), torch-free and compilable by nvcc and
+// a host compiler: the kernel runs them with WMMA fragments, tests/sim/ with a scalar
+// stand-in (same tile shapes, layouts and leading dimensions).
+//
+// What the block computes (the bf16 precision mode)
+//   out[i, c] = bf16(sin(w0 * (sum_k bf16(Y_k(lonlat_i)) * W16[c, k] + bias[c])))
+//   products of bf16 values accumulated in float32 on tensor cores, bias/w0/sine in float32,
+//   stored as bf16 (nearest even): the operand of the next layer in that mode.
+//
+// Tile: 128 points x 128 outputs, 256 threads = 8 warps as 4 (points) x 2 (outputs); a warp
+// owns 32 x 64 outputs = 2 x 4 WMMA tiles of 16 x 16 (k-step 16).
+// The SH features are produced band by band (2l+1 features, not a multiple of 16), so they go
+// to a ring of R rows in shared memory (R a multiple of 16 with room for 15 leftover rows plus
+// the widest band): after band l, every complete 16-row block of the ring is consumed at once.
+// A block never straddles the wrap because blocks start at multiples of 16. The rows after the
+// last feature are zeroed to complete the last block (W^T rows past L*L are zero as well).
+//   ring [R][128] bf16: feature k of the tile's points, point-contiguous (WMMA matrix_a, col-major,
+//                       ldm 128)
+//   B    [R][128] bf16: rows k of W^T (matrix_b, row-major, ldm 128), loaded per batch of blocks
+//   scratch [8][16][16] float: one accumulator tile of each warp, for the epilogue
+// Generation uses the float tile's thread mapping (Tile<float>, 128 points, 2 threads per point).
+#pragma once
+
+#include "sh_siren_tile.h"
+
+namespace satclip {
+namespace kernels {
+namespace fused {
+
+struct Bf16Tile {
+  static constexpr int M = 128, N = 128;   // points x outputs per block
+  static constexpr int WM = 32, WN = 64;   // per warp
+  static constexpr int FM = 2, FN = 4;     // 16 x 16 fragments per warp
+  static constexpr int kWarpsM = M / WM;   // 4
+};
+static_assert(Tile<float>::M == Bf16Tile::M, "generation reuses the float tile's mapping");
+static_assert(Bf16Tile::kWarpsM * (Bf16Tile::N / Bf16Tile::WN) * 32 == kThreads, "8 warps");
+
+// Ring rows: >= 15 (an incomplete block) + 2L - 1 (the widest band), a multiple of 16.
+SATCLIP_HD int ring_rows(int L) { return (2 * L + 14 + 15) / 16 * 16; }
+
+SATCLIP_HD int round_up16(int x) { return (x + 15) / 16 * 16; }
+
+template <typename Bf>
+SATCLIP_HD size_t bf16_smem_bytes(int L) {
+  return static_cast<size_t>(ring_rows(L)) * (Bf16Tile::M + Bf16Tile::N) * sizeof(Bf) +
+         static_cast<size_t>(kThreads / 32) * 256 * sizeof(float);
+}
+
+// Ring rows [from, to) (mod R) to zero.
+template <typename Bf>
+SATCLIP_HD void zero_ring_rows(int tid, Bf* ring, int from, int to, int R) {
+  constexpr int M = Bf16Tile::M;
+  for (int idx = tid; idx < (to - from) * M; idx += kThreads) {
+    ring[((from + idx / M) % R) * M + idx % M] = Bf(0.0f);
+  }
+}
+
+// Rows k0 .. k0 + rows - 1 of W^T (bf16, [K, H] row-major), columns n0 .. n0 + N - 1, into B;
+// zero past K or H.
+template <typename Bf>
+SATCLIP_HD void load_b_rows(int tid, const Bf* wt, int64_t K, int H, int64_t k0, int rows, int n0, Bf* B) {
+  constexpr int N = Bf16Tile::N;
+  for (int idx = tid; idx < rows * N; idx += kThreads) {
+    const int kk = idx / N, c = idx % N;
+    const int64_t k = k0 + kk;
+    B[kk * N + c] = k < K && n0 + c < H ? wt[k * H + n0 + c] : Bf(0.0f);
+  }
+}
+
+// Warp-collective: nblocks 16-row blocks of the ring starting at ring row r0 (a multiple of 16)
+// against the B rows of the batch, into the warp's 2 x 4 accumulators.
+#if defined(__CUDACC__)
+#pragma nv_exec_check_disable
+#endif
+template <class Mma, typename Bf>
+SATCLIP_HD void mma_warp(int warp, const Bf* ring, int r0, int nblocks, int R, const Bf* B,
+                         typename Mma::Acc (&acc)[Bf16Tile::FM][Bf16Tile::FN]) {
+  constexpr int M = Bf16Tile::M, N = Bf16Tile::N;
+  const int wm = warp % Bf16Tile::kWarpsM, wn = warp / Bf16Tile::kWarpsM;
+  for (int blk = 0; blk < nblocks; ++blk) {
+    const int r = (r0 + 16 * blk) % R;
+    typename Mma::A fa[Bf16Tile::FM];
+    typename Mma::B fb[Bf16Tile::FN];
+#pragma unroll
+    for (int i = 0; i < Bf16Tile::FM; ++i) Mma::load_a(fa[i], ring + r * M + wm * Bf16Tile::WM + 16 * i, M);
+#pragma unroll
+    for (int j = 0; j < Bf16Tile::FN; ++j) Mma::load_b(fb[j], B + 16 * blk * N + wn * Bf16Tile::WN + 16 * j, N);
+#pragma unroll
+    for (int i = 0; i < Bf16Tile::FM; ++i) {
+#pragma unroll
+      for (int j = 0; j < Bf16Tile::FN; ++j) Mma::mma(acc[i][j], fa[i], fb[j]);
+    }
+  }
+}
+
+// One lane's share of the epilogue of accumulator tile (i, j), after the warp stored it to its
+// scratch (row-major 16 x 16): bias, w0, sine, bf16 store; rows >= n and columns >= H skipped.
+template <typename Out>
+SATCLIP_HD void epi_lane(int warp, int lane, int i, int j, const float* scratch, const float* bias, float w0,
+                         int64_t n, int H, int64_t row0, int n0, Out* out) {
+  const int wm = warp % Bf16Tile::kWarpsM, wn = warp / Bf16Tile::kWarpsM;
+  const float* s = scratch + warp * 256;
+  for (int e = lane; e < 256; e += 32) {
+    const int64_t row = row0 + wm * Bf16Tile::WM + 16 * i + e / 16;
+    const int col = n0 + wn * Bf16Tile::WN + 16 * j + e % 16;
+    if (row < n && col < H) out[row * H + col] = Out(sin(w0 * (s[e] + bias[col])));
+  }
+}
+
+}  // namespace fused
+}  // namespace kernels
+}  // namespace satclip

@@ -1,0 +1,120 @@
+// encoder_cuda.cpp -- satclip::location_encoder_forward on CUDA: the whole encoder for
+// inference, chunk by chunk, in the three precision modes.
+//   float32 / float64: exact; TF32 forced off; the first layer on chip or through SH + cuBLAS,
+//                      whichever choose_on_chip picks; the other layers cuBLAS + sine pass.
+//   tf32:              operands rounded to tf32, GEMMs on TF32 tensor cores.
+//   bf16:              operands stored as bf16 where they are produced (the SH kernel, the
+//                      on-chip first layer and the sine epilogue round their float32 results to
+//                      nearest even on the way out: exactly the reference's operand rounding),
+//                      GEMMs on bf16 tensor cores into float32, bias + w0 + sine in float32.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "cuda_glue.h"
+#include "first_layer_cuda.h"
+#include "op_checks.h"
+
+namespace satclip {
+namespace cuda {
+namespace {
+
+// cuBLAS TF32 tensor-core math on for the reduced modes and *off* for "float32", whatever the
+// global setting (torch.backends.cuda.matmul.allow_tf32) says: the default stays exact. Operands
+// are rounded to tf32/bf16 first, so the tensor cores see exactly the mode's operands (bf16
+// values are exact in tf32) and accumulate in float32.
+class Tf32Scope {
+ public:
+  explicit Tf32Scope(bool on) : previous_(at::globalContext().allowTF32CuBLAS()) {
+    at::globalContext().setAllowTF32CuBLAS(on);
+  }
+  ~Tf32Scope() { at::globalContext().setAllowTF32CuBLAS(previous_); }
+
+ private:
+  bool previous_;
+};
+
+#ifdef SATCLIP_HAS_MM_OUT_DTYPE
+// Per point and hidden layer of width H this moves 6H bytes (the float32 GEMM result in, bf16
+// out) instead of the 18H of GEMM + bias pass + sine pass + conversion.
+at::Tensor encoder_forward_bf16(const at::Tensor& lonlat, int64_t L, at::TensorList weights, at::TensorList biases,
+                                double w0_first, double w0_hidden, int64_t chunk_size) {
+  const int64_t width = check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CUDA);
+  std::vector<at::Tensor> w16, b32;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    w16.push_back(weights[i].to(at::kBFloat16));
+    b32.push_back(biases[i].contiguous());
+  }
+  const int64_t n = lonlat.size(0);
+  at::Tensor out = at::empty({n, width}, lonlat.options());
+  const bool sine_first = w16.size() >= 2;  // else the only layer is the linear one
+  at::Tensor wt16;
+  bool on_chip = false;
+  if (sine_first && n > 0) {
+    wt16 = w16[0].t().contiguous();
+    const at::Tensor pts = lonlat.slice(0, 0, std::min(n, chunk_size));
+    on_chip = choose_on_chip(
+        pts, L, w16[0].size(0), "bf16", [&] { first_layer_bf16_on_chip(pts, L, wt16, b32[0], w0_first); },
+        [&] { first_layer_bf16_cublas(pts, L, w16[0], b32[0], w0_first); });
+  }
+  for (int64_t lo = 0; lo < n; lo += chunk_size) {
+    const at::Tensor pts = lonlat.slice(0, lo, std::min(n, lo + chunk_size));
+    at::Tensor h;
+    if (!sine_first) {
+      h = sh_bf16(pts, L);
+    } else if (on_chip) {
+      h = first_layer_bf16_on_chip(pts, L, wt16, b32[0], w0_first);
+    } else {
+      h = first_layer_bf16_cublas(pts, L, w16[0], b32[0], w0_first);
+    }
+    for (size_t i = sine_first ? 1 : 0; i + 1 < w16.size(); ++i) {
+      h = sine_bf16(at::mm(h, w16[i].t(), at::kFloat), b32[i], w0_hidden);
+    }
+    at::Tensor dst = out.slice(0, lo, lo + pts.size(0));
+    at::mm_out(dst, h, w16.back().t(), at::kFloat);
+    dst.add_(b32.back());
+  }
+  return out;
+}
+#endif
+
+at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
+                                    at::TensorList biases, double w0_first, double w0_hidden,
+                                    int64_t chunk_size, c10::string_view precision) {
+  check_cuda_degree(L, "satclip::location_encoder_forward");
+  const c10::cuda::CUDAGuard guard(lonlat.device());
+#ifdef SATCLIP_HAS_MM_OUT_DTYPE
+  if (precision == "bf16" && lonlat.scalar_type() == at::kFloat) {
+    return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size);
+  }
+#endif
+  // tf32 (and bf16 without aten::mm.dtype): operands rounded to the mode, TF32 tensor cores.
+  const Tf32Scope tf32(precision != "float32");
+  bool on_chip = false;
+  const int64_t n = lonlat.size(0);
+  if (precision == "float32" && weights.size() >= 2 && n > 0) {
+    check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CUDA);
+    const at::Tensor pts = lonlat.slice(0, 0, std::min(n, chunk_size));
+    on_chip = choose_on_chip(
+        pts, L, weights[0].size(0), "float32",
+        [&] { first_layer_on_chip(pts, L, weights[0], biases[0], w0_first); },
+        [&] { first_layer_cublas(pts, L, weights[0], biases[0], w0_first); });
+  }
+  return encoder_forward_chunked(
+      lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CUDA, sh_forward,
+      [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
+        return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
+      },
+      on_chip ? first_layer_on_chip : nullptr);
+}
+
+}  // namespace
+}  // namespace cuda
+}  // namespace satclip
+
+TORCH_LIBRARY_IMPL(satclip, CUDA, m) {
+  m.impl("location_encoder_forward", &satclip::cuda::location_encoder_forward);
+}
