@@ -28,9 +28,10 @@ Ops (all coordinates are ``[N, 2]`` (lon, lat) in degrees, lon first):
     the CUDA kernels generate the features in shared memory (1 <= L <= 64), so the ``[N, L*L]``
     matrix never reaches global memory. ``precision``: ``"float32"`` (exact, output in the
     input's dtype) or ``"bf16"`` (float32 input; bf16 operands on tensor cores, float32 sums
-    and sine, a bf16 result: the next layer's operand in that mode). ``location_encoder_forward`` uses it on CUDA in the
-    exact (``"float32"``) mode where it times faster than SH + cuBLAS (see
-    ``SATCLIP_CUDA_FIRST_LAYER`` in the README). Not differentiable (inference).
+    and sine, a bf16 result: the next layer's operand in that mode). On CUDA,
+    ``location_encoder_forward`` uses its kernels in the float32 and bf16 modes where they time
+    faster than SH + cuBLAS (``SATCLIP_CUDA_FIRST_LAYER`` in the README). Not differentiable
+    (inference).
 """
 
 from __future__ import annotations
