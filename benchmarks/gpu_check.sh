@@ -3,7 +3,7 @@
 # CUDA, scikit-build-core, cmake, ninja, pytest, pytest-benchmark, numpy; no network).
 # Builds satclip with CUDA for sm_90, runs the CUDA tests and the GPU benchmarks, and writes
 # under $OUT: build.log, tests.log, junit.xml, sanitizer-*.log, first-layer-choice.txt,
-# gpu.json + gpu-autotune.json (pytest-benchmark),
+# gpu.json + gpu-autotune.json (pytest-benchmark), targets.md (issue 4's targets met or not),
 # gpu.md + gpu-autotune.md (tables), env.txt. Budget: about 8 minutes. Usage: OUT=/some/dir bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-$(pwd)/out}
@@ -99,7 +99,10 @@ t0=$(date +%s)
   --benchmark-json="$OUT/gpu-autotune.json" --benchmark-columns=median,min,rounds > "$OUT/bench-autotune.log" 2>&1)
 arc=$?
 echo "bench (torch.compile max-autotune baselines) rc=$arc in $(( $(date +%s) - t0 )) s"; tail -8 "$OUT/bench-autotune.log"
+jsons=()
 for f in gpu gpu-autotune; do
-  [ -f "$OUT/$f.json" ] && $PY benchmarks/report.py "$OUT/$f.json" > "$OUT/$f.md" && cat "$OUT/$f.md"
+  [ -f "$OUT/$f.json" ] && jsons+=("$OUT/$f.json") && $PY benchmarks/report.py "$OUT/$f.json" > "$OUT/$f.md" \
+    && cat "$OUT/$f.md"
 done
+[ ${#jsons[@]} -gt 0 ] && $PY benchmarks/gpu_targets.py "${jsons[@]}" > "$OUT/targets.md" && cat "$OUT/targets.md"
 exit $(( trc != 0 || brc != 0 || san_rc != 0 ))
