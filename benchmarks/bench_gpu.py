@@ -109,24 +109,24 @@ def bench_gpu_encoder_forward(benchmark, L, log2n, impl):
         run(benchmark, fn, n_points=n, device="cuda", impl=impl, L=L, rounds=3)
 
 
-@pytest.mark.parametrize("first", ["on-chip", "cublas"])
+@pytest.mark.parametrize("kernels", ["fused", "cublas"])
 @pytest.mark.parametrize("precision", ["float32", "bf16"])
 @pytest.mark.parametrize("L", [10, 40])
-def bench_gpu_encoder_first_layer(benchmark, L, precision, first):
-    """The fused encoder with its first layer forced on chip or through SH + cuBLAS (the choice
-    SATCLIP_CUDA_FIRST_LAYER=auto makes by timing both on the first chunk)."""
-    benchmark.group = f"gpu-encoder-first-layer-L{L}-N2^22-{precision}"
+def bench_gpu_encoder_fused_or_cublas(benchmark, L, precision, kernels):
+    """The encoder with this package's fused layer kernels forced, or cuBLAS + elementwise
+    passes forced (the choice SATCLIP_CUDA_FUSED=auto makes by timing both on the first chunk)."""
+    benchmark.group = f"gpu-encoder-fused-or-cublas-L{L}-N2^22-{precision}"
     n = size(1 << 22, 4096)
     enc, w, b = _encoder(L)
     enc.precision = precision
     x = points(n, torch.float32, "cuda")
-    before = ops._cuda_first_layer("").splitlines()[0]
-    ops._cuda_first_layer(first)
+    before = ops._cuda_fused("").splitlines()[0]
+    ops._cuda_fused(kernels)
     try:
         with torch.no_grad():
-            run(benchmark, lambda: enc(x), n_points=n, device="cuda", impl=f"{precision}-{first}", L=L, rounds=3)
+            run(benchmark, lambda: enc(x), n_points=n, device="cuda", impl=f"{precision}-{kernels}", L=L, rounds=3)
     finally:
-        ops._cuda_first_layer(before)
+        ops._cuda_fused(before)
 
 
 @pytest.mark.parametrize("chunk", [1 << 13, 1 << 14, 1 << 16, 1 << 18])

@@ -2,7 +2,7 @@
 # GPU check, for the GPU machine (see ../shared/design.md section 4: Python 3.12, torch 2.11 +
 # CUDA, scikit-build-core, cmake, ninja, pytest, pytest-benchmark, numpy; no network).
 # Builds satclip with CUDA for sm_90, runs the CUDA tests and the GPU benchmarks, and writes
-# under $OUT: build.log, tests.log, junit.xml, sanitizer-*.log, first-layer-choice.txt,
+# under $OUT: build.log, tests.log, junit.xml, sanitizer-*.log, fused-choice.txt,
 # gpu.json + gpu-autotune.json (pytest-benchmark), targets.md (issue 4's targets met or not),
 # gpu.md + gpu-autotune.md (tables), env.txt. Budget: about 8 minutes. Usage: OUT=/some/dir bash benchmarks/gpu_check.sh
 set -uo pipefail
@@ -58,6 +58,10 @@ x = torch.rand(50, 2).cuda() * 90
 enc.train()(x).sum().backward()
 with torch.no_grad():
     enc.eval()(x)
+    ops._cuda_fused("fused")  # every fused kernel, the bf16 hidden layer included
+    for precision in ("float32", "bf16"):
+        enc.precision = precision
+        enc(x)
 torch.cuda.synchronize()
 print("sanitizer case done")
 '
@@ -72,7 +76,7 @@ else
   echo "compute-sanitizer or CUDA device not found: skipped" | tee "$OUT/sanitizer-memcheck.log"
 fi
 
-# 3b. Which first layer the exact modes pick (on-chip kernel vs SH + cuBLAS, timed once per shape).
+# 3b. Which layers the encoder runs with the fused kernels rather than cuBLAS (timed once per shape).
 (cd /tmp && timeout 60 $PY -c "
 import torch, satclip
 from satclip._ops import ops
@@ -84,8 +88,8 @@ for L in (10, 40):
         with torch.no_grad():
             enc(x.to(dt))
 torch.cuda.synchronize()
-print(ops._cuda_first_layer(''))
-" > "$OUT/first-layer-choice.txt" 2>&1); cat "$OUT/first-layer-choice.txt"
+print(ops._cuda_fused(''))
+" > "$OUT/fused-choice.txt" 2>&1); cat "$OUT/fused-choice.txt"
 
 # 4. GPU benchmarks, in two runs so that a slow torch.compile(max-autotune) cannot take the
 #    kernels' numbers down with it (pytest-benchmark writes its JSON only at the end of a run).

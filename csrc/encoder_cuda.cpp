@@ -1,21 +1,26 @@
 // encoder_cuda.cpp -- satclip::location_encoder_forward on CUDA: the whole encoder for
 // inference, chunk by chunk, in the three precision modes.
 //   float32 / float64: exact; TF32 forced off; the first layer on chip or through SH + cuBLAS,
-//                      whichever choose_on_chip picks; the other layers cuBLAS + sine pass.
+//                      whichever choose_fused picks; the other layers cuBLAS + sine pass.
 //   tf32:              operands rounded to tf32, GEMMs on TF32 tensor cores.
 //   bf16:              operands stored as bf16 where they are produced (the SH kernel, the
-//                      on-chip first layer and the sine epilogue round their float32 results to
-//                      nearest even on the way out: exactly the reference's operand rounding),
-//                      GEMMs on bf16 tensor cores into float32, bias + w0 + sine in float32.
+//                      fused kernels and the sine pass round their float32 results to nearest
+//                      even on the way out: exactly the reference's operand rounding), products
+//                      on bf16 tensor cores summed in float32, bias + w0 + sine in float32; each
+//                      sine layer fused or through cuBLAS, whichever choose_fused picks.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "cuda_glue.h"
 #include "first_layer_cuda.h"
+#include "fused_choice_cuda.h"
+#include "hidden_layer_cuda.h"
 #include "op_checks.h"
 
 namespace satclip {
@@ -37,41 +42,54 @@ class Tf32Scope {
   bool previous_;
 };
 
+// What the speed of a layer depends on, as the key of its timed choice.
+std::string shape_key(const char* layer, const char* precision, const at::Tensor& input, int64_t in, int64_t width) {
+  std::ostringstream s;
+  s << layer << ", " << precision << ", " << input.scalar_type() << " input [" << input.size(0) << ", " << in
+    << "] -> " << width;
+  return s.str();
+}
+
 #ifdef SATCLIP_HAS_MM_OUT_DTYPE
-// Per point and hidden layer of width H this moves 6H bytes (the float32 GEMM result in, bf16
-// out) instead of the 18H of GEMM + bias pass + sine pass + conversion.
+// Per point and hidden layer of width H, the cuBLAS variant moves 6H bytes (its float32 result
+// in, bf16 out) beside the GEMM; the fused variant only stores the 2H of its bf16 result.
 at::Tensor encoder_forward_bf16(const at::Tensor& lonlat, int64_t L, at::TensorList weights, at::TensorList biases,
                                 double w0_first, double w0_hidden, int64_t chunk_size) {
   const int64_t width = check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CUDA);
-  std::vector<at::Tensor> w16, b32;
-  for (size_t i = 0; i < weights.size(); ++i) {
+  const size_t layers = weights.size();
+  std::vector<at::Tensor> w16, wt16, b32;
+  for (size_t i = 0; i < layers; ++i) {
     w16.push_back(weights[i].to(at::kBFloat16));
+    wt16.push_back(i + 1 < layers ? w16[i].t().contiguous() : at::Tensor());  // the fused kernels' layout
     b32.push_back(biases[i].contiguous());
   }
   const int64_t n = lonlat.size(0);
   at::Tensor out = at::empty({n, width}, lonlat.options());
-  const bool sine_first = w16.size() >= 2;  // else the only layer is the linear one
-  at::Tensor wt16;
-  bool on_chip = false;
-  if (sine_first && n > 0) {
-    wt16 = w16[0].t().contiguous();
-    const at::Tensor pts = lonlat.slice(0, 0, std::min(n, chunk_size));
-    on_chip = choose_on_chip(
-        pts, L, w16[0].size(0), "bf16", [&] { first_layer_bf16_on_chip(pts, L, wt16, b32[0], w0_first); },
-        [&] { first_layer_bf16_cublas(pts, L, w16[0], b32[0], w0_first); });
-  }
+  // fused[i]: sine layer i runs in this package's kernel (decided on the first chunk).
+  std::vector<bool> fused(layers, false);
   for (int64_t lo = 0; lo < n; lo += chunk_size) {
     const at::Tensor pts = lonlat.slice(0, lo, std::min(n, lo + chunk_size));
     at::Tensor h;
-    if (!sine_first) {
-      h = sh_bf16(pts, L);
-    } else if (on_chip) {
-      h = first_layer_bf16_on_chip(pts, L, wt16, b32[0], w0_first);
+    if (layers == 1) {
+      h = sh_bf16(pts, L);  // the only layer is the linear one
     } else {
-      h = first_layer_bf16_cublas(pts, L, w16[0], b32[0], w0_first);
+      if (lo == 0 && first_layer_fusable(L, true, pts)) {
+        fused[0] = choose_fused(
+            pts, shape_key("first layer", "bf16", pts, L * L, w16[0].size(0)),
+            [&] { first_layer_bf16_on_chip(pts, L, wt16[0], b32[0], w0_first); },
+            [&] { first_layer_bf16_cublas(pts, L, w16[0], b32[0], w0_first); });
+      }
+      h = fused[0] ? first_layer_bf16_on_chip(pts, L, wt16[0], b32[0], w0_first)
+                   : first_layer_bf16_cublas(pts, L, w16[0], b32[0], w0_first);
     }
-    for (size_t i = sine_first ? 1 : 0; i + 1 < w16.size(); ++i) {
-      h = sine_bf16(at::mm(h, w16[i].t(), at::kFloat), b32[i], w0_hidden);
+    for (size_t i = 1; i + 1 < layers; ++i) {
+      if (lo == 0 && hidden_bf16_fusable(h.size(1), h)) {
+        fused[i] = choose_fused(
+            h, shape_key("hidden layer", "bf16", h, h.size(1), w16[i].size(0)),
+            [&] { hidden_bf16_fused(h, wt16[i], b32[i], w0_hidden); },
+            [&] { hidden_bf16_cublas(h, w16[i], b32[i], w0_hidden); });
+      }
+      h = fused[i] ? hidden_bf16_fused(h, wt16[i], b32[i], w0_hidden) : hidden_bf16_cublas(h, w16[i], b32[i], w0_hidden);
     }
     at::Tensor dst = out.slice(0, lo, lo + pts.size(0));
     at::mm_out(dst, h, w16.back().t(), at::kFloat);
@@ -98,10 +116,10 @@ at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::Ten
   if (precision == "float32" && weights.size() >= 2 && n > 0) {
     check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CUDA);
     const at::Tensor pts = lonlat.slice(0, 0, std::min(n, chunk_size));
-    on_chip = choose_on_chip(
-        pts, L, weights[0].size(0), "float32",
-        [&] { first_layer_on_chip(pts, L, weights[0], biases[0], w0_first); },
-        [&] { first_layer_cublas(pts, L, weights[0], biases[0], w0_first); });
+    on_chip = first_layer_fusable(L, false, pts) &&
+              choose_fused(pts, shape_key("first layer", "float32", pts, L * L, weights[0].size(0)),
+                           [&] { first_layer_on_chip(pts, L, weights[0], biases[0], w0_first); },
+                           [&] { first_layer_cublas(pts, L, weights[0], biases[0], w0_first); });
   }
   return encoder_forward_chunked(
       lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CUDA, sh_forward,

@@ -30,7 +30,7 @@ Ops (all coordinates are ``[N, 2]`` (lon, lat) in degrees, lon first):
     input's dtype) or ``"bf16"`` (float32 input; bf16 operands on tensor cores, float32 sums
     and sine, a bf16 result: the next layer's operand in that mode). On CUDA,
     ``location_encoder_forward`` uses its kernels in the float32 and bf16 modes where they time
-    faster than SH + cuBLAS (``SATCLIP_CUDA_FIRST_LAYER`` in the README). Not differentiable
+    faster than SH + cuBLAS (``SATCLIP_CUDA_FUSED`` in the README). Not differentiable
     (inference).
 """
 

@@ -121,42 +121,45 @@ def test_opcheck(device, dtype):
         torch.library.opcheck(ops.sh_siren_layer.default, (x, 6, w, b, 30.0, "bf16"))
 
 
-@pytest.mark.skipif(not hasattr(ops, "_cuda_first_layer"), reason="extension built without CUDA")
-def test_first_layer_mode_setting():
-    """The switch between the on-chip first layer and SH + cuBLAS in the CUDA encoder (it needs
-    no device to be set or refused)."""
-    before = ops._cuda_first_layer("").splitlines()[0]
+@pytest.mark.skipif(not hasattr(ops, "_cuda_fused"), reason="extension built without CUDA")
+def test_fused_mode_setting():
+    """The switch between the fused kernels and cuBLAS in the CUDA encoder (it needs no device
+    to be set or refused)."""
+    before = ops._cuda_fused("").splitlines()[0]
     try:
-        assert ops._cuda_first_layer("cublas").splitlines()[0] == "cublas"
-        assert ops._cuda_first_layer("").splitlines()[0] == "cublas"
-        with pytest.raises(RuntimeError, match="must be 'auto', 'on-chip' or 'cublas', got 'fast'"):
-            ops._cuda_first_layer("fast")
+        assert ops._cuda_fused("cublas").splitlines()[0] == "cublas"
+        assert ops._cuda_fused("").splitlines()[0] == "cublas"
+        with pytest.raises(RuntimeError, match="must be 'auto', 'fused' or 'cublas', got 'fast'"):
+            ops._cuda_fused("fast")
     finally:
-        ops._cuda_first_layer(before)
+        ops._cuda_fused(before)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-@pytest.mark.parametrize("mode", ["on-chip", "cublas", "auto"])
+@pytest.mark.parametrize("mode", ["fused", "cublas", "auto"])
 @pytest.mark.parametrize("precision,dtype,tol", [("float32", torch.float64, 1e-11), ("float32", torch.float32, 1e-4),
                                                  ("bf16", torch.float32, 2e-3)])
-def test_cuda_encoder_first_layer_modes_match_cpu(mode, precision, dtype, tol):
-    """The encoder with its first layer forced on chip, forced through cuBLAS, or timed, against
-    the CPU op in the same mode (max per-point relative error)."""
+def test_cuda_encoder_fused_modes_match_cpu(mode, precision, dtype, tol):
+    """The encoder with its fused kernels forced, cuBLAS forced, or the faster timed, against the
+    CPU op in the same mode (max per-point relative error). bf16 has a fused hidden layer too."""
     from satclip.nn import LocationEncoder
 
     torch.manual_seed(0)
     enc = LocationEncoder(40, 256, 2, 64).to(dtype).eval()
     enc.precision = precision
     x = lonlat_points(700, dtype=dtype)
-    before = ops._cuda_first_layer("").splitlines()[0]
+    before = ops._cuda_fused("").splitlines()[0]
     try:
-        ops._cuda_first_layer(mode)
+        ops._cuda_fused(mode)
         with torch.no_grad():
             want = enc(x).double()
             got = enc.cuda()(x.cuda()).double().cpu()
-        report = ops._cuda_first_layer("")
+        report = ops._cuda_fused("")
     finally:
-        ops._cuda_first_layer(before)
+        ops._cuda_fused(before)
     assert ((got - want).norm(dim=1) / want.norm(dim=1)).max().item() < tol
-    if mode == "auto":  # the choice was timed and is reported
-        assert f"{precision} " in report and "L=40 width=256" in report and " ms, cublas " in report
+    if mode == "auto":  # the choices were timed and are reported
+        assert f"first layer, {precision}, " in report and "[713, 1600] -> 256" in report
+        assert " ms, cublas " in report
+        if precision == "bf16":
+            assert "hidden layer, bf16, BFloat16 input [713, 256] -> 256" in report

@@ -1,5 +1,5 @@
-"""The fused CUDA kernel "SH -> first SIREN layer" (csrc/cuda/sh_siren_layer.cu), simulated on
-the CPU: tests/sim/sh_siren_sim.cpp runs the kernel's own phases (csrc/cuda/sh_siren_tile.h)
+"""The fused CUDA kernels "SH -> first SIREN layer" (csrc/cuda/sh_siren_layer.cu) and the bf16
+hidden SIREN layer (csrc/cuda/siren_bf16.cu), simulated on the CPU: tests/sim/sh_siren_sim.cpp runs the kernel's own phases (csrc/cuda/sh_siren_tile.h)
 thread by thread, with the barriers as loop boundaries and shared memory poisoned with NaN
 between bands, and is compared with the float64 reference. This tests the kernel's indexing, shared-memory layout, tile edges and strides on
 machines without a GPU; test_cuda.py runs the kernel itself where a device exists."""
@@ -33,6 +33,8 @@ def sim(tmp_path_factory):
     dll.sh_siren_sim_f32.argtypes = _ARGS + [ctypes.c_float, ctypes.c_void_p]
     dll.sh_siren_sim_f64.argtypes = _ARGS + [ctypes.c_double, ctypes.c_void_p]
     dll.sh_siren_bf16_sim.argtypes = _ARGS + [ctypes.c_float, ctypes.c_void_p]
+    dll.siren_bf16_sim.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                                   ctypes.c_int, ctypes.c_float, ctypes.c_void_p]
     return dll
 
 
@@ -133,3 +135,22 @@ def test_bf16_tensor_core_tile_matches_reference(sim, L, n, H):
     # step here, because w0 = 30 multiplies every missing term.
     assert err.max().item() <= 2 ** -7
     assert (err > 0).float().mean().item() < 0.05
+
+
+# Hidden layer, bf16 tensor cores: K covers one partial block (8), steps of 64 features with a
+# partial last step (200), SatCLIP's 512; N and H partial tiles.
+@pytest.mark.parametrize("n,K,H", [(5, 8, 3), (129, 200, 130), (300, 512, 256), (64, 72, 600)])
+def test_bf16_hidden_layer_matches_reference(sim, n, K, H):
+    g = torch.Generator().manual_seed(3)
+    x = ref.round_operand(torch.rand(n, K, generator=g) * 2 - 1, "bf16")  # a previous layer's output
+    w = (torch.rand(H, K, generator=g) * 2 - 1) * (6 / K) ** 0.5  # SIREN's hidden init (w0 = 1)
+    b = (torch.rand(H, generator=g) * 2 - 1) / K ** 0.5
+    out = torch.full((n, H), float("nan"))
+    wt = ref.round_operand(w, "bf16").t().contiguous()
+    rc = sim.siren_bf16_sim(x.data_ptr(), n, K, wt.data_ptr(), b.data_ptr(), H, 1.0, out.data_ptr())
+    assert rc == 0, "the simulated kernel wrote past its shared memory" if rc == 2 else f"rc={rc}"
+    want = ref.siren_layer(x, ref.round_operand(w, "bf16"), b, 1.0, None, False)[0].bfloat16().float()
+    assert torch.isfinite(out).all() and torch.equal(out, out.bfloat16().float())
+    err = (out - want).abs()
+    # the same bf16 operands; float32 sums in another order: at most one bf16 step apart
+    assert err.max().item() <= 2 ** -7 and (err > 0).float().mean().item() < 0.05

@@ -7,10 +7,9 @@
 // are regenerated for each output tile: a few percent of the GEMM's work).
 #include "sh_siren_layer.h"
 
-#include <mma.h>
-
-#include "sh_siren_bf16_tile.h"
+#include "bf16_tile.h"
 #include "sh_siren_tile.h"
+#include "wmma_bf16.cuh"
 
 namespace satclip {
 namespace kernels {
@@ -66,20 +65,6 @@ cudaError_t launch(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, co
   return cudaGetLastError();
 }
 
-// WMMA bf16 fragments behind the interface mma_warp expects (tests/sim has a scalar twin).
-struct WmmaBf16 {
-  using A = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::col_major>;
-  using B = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::row_major>;
-  using Acc = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>;
-  static __device__ void load_a(A& f, const __nv_bfloat16* p, int ldm) { nvcuda::wmma::load_matrix_sync(f, p, ldm); }
-  static __device__ void load_b(B& f, const __nv_bfloat16* p, int ldm) { nvcuda::wmma::load_matrix_sync(f, p, ldm); }
-  static __device__ void mma(Acc& c, const A& a, const B& b) { nvcuda::wmma::mma_sync(c, a, b, c); }
-  static __device__ void store(float* p, const Acc& c, int ldm) {
-    nvcuda::wmma::store_matrix_sync(p, c, ldm, nvcuda::wmma::mem_row_major);
-  }
-  static __device__ void zero(Acc& c) { nvcuda::wmma::fill_fragment(c, 0.0f); }
-};
-
 template <int J>
 __global__ void __launch_bounds__(kThreads, 1)
     sh_siren_bf16_kernel(const float* __restrict__ lonlat, int64_t s0, int64_t s1, int64_t n, int L,
@@ -123,16 +108,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       consumed += 16 * nb;
     }
   }
-#pragma unroll
-  for (int i = 0; i < Bf16Tile::FM; ++i) {
-#pragma unroll
-    for (int j = 0; j < Bf16Tile::FN; ++j) {
-      WmmaBf16::store(scratch + warp * 256, acc[i][j], 16);
-      __syncwarp();
-      epi_lane<Bf>(warp, lane, i, j, scratch, bias, w0, n, H, row0, n0, out);
-      __syncwarp();
-    }
-  }
+  epilogue_warp(warp, lane, acc, scratch, bias, w0, n, H, row0, n0, out);
 #endif
 }
 
@@ -140,7 +116,7 @@ template <int J>
 cudaError_t launch_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a, const float* b,
                         const float* sect, const __nv_bfloat16* wt, const float* bias, int H, float w0,
                         __nv_bfloat16* out, cudaStream_t stream) {
-  const size_t bytes = bf16_smem_bytes<__nv_bfloat16>(L);
+  const size_t bytes = bf16_smem_bytes<__nv_bfloat16>(ring_rows(L));
   if (bytes > 48 * 1024) {
     const cudaError_t err = cudaFuncSetAttribute(sh_siren_bf16_kernel<J>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  static_cast<int>(bytes));

@@ -18,7 +18,7 @@ cudaError_t launch_sh_siren(const T* lonlat, int64_t s0, int64_t s1, int64_t n, 
                             const T* sect, const T* wt, const T* bias, int H, T w0, T* out, cudaStream_t stream);
 
 // The bf16 precision mode on tensor cores (sm_80+): wt = W^T rounded to bf16, [L*L, H];
-// out [N, H] bf16 (see sh_siren_bf16_tile.h). Same range of L.
+// out [N, H] bf16 (see bf16_tile.h). Same range of L.
 cudaError_t launch_sh_siren_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a,
                                  const float* b, const float* sect, const __nv_bfloat16* wt, const float* bias, int H,
                                  float w0, __nv_bfloat16* out, cudaStream_t stream);

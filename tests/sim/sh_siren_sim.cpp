@@ -1,9 +1,10 @@
 // sh_siren_sim.cpp -- runs the fused SH -> first-layer kernels' phases (csrc/cuda/sh_siren_tile.h,
-// sh_siren_bf16_tile.h) on the CPU, block by block and thread by thread (warp by warp for the
+// bf16_tile.h) on the CPU, block by block and thread by thread (warp by warp for the
 // warp-collective WMMA steps), with the kernel's barriers as the boundaries between loops over
 // threads. Built and called by tests/test_sh_siren_sim.py (ctypes), so the kernels' indexing,
 // shared-memory layout and edge handling are tested on machines without a GPU.
-// Mirrors sh_siren_kernel and sh_siren_bf16_kernel in csrc/cuda/sh_siren_layer.cu: keep them in step.
+// Mirrors sh_siren_kernel and sh_siren_bf16_kernel in csrc/cuda/sh_siren_layer.cu and
+// siren_bf16_kernel in csrc/cuda/siren_bf16.cu: keep them in step.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -12,7 +13,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "cuda/sh_siren_bf16_tile.h"
+#include "cuda/bf16_tile.h"
 #include "cuda/sh_siren_tile.h"
 
 namespace {
@@ -119,6 +120,29 @@ struct HostMma {
   }
 };
 
+struct WarpAcc {
+  HostMma::Acc f[Bf16Tile::FM][Bf16Tile::FN];
+};
+
+std::vector<SimBf16> to_bf16(const float* v, int64_t count) {
+  std::vector<SimBf16> out(count);
+  for (int64_t i = 0; i < count; ++i) out[i] = SimBf16(v[i]);
+  return out;
+}
+
+// The warps' epilogues: each accumulator tile through the warp's scratch, then its 32 lanes.
+void epilogue_warps(std::vector<WarpAcc>& acc, std::vector<float>& scratch, const float* bias, float w0, int64_t n,
+                    int H, int64_t row0, int n0, SimBf16* out) {
+  for (int i = 0; i < Bf16Tile::FM; ++i) {
+    for (int j = 0; j < Bf16Tile::FN; ++j) {
+      for (int w = 0; w < static_cast<int>(acc.size()); ++w) {
+        HostMma::store(scratch.data() + w * 256, acc[w].f[i][j], 16);
+        for (int lane = 0; lane < 32; ++lane) epi_lane<SimBf16>(w, lane, i, j, scratch.data(), bias, w0, n, H, row0, n0, out);
+      }
+    }
+  }
+}
+
 // wt: W^T already rounded to bf16 values (float), [L*L, H]; out: the bf16 results as float.
 template <int J>
 int run_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* wt_f, const float* bias,
@@ -127,16 +151,13 @@ int run_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, cons
   std::vector<float> a(L * (L + 1) / 2), b(a.size()), sect(L);
   sh_coefficients<float>(L, a.data(), b.data(), sect.data());
   const int64_t K = static_cast<int64_t>(L) * L;
-  std::vector<SimBf16> wt(K * H), out(n * H, SimBf16(std::numeric_limits<float>::quiet_NaN()));
-  for (int64_t i = 0; i < K * H; ++i) wt[i] = SimBf16(wt_f[i]);
+  const std::vector<SimBf16> wt = to_bf16(wt_f, K * H);
+  std::vector<SimBf16> out(n * H, SimBf16(std::numeric_limits<float>::quiet_NaN()));
   const int R = ring_rows(L);
   const SimBf16 nan16(std::numeric_limits<float>::quiet_NaN());
   std::vector<SimBf16> ring(static_cast<size_t>(R) * M + kGuard, nan16), B(static_cast<size_t>(R) * N + kGuard, nan16);
   std::vector<float> scratch(kWarps * 256);
   std::vector<GenState<float, J>> st(kThreads);
-  struct WarpAcc {
-    HostMma::Acc f[Bf16Tile::FM][Bf16Tile::FN];
-  };
   std::vector<WarpAcc> acc(kWarps);  // each warp's accumulator fragments
   for (int64_t bx = 0; bx * M < n; ++bx) {
     for (int by = 0; by * N < H; ++by) {
@@ -166,15 +187,7 @@ int run_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, cons
           consumed += 16 * nb;
         }
       }
-      for (int i = 0; i < Bf16Tile::FM; ++i) {
-        for (int j = 0; j < Bf16Tile::FN; ++j) {
-          for (int w = 0; w < kWarps; ++w) {
-            HostMma::store(scratch.data() + w * 256, acc[w].f[i][j], 16);
-            for (int lane = 0; lane < 32; ++lane)
-              epi_lane<SimBf16>(w, lane, i, j, scratch.data(), bias, w0, n, H, row0, n0, out.data());
-          }
-        }
-      }
+      epilogue_warps(acc, scratch, bias, w0, n, H, row0, n0, out.data());
     }
   }
   for (size_t i = ring.size() - kGuard; i < ring.size(); ++i) {
@@ -187,9 +200,57 @@ int run_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, cons
   return 0;
 }
 
+// x: [n, K] bf16 values as float; wt: W^T rounded to bf16 values, [K, H]; out as float.
+int run_siren_bf16(const float* x_f, int64_t n, int64_t K, const float* wt_f, const float* bias, int H, float w0,
+                   float* out_f) {
+  if (K % 8 != 0) return 1;
+  constexpr int M = Bf16Tile::M, N = Bf16Tile::N, R = 16 * kHiddenBlocks, kWarps = kThreads / 32;
+  const SimBf16 nan16(std::numeric_limits<float>::quiet_NaN());
+  // NaN after the last row: a read past the end of x (a 16-byte load across K) shows in the output.
+  std::vector<SimBf16> x = to_bf16(x_f, n * K);
+  x.resize(n * K + 64, nan16);
+  const std::vector<SimBf16> wt = to_bf16(wt_f, K * H);
+  std::vector<SimBf16> out(n * H, nan16), A(R * M + kGuard, nan16), B(R * N + kGuard, nan16);
+  std::vector<float> scratch(kWarps * 256);
+  std::vector<WarpAcc> acc(kWarps);
+  for (int64_t bx = 0; bx * M < n; ++bx) {
+    for (int by = 0; by * N < H; ++by) {
+      const int64_t row0 = bx * M;
+      const int n0 = by * N;
+      std::fill(acc.begin(), acc.end(), WarpAcc{});
+      for (int64_t k0 = 0; k0 < K; k0 += R) {
+        const int nb = static_cast<int>(std::min<int64_t>(kHiddenBlocks, (K - k0 + 15) / 16));
+        std::fill(A.begin(), A.end() - kGuard, nan16);  // a step reads only what it loaded
+        std::fill(B.begin(), B.end() - kGuard, nan16);
+        for (int t = 0; t < kThreads; ++t) {
+          load_a_blocks<SimBf16>(t, x.data(), n, K, row0, k0, nb, A.data());
+          load_b_rows<SimBf16>(t, wt.data(), K, H, k0, 16 * nb, n0, B.data());
+        }
+        // __syncthreads()
+        for (int w = 0; w < kWarps; ++w) mma_warp<HostMma, SimBf16>(w, A.data(), 0, nb, R, B.data(), acc[w].f);
+        // __syncthreads()
+      }
+      epilogue_warps(acc, scratch, bias, w0, n, H, row0, n0, out.data());
+    }
+  }
+  for (size_t i = A.size() - kGuard; i < A.size(); ++i) {
+    if (A[i].bits != nan16.bits) return 2;
+  }
+  for (size_t i = B.size() - kGuard; i < B.size(); ++i) {
+    if (B[i].bits != nan16.bits) return 2;
+  }
+  for (int64_t i = 0; i < n * H; ++i) out_f[i] = static_cast<float>(out[i]);
+  return 0;
+}
+
 }  // namespace
 
 extern "C" {
+int siren_bf16_sim(const float* x, int64_t n, int64_t K, const float* wt, const float* bias, int H, float w0,
+                   float* out) {
+  return run_siren_bf16(x, n, K, wt, bias, H, w0, out);
+}
+
 int sh_siren_bf16_sim(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* wt, const float* bias,
                       int H, float w0, float* out) {
   return with_orders<float>(

@@ -1,25 +1,30 @@
-// sh_siren_bf16_tile.h -- the phases of the bf16 tensor-core variant of the fused
-// "SH -> first SIREN layer" kernel (sh_siren_layer.cu), torch-free and compilable by nvcc and
-// a host compiler: the kernel runs them with WMMA fragments, tests/sim/ with a scalar
-// stand-in (same tile shapes, layouts and leading dimensions).
+// bf16_tile.h -- the phases of the bf16 tensor-core SIREN kernels, torch-free and compilable
+// by nvcc and a host compiler: the kernels run them with WMMA fragments (wmma_bf16.cuh),
+// tests/sim/ with a scalar stand-in (same tile shapes, layouts and leading dimensions).
+//   sh_siren_layer.cu: the first layer, its input generated on chip (SH of the coordinates);
+//   siren_bf16.cu:     a hidden layer, its input read from global memory (bf16 activations).
 //
-// What the block computes (the bf16 precision mode)
-//   out[i, c] = bf16(sin(w0 * (sum_k bf16(Y_k(lonlat_i)) * W16[c, k] + bias[c])))
+// What a block computes (the bf16 precision mode)
+//   out[i, c] = bf16(sin(w0 * (sum_k X16[i, k] * W16[c, k] + bias[c])))
+//   X16 = bf16(SH(lonlat_i)) for the first layer, the previous layer's bf16 output otherwise;
 //   products of bf16 values accumulated in float32 on tensor cores, bias/w0/sine in float32,
 //   stored as bf16 (nearest even): the operand of the next layer in that mode.
 //
 // Tile: 128 points x 128 outputs, 256 threads = 8 warps as 4 (points) x 2 (outputs); a warp
 // owns 32 x 64 outputs = 2 x 4 WMMA tiles of 16 x 16 (k-step 16).
-// The SH features are produced band by band (2l+1 features, not a multiple of 16), so they go
-// to a ring of R rows in shared memory (R a multiple of 16 with room for 15 leftover rows plus
-// the widest band): after band l, every complete 16-row block of the ring is consumed at once.
-// A block never straddles the wrap because blocks start at multiples of 16. The rows after the
-// last feature are zeroed to complete the last block (W^T rows past L*L are zero as well).
-//   ring [R][128] bf16: feature k of the tile's points, point-contiguous (WMMA matrix_a, col-major,
-//                       ldm 128)
-//   B    [R][128] bf16: rows k of W^T (matrix_b, row-major, ldm 128), loaded per batch of blocks
+// Shared memory:
+//   A  [R][128] bf16: feature k of the tile's points, point-contiguous (WMMA matrix_a,
+//                     col-major, ldm 128), consumed in 16-row blocks
+//   B  [R][128] bf16: rows k of W^T (matrix_b, row-major, ldm 128), loaded per batch of blocks
 //   scratch [8][16][16] float: one accumulator tile of each warp, for the epilogue
-// Generation uses the float tile's thread mapping (Tile<float>, 128 points, 2 threads per point).
+// First layer: the SH features are produced band by band (2l+1 features, not a multiple of
+// 16), so A is a ring of R rows (R a multiple of 16 with room for 15 leftover rows plus the
+// widest band): after band l, every complete 16-row block is consumed at once. A block never
+// straddles the wrap because blocks start at multiples of 16. The rows after the last feature
+// are zeroed to complete the last block (W^T rows past L*L are zero as well). Generation uses
+// the float tile's thread mapping (Tile<float>, 128 points, 2 threads per point).
+// Hidden layer: A holds kHiddenBlocks blocks (64 features) per step, loaded with 16-byte reads
+// (8 features of one point per thread), zero past N and K.
 #pragma once
 
 #include "sh_siren_tile.h"
@@ -42,9 +47,10 @@ SATCLIP_HD int ring_rows(int L) { return (2 * L + 14 + 15) / 16 * 16; }
 
 SATCLIP_HD int round_up16(int x) { return (x + 15) / 16 * 16; }
 
+// Shared memory of a kernel whose A and B hold `rows` feature rows each.
 template <typename Bf>
-SATCLIP_HD size_t bf16_smem_bytes(int L) {
-  return static_cast<size_t>(ring_rows(L)) * (Bf16Tile::M + Bf16Tile::N) * sizeof(Bf) +
+SATCLIP_HD size_t bf16_smem_bytes(int rows) {
+  return static_cast<size_t>(rows) * (Bf16Tile::M + Bf16Tile::N) * sizeof(Bf) +
          static_cast<size_t>(kThreads / 32) * 256 * sizeof(float);
 }
 
@@ -66,6 +72,42 @@ SATCLIP_HD void load_b_rows(int tid, const Bf* wt, int64_t K, int H, int64_t k0,
     const int kk = idx / N, c = idx % N;
     const int64_t k = k0 + kk;
     B[kk * N + c] = k < K && n0 + c < H ? wt[k * H + n0 + c] : Bf(0.0f);
+  }
+}
+
+constexpr int kHiddenBlocks = 4;  // 16-feature blocks per step of the hidden-layer kernel
+
+// 8 bf16 from p (16-byte aligned) into v (16-byte aligned).
+template <typename Bf>
+SATCLIP_HD void load8(const Bf* p, Bf* v) {
+#if defined(__CUDA_ARCH__)
+  *reinterpret_cast<uint4*>(v) = *reinterpret_cast<const uint4*>(p);
+#else
+  for (int i = 0; i < 8; ++i) v[i] = p[i];
+#endif
+}
+
+// Blocks of 16 features k0 .. k0 + 16 * nblocks - 1 of rows row0 .. row0 + 127 of X (bf16,
+// [n, K] row-major, K a multiple of 8) into A, transposed to A[kk][point]. Thread t reads 8
+// consecutive features of point t % 128 (one 16-byte load) per block; a warp's stores to A go
+// to 32 consecutive points, so they do not conflict.
+template <typename Bf>
+SATCLIP_HD void load_a_blocks(int tid, const Bf* x, int64_t n, int64_t K, int64_t row0, int64_t k0, int nblocks,
+                              Bf* A) {
+  constexpr int M = Bf16Tile::M;
+  static_assert(kThreads == 2 * M, "two threads per point, 8 features each");
+  const int p = tid % M, half = tid / M;
+  const int64_t row = row0 + p;
+  for (int blk = 0; blk < nblocks; ++blk) {
+    const int kk = 16 * blk + 8 * half;
+    const int64_t k = k0 + kk;
+    alignas(16) Bf v[8];
+    if (row < n && k + 8 <= K) {
+      load8<Bf>(x + row * K + k, v);
+    } else {
+      for (int i = 0; i < 8; ++i) v[i] = row < n && k + i < K ? x[row * K + k + i] : Bf(0.0f);
+    }
+    for (int i = 0; i < 8; ++i) A[(kk + i) * M + p] = v[i];
   }
 }
 

@@ -1,0 +1,22 @@
+// hidden_layer_cuda.h -- a hidden sine layer of the bf16 mode on CUDA (hidden_layer_cuda.cpp),
+// for the encoder forward, which picks a variant with choose_fused. h: the previous layer's
+// bf16 output [N, K], contiguous; bias float32 [H]; result bf16 [N, H] = bf16(sin(w0 * (h W^T + b))).
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace satclip {
+namespace cuda {
+
+// Tensor cores with bias, w0 and sine in the epilogue (cuda/siren_bf16.cu); wt16 = W^T in bf16,
+// [K, H] contiguous. Needs hidden_bf16_fusable.
+at::Tensor hidden_bf16_fused(const at::Tensor& h, const at::Tensor& wt16, const at::Tensor& bias, double w0);
+// cuBLAS (bf16 x bf16 -> float32), then sine_bf16; w16 = W in bf16, [H, K].
+at::Tensor hidden_bf16_cublas(const at::Tensor& h, const at::Tensor& w16, const at::Tensor& bias, double w0);
+bool hidden_bf16_fusable(int64_t K, const at::Tensor& like);
+
+// bf16(sin(w0 * (z + bias))) of a float32 GEMM result z [rows, cols].
+at::Tensor sine_bf16(const at::Tensor& z, const at::Tensor& bias, double w0);
+
+}  // namespace cuda
+}  // namespace satclip
