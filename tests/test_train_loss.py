@@ -77,21 +77,21 @@ def _loss_and_grads(loc, img, scale, feats, lonlat, gather=True):
 def _worker(rank, world, port, out_dir):
     import torch.distributed as dist
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
-        loc, img, scale, feats, lonlat = _model_and_batch()
-        rows = slice(rank * len(feats) // world, (rank + 1) * len(feats) // world)
-        loss, grads = _loss_and_grads(loc, img, scale, feats[rows], lonlat[rows])
-        dist.all_reduce(loss)            # DDP-style: average the per-process losses and gradients
-        loss /= world
-        grads = [g.clone() for g in grads]
-        for g in grads:
-            dist.all_reduce(g)
-            g /= world
-        if rank == 0:
-            torch.save({"loss": loss, "grads": grads}, os.path.join(out_dir, "ddp.pt"))
-        dist.barrier()  # no process tears gloo down while another still uses it
-    finally:
-        dist.destroy_process_group()
+    loc, img, scale, feats, lonlat = _model_and_batch()
+    rows = slice(rank * len(feats) // world, (rank + 1) * len(feats) // world)
+    loss, grads = _loss_and_grads(loc, img, scale, feats[rows], lonlat[rows])
+    dist.all_reduce(loss)            # DDP-style: average the per-process losses and gradients
+    loss /= world
+    grads = [g.clone() for g in grads]
+    for g in grads:
+        dist.all_reduce(g)
+        g /= world
+    if rank == 0:
+        torch.save({"loss": loss, "grads": grads}, os.path.join(out_dir, "ddp.pt"))
+    dist.barrier()  # the result is on disk before anyone leaves
+    # Leave without gloo's teardown: it aborts a process now and then when its peer has already
+    # gone (SIGABRT, "terminate called without an active exception"; 2 runs in 12 here).
+    os._exit(0)
 
 
 def test_two_process_gathered_negatives_equal_combined_batch(tmp_path):
