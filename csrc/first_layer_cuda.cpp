@@ -93,11 +93,8 @@ namespace {
 
 at::Tensor sh_siren_layer(const at::Tensor& lonlat, int64_t L, const at::Tensor& weight, const at::Tensor& bias,
                           double w0, c10::string_view precision) {
-  const char* op = "satclip::sh_siren_layer";
-  check_lonlat(lonlat, op, c10::DeviceType::CUDA);
-  check_cuda_degree(L, op);
-  check_first_layer(lonlat, L, weight, bias, op);
-  const bool bf16 = first_layer_is_bf16(precision, lonlat, op);
+  const bool bf16 = check_sh_siren_layer(lonlat, L, weight, bias, precision, c10::DeviceType::CUDA);
+  check_cuda_degree(L, "satclip::sh_siren_layer");
   const c10::cuda::CUDAGuard guard(lonlat.device());
   if (!bf16) {
     return first_layer_fusable(L, false, lonlat) ? first_layer_on_chip(lonlat, L, weight, bias, w0)

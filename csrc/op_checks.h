@@ -70,10 +70,14 @@ inline void check_siren_backward(const at::Tensor& grad_y, const at::Tensor& cos
               cos.sizes());
 }
 
-// The first layer of an encoder fed by the SH of lonlat: weight [H, L*L], bias [H], one dtype
-// and device with lonlat (checked by check_lonlat before).
-inline void check_first_layer(const at::Tensor& lonlat, int64_t L, const at::Tensor& weight, const at::Tensor& bias,
-                              const char* op) {
+// satclip::sh_siren_layer's arguments on `device` (the degree's upper limit is checked by the
+// caller where the device has a lower one): weight [H, L*L], bias [H], one dtype and device
+// with lonlat; precision "float32" or "bf16" (float32 inputs only). Returns whether it is bf16.
+inline bool check_sh_siren_layer(const at::Tensor& lonlat, int64_t L, const at::Tensor& weight,
+                                 const at::Tensor& bias, c10::string_view precision, c10::DeviceType device) {
+  const char* op = "satclip::sh_siren_layer";
+  check_lonlat(lonlat, op, device);
+  check_degree(L, op);
   TORCH_CHECK(weight.dim() == 2 && weight.size(1) == L * L, op, ": expected weight of shape [out, ", L * L,
               "] (L*L SH features), got ", weight.sizes());
   TORCH_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), op, ": expected bias of shape [",
@@ -83,10 +87,6 @@ inline void check_first_layer(const at::Tensor& lonlat, int64_t L, const at::Ten
               op, ": weight and bias must match lonlat's dtype ", lonlat.scalar_type(), " and device ",
               lonlat.device(), ", got ", weight.scalar_type(), " on ", weight.device(), " and ",
               bias.scalar_type(), " on ", bias.device());
-}
-
-// sh_siren_layer's precision: false for "float32", true for "bf16" (float32 inputs only).
-inline bool first_layer_is_bf16(c10::string_view precision, const at::Tensor& lonlat, const char* op) {
   TORCH_CHECK(precision == "float32" || precision == "bf16", op, ": precision must be 'float32' or 'bf16', got '",
               std::string(precision), "'");
   if (precision == "float32") return false;

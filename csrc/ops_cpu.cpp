@@ -136,11 +136,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
 // bounds them by chunking); the CUDA kernels keep them on chip.
 at::Tensor sh_siren_layer(const at::Tensor& lonlat, int64_t L, const at::Tensor& weight, const at::Tensor& bias,
                           double w0, c10::string_view precision) {
-  const char* op = "satclip::sh_siren_layer";
-  check_lonlat(lonlat, op, c10::DeviceType::CPU);
-  check_degree(L, op);
-  check_first_layer(lonlat, L, weight, bias, op);
-  if (!first_layer_is_bf16(precision, lonlat, op)) {
+  if (!check_sh_siren_layer(lonlat, L, weight, bias, precision, c10::DeviceType::CPU)) {
     return std::get<0>(siren_layer(sh_forward(lonlat, L), weight, bias, w0, std::nullopt, false));
   }
   const at::Tensor y = std::get<0>(siren_layer(round_operand(sh_forward(lonlat, L), Precision::kBF16),

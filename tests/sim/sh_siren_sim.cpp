@@ -143,6 +143,19 @@ void epilogue_warps(std::vector<WarpAcc>& acc, std::vector<float>& scratch, cons
   }
 }
 
+// 2 if a write went past A or B (their NaN guard zone changed), else 0 with out copied to out_f.
+int finish(const std::vector<SimBf16>& A, const std::vector<SimBf16>& B, const std::vector<SimBf16>& out,
+           float* out_f) {
+  const uint16_t nan_bits = SimBf16(std::numeric_limits<float>::quiet_NaN()).bits;
+  for (const auto* v : {&A, &B}) {
+    for (size_t i = v->size() - kGuard; i < v->size(); ++i) {
+      if ((*v)[i].bits != nan_bits) return 2;
+    }
+  }
+  for (size_t i = 0; i < out.size(); ++i) out_f[i] = static_cast<float>(out[i]);
+  return 0;
+}
+
 // wt: W^T already rounded to bf16 values (float), [L*L, H]; out: the bf16 results as float.
 template <int J>
 int run_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* wt_f, const float* bias,
@@ -190,14 +203,7 @@ int run_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, cons
       epilogue_warps(acc, scratch, bias, w0, n, H, row0, n0, out.data());
     }
   }
-  for (size_t i = ring.size() - kGuard; i < ring.size(); ++i) {
-    if (ring[i].bits != nan16.bits) return 2;
-  }
-  for (size_t i = B.size() - kGuard; i < B.size(); ++i) {
-    if (B[i].bits != nan16.bits) return 2;
-  }
-  for (int64_t i = 0; i < n * H; ++i) out_f[i] = static_cast<float>(out[i]);
-  return 0;
+  return finish(ring, B, out, out_f);
 }
 
 // x: [n, K] bf16 values as float; wt: W^T rounded to bf16 values, [K, H]; out as float.
@@ -233,14 +239,7 @@ int run_siren_bf16(const float* x_f, int64_t n, int64_t K, const float* wt_f, co
       epilogue_warps(acc, scratch, bias, w0, n, H, row0, n0, out.data());
     }
   }
-  for (size_t i = A.size() - kGuard; i < A.size(); ++i) {
-    if (A[i].bits != nan16.bits) return 2;
-  }
-  for (size_t i = B.size() - kGuard; i < B.size(); ++i) {
-    if (B[i].bits != nan16.bits) return 2;
-  }
-  for (int64_t i = 0; i < n * H; ++i) out_f[i] = static_cast<float>(out[i]);
-  return 0;
+  return finish(A, B, out, out_f);
 }
 
 }  // namespace
