@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ._sources import Chunk
 
@@ -35,6 +36,16 @@ def quantize_int8(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = np.abs(emb).max(axis=1).astype(np.float32) / 127.0
     scale[scale == 0] = 1.0
     codes = np.clip(np.rint(emb / scale[:, None]), -127, 127).astype(np.int8)
+    return codes, scale
+
+
+def quantize_int8_torch(emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`quantize_int8` on a tensor where it lives (the same codes and scales, bit for bit:
+    float32 division, round half to even), so that a GPU sends 1 byte per value over the bus."""
+    emb = emb.float()
+    scale = emb.abs().amax(dim=1) / 127.0
+    scale = torch.where(scale == 0, torch.ones_like(scale), scale)
+    codes = torch.round(emb / scale[:, None]).clamp_(-127, 127).to(torch.int8)
     return codes, scale
 
 

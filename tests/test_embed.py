@@ -158,6 +158,41 @@ def test_int8_output_with_per_point_scale(tmp_path, encoder, fmt, src):
         assert np.load(out / "embeddings.npy").dtype == np.int8 and np.load(out / "scales.npy").shape == (len(ids),)
 
 
+def test_device_side_conversion_matches_the_writer():
+    """What a GPU converts before the copy to the host (float16; int8 codes + scales) equals what
+    the writer thread converts, bit for bit (run here on CPU tensors: the same torch ops)."""
+    from satclip._runner import to_host
+    from satclip._sinks import quantize_int8, quantize_int8_torch
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(500, 64, generator=g) * torch.logspace(-3, 2, 500)[:, None]
+    emb[7] = 0  # an all-zero row: scale 1, codes 0
+    emb[8, :] = torch.tensor([0.5, -1.5, 2.5, 127.0] * 16)  # scale 1: exact ties, rounded to even
+    codes, scale = quantize_int8(emb.numpy())
+    t_codes, t_scale = quantize_int8_torch(emb)
+    assert np.array_equal(codes, t_codes.numpy()) and np.array_equal(scale, t_scale.numpy())
+    assert codes[8, :4].tolist() == [0, -2, 2, 127]
+    host = to_host(emb, "int8", on_device=True)
+    assert np.array_equal(host[0], codes) and np.array_equal(host[1], scale)
+    assert np.array_equal(to_host(emb, "float16", on_device=True), emb.numpy().astype(np.float16))
+    assert to_host(emb, "float16", on_device=False).dtype == np.float32  # the writer converts on the CPU
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("out_dtype", ["float16", "int8"])
+def test_cuda_embedding_equals_cpu_conversion(tmp_path, encoder, out_dtype):
+    import copy
+
+    from satclip._preview import read_embeddings
+    source = S.GridSource(15.0, chunk_size=48)
+    on_gpu = copy.deepcopy(encoder)  # run_embedding moves the module it is given
+    cpu = read_embeddings(run_embedding(encoder, source, tmp_path / "cpu", fmt="npy", out_dtype=out_dtype,
+                                        progress=False))[3]
+    gpu = read_embeddings(run_embedding(on_gpu, source, tmp_path / "gpu", fmt="npy", out_dtype=out_dtype,
+                                        device="cuda", progress=False))[3]
+    step = np.abs(cpu).max(axis=1, keepdims=True) / (127 if out_dtype == "int8" else 1000)
+    assert np.all(np.abs(gpu - cpu) <= step + 1e-5)  # the encoders differ in float32 rounding only
+
+
 def test_table_sources(tmp_path, encoder):
     rng = np.random.default_rng(1)
     lon, lat = rng.uniform(-180, 180, 1000), rng.uniform(-90, 90, 1000)
