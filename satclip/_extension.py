@@ -96,7 +96,19 @@ def backend_info() -> dict:
         "torch": torch.__version__,
         "cuda_available": cuda_avail,
         "ops": ops,
+        "cuda_fused": cuda_fused_mode(),
     }
+
+
+def cuda_fused_mode() -> str | None:
+    """How the CUDA encoder picks between its fused kernels and cuBLAS (SATCLIP_CUDA_FUSED:
+    auto, fused or cublas), or None without CUDA kernels; an invalid setting is reported as such."""
+    if not hasattr(torch.ops.satclip, "_cuda_fused"):
+        return None
+    try:
+        return torch.ops.satclip._cuda_fused("").splitlines()[0]
+    except RuntimeError as exc:
+        return f"invalid: {exc}".splitlines()[0]
 
 
 def build_has_cuda():

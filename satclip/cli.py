@@ -26,6 +26,8 @@ def _cmd_info(args) -> int:
     for op, row in info["ops"].items():
         print(f"  {op:<{width}}  cpu: {row['cpu']}")
         print(f"  {'':<{width}}  cuda: {row['cuda']}")
+    if info["cuda_fused"] is not None:
+        print(f"CUDA encoder, fused kernels or cuBLAS per layer (SATCLIP_CUDA_FUSED): {info['cuda_fused']}")
     return 0
 
 

@@ -15,6 +15,9 @@ def test_info_text_and_json(capsys):
     assert main(["info", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert "ops" in data and "extension" in data
+    if data["cuda_fused"] is not None:  # built with CUDA: the encoder's fused-kernel setting is shown
+        assert data["cuda_fused"] in ("auto", "fused", "cublas")
+        assert f"(SATCLIP_CUDA_FUSED): {data['cuda_fused']}" in out
 
 
 def test_demo_trains_embeds_and_draws(tmp_path, capsys):
