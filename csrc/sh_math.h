@@ -95,6 +95,17 @@ inline void sh_coefficients(int L, T* a, T* b, T* sect) {
   }
 }
 
+// sin and cos of x (the device's sincos(), which shares the range reduction).
+template <typename T>
+SATCLIP_HD void sin_cos(T x, T* s, T* c) {
+#if defined(__CUDA_ARCH__)
+  sincos(x, s, c);
+#else
+  *s = sin(x);
+  *c = cos(x);
+#endif
+}
+
 // Longitude/latitude in degrees -> (cos lon, sin lon, z = sin lat, u = cos lat), computed in T.
 template <typename T>
 SATCLIP_HD void sh_angles(T lon_deg, T lat_deg, T& cl, T& sl, T& z, T& u) {

@@ -60,3 +60,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+def build_sim(name: str, out_dir) -> "ctypes.CDLL":
+    """Compiles ``tests/sim/<name>.cpp`` (a CPU run of a CUDA kernel's phases, see there) into
+    ``out_dir`` and loads it; skips the test when no C++ compiler is found."""
+    import ctypes
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    cxx = shutil.which("c++") or shutil.which("g++")
+    if cxx is None:
+        pytest.skip("no C++ compiler to build the kernel simulation")
+    root = Path(__file__).resolve().parents[1]
+    lib = Path(out_dir) / f"{name}.so"
+    subprocess.run([cxx, "-std=c++20", "-O2", "-shared", "-fPIC", f"-I{root / 'csrc'}",
+                    str(root / "tests" / "sim" / f"{name}.cpp"), "-o", str(lib)], check=True)
+    return ctypes.CDLL(str(lib))

@@ -5,15 +5,13 @@ between bands, and is compared with the float64 reference. This tests the kernel
 machines without a GPU; test_cuda.py runs the kernel itself where a device exists."""
 
 import ctypes
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import lonlat_points
+from conftest import build_sim, lonlat_points
 from satclip import _reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,13 +21,7 @@ _ARGS = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    cxx = shutil.which("c++") or shutil.which("g++")
-    if cxx is None:
-        pytest.skip("no C++ compiler to build the kernel simulation")
-    lib = tmp_path_factory.mktemp("sim") / "sh_siren_sim.so"
-    subprocess.run([cxx, "-std=c++20", "-O2", "-shared", "-fPIC", f"-I{ROOT / 'csrc'}",
-                    str(ROOT / "tests" / "sim" / "sh_siren_sim.cpp"), "-o", str(lib)], check=True)
-    dll = ctypes.CDLL(str(lib))
+    dll = build_sim("sh_siren_sim", tmp_path_factory.mktemp("sim"))
     dll.sh_siren_sim_f32.argtypes = _ARGS + [ctypes.c_float, ctypes.c_void_p]
     dll.sh_siren_sim_f64.argtypes = _ARGS + [ctypes.c_double, ctypes.c_void_p]
     dll.sh_siren_bf16_sim.argtypes = _ARGS + [ctypes.c_float, ctypes.c_void_p]

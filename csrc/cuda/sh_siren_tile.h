@@ -86,16 +86,6 @@ SATCLIP_HD size_t smem_elems(int L) {
   return static_cast<size_t>(2 * L - 1) * (Tile<T>::M + Tile<T>::N);
 }
 
-template <typename T>
-SATCLIP_HD void sin_cos(T x, T* s, T* c) {
-#if defined(__CUDA_ARCH__)
-  sincos(x, s, c);
-#else
-  *s = sin(x);
-  *c = cos(x);
-#endif
-}
-
 // One thread's recurrence state for its J orders. p1 holds the scaled sectoral seed Q_mm
 // until degree l = m is reached, then Q_{l-1,m}; p2 holds Q_{l-2,m}.
 template <typename T, int J>
