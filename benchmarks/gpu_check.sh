@@ -39,7 +39,7 @@ cd - > /dev/null
 #    `import satclip` finds the installed package with its _C.so, not the source folder.
 t0=$(date +%s)
 (cd tests && SATCLIP_EXPECT_EXTENSION=1 timeout $(cap 180) $PY -m pytest -q -p no:cacheprovider test_cuda.py \
-  test_sh_siren_layer.py test_sh_siren_sim.py test_opcheck.py test_sh_backward.py test_encoder.py test_precision.py --junitxml="$OUT/junit.xml" \
+  test_sh_siren_layer.py test_sh_siren_sim.py test_sh_warp_sim.py test_opcheck.py test_sh_backward.py test_encoder.py test_precision.py --junitxml="$OUT/junit.xml" \
   > "$OUT/tests.log" 2>&1)
 trc=$?
 echo "tests rc=$trc in $(( $(date +%s) - t0 )) s"; tail -15 "$OUT/tests.log"
