@@ -8,8 +8,8 @@ import torch
 
 from conftest import SMOKE, run, size
 import satclip
-from satclip import _sources as S
-from satclip._runner import run_embedding
+from satclip.embedding import sources as S
+from satclip.embedding.runner import run_embedding
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import points, run, size
-from satclip import _reference as ref
+from satclip.ops import reference as ref
 from satclip import functional as F
 from satclip.nn import LocationEncoder
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from conftest import HAS_CUDA, points, run, size
-from satclip import _reference as ref
+from satclip.ops import reference as ref
 from satclip import functional as F
-from satclip._ops import ops
+from satclip.ops import ops
 from satclip.nn import LocationEncoder
 
 pytestmark = pytest.mark.cuda

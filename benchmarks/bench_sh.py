@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from conftest import points, run, size
-from satclip import _reference as ref
-from satclip._extension import has_kernel
-from satclip._ops import ops
+from satclip.ops import reference as ref
+from satclip.ops.extension import has_kernel
+from satclip.ops import ops
 
 try:
     import sphericart.torch as sphericart_torch

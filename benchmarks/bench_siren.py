@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import run, size
-from satclip import _reference as ref
-from satclip._ops import ops
+from satclip.ops import reference as ref
+from satclip.ops import ops
 
 DTYPES = {"fp32": torch.float32, "fp64": torch.float64}
 

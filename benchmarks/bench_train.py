@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import SMOKE, points, run, size
-from satclip import _reference as ref
+from satclip.ops import reference as ref
 
 lightning = pytest.importorskip("lightning")
 pytest.importorskip("timm")

@@ -19,8 +19,8 @@ import sys
 TRIAL = r'''
 import json, shutil, tempfile, time
 import numpy as np, torch, satclip
-from satclip import _sources as S
-from satclip._runner import run_embedding
+from satclip.embedding import sources as S
+from satclip.embedding.runner import run_embedding
 torch.manual_seed(0)
 enc = satclip.LocationEncoder(10, 512, 2, 256).float().eval()
 grid = S.GridSource(0.25, chunk_size=16384)

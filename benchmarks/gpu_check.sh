@@ -38,8 +38,8 @@ cd - > /dev/null
 # 2. CUDA tests (and the CPU tests that need no scipy). Run from inside tests/ so that
 #    `import satclip` finds the installed package with its _C.so, not the source folder.
 t0=$(date +%s)
-(cd tests && SATCLIP_EXPECT_EXTENSION=1 timeout $(cap 180) $PY -m pytest -q -p no:cacheprovider test_cuda.py \
-  test_sh_siren_layer.py test_sh_siren_sim.py test_sh_warp_sim.py test_opcheck.py test_sh_backward.py test_encoder.py test_precision.py --junitxml="$OUT/junit.xml" \
+(cd tests && SATCLIP_EXPECT_EXTENSION=1 timeout $(cap 180) $PY -m pytest -q -p no:cacheprovider ops/test_cuda.py \
+  ops/test_sh_siren_layer.py ops/test_sh_siren_sim.py ops/test_sh_warp_sim.py ops/test_opcheck.py ops/test_sh_backward.py nn/test_encoder.py ops/test_precision.py --junitxml="$OUT/junit.xml" \
   > "$OUT/tests.log" 2>&1)
 trc=$?
 echo "tests rc=$trc in $(( $(date +%s) - t0 )) s"; tail -15 "$OUT/tests.log"
@@ -48,7 +48,7 @@ echo "tests rc=$trc in $(( $(date +%s) - t0 )) s"; tail -15 "$OUT/tests.log"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
 SMALL='
 import torch, satclip
-from satclip._ops import ops
+from satclip.ops import ops
 torch.manual_seed(0)
 for L in (3, 33, 65):
     x = torch.stack([torch.rand(70) * 360 - 180, torch.rand(70) * 180 - 90], 1).cuda().requires_grad_(True)
@@ -84,7 +84,7 @@ fi
 # 3b. Which layers the encoder runs with the fused kernels rather than cuBLAS (timed once per shape).
 (cd /tmp && timeout $(cap 45) $PY -c "
 import torch, satclip
-from satclip._ops import ops
+from satclip.ops import ops
 x = torch.rand(1 << 16, 2, device='cuda') * torch.tensor([360.0, 180.0], device='cuda') - torch.tensor([180.0, 90.0], device='cuda')
 for L in (10, 40):
     for dt, precision in ((torch.float32, 'float32'), (torch.float64, 'float32'), (torch.float32, 'bf16')):

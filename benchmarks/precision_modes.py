@@ -20,7 +20,7 @@ import torch
 
 import satclip
 from satclip import functional as F
-from satclip._reference import round_operand
+from satclip.ops.reference import round_operand
 
 
 def tf32(x: torch.Tensor) -> torch.Tensor:

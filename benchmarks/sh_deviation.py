@@ -21,7 +21,7 @@ import torch
 def main(L: int = 40) -> None:
     import satclip
     from satclip import functional as F
-    from satclip._reference import degree_order
+    from satclip.ops.reference import degree_order
     from satclip.compat import original_analytic_sh, original_expressions
 
     t0 = time.time()

@@ -2,6 +2,10 @@
 
 ``import satclip; enc = satclip.load("satclip-vit16-l10.ckpt"); emb = enc(lonlat)`` with
 ``lonlat`` a ``[N, 2]`` tensor of (lon, lat) in degrees, lon first.
+
+Public API only; the layers below, each a subpackage (imports point down this list):
+``cli`` -> ``embedding`` / ``evaluation`` / ``training`` -> ``checkpoint`` -> ``nn`` ->
+``functional`` -> ``ops`` (schemas, fallbacks, the compiled ``_C.so``).
 """
 
 import os as _os
@@ -17,11 +21,10 @@ if _os.path.basename(_sys.argv[0] if _sys.argv else "") == "satclip" and "torch"
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._version import __version__
-from . import _ops  # noqa: F401  defines the op schemas first
-from ._extension import backend_info, extension_loaded
+from .ops import backend_info, extension_loaded  # first: defines the op schemas, loads _C.so
 from . import functional, nn
-from ._checkpoint import default_model, load, save
-from ._embed import embed
+from .checkpoint import default_model, load, save
+from .embedding import embed
 from .nn import LocationEncoder
 
 __all__ = ["LocationEncoder", "__version__", "backend_info", "default_model", "embed", "extension_loaded",

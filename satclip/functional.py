@@ -25,8 +25,7 @@ from functools import lru_cache
 
 import torch
 
-from ._ops import ops
-from ._reference import PRECISIONS, degree_order
+from .ops import PRECISIONS, degree_order, ops
 
 CONVENTIONS = ("analytic", "closed-form", "orthonormal")
 _DTYPES = (torch.float32, torch.float64)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import satclip  # noqa: F401  (registers the ops, loads _C if present)
-from satclip import _extension
+from satclip.ops import extension
 
 # The exact places where SH code goes wrong: poles, the dateline from both sides, (0, 0),
 # points a hair away from the poles, and a longitude outside [-180, 180].
@@ -46,7 +46,7 @@ def scipy_real_sh(lonlat: torch.Tensor, L: int) -> torch.Tensor:
 
 
 def compiled_cpu(op: str = "spherical_harmonics") -> bool:
-    return _extension.has_kernel(op, "cpu")
+    return extension.has_kernel(op, "cpu")
 
 
 needs_compiled_cpu = pytest.mark.skipif(not compiled_cpu(), reason="compiled CPU kernels not loaded")
@@ -63,7 +63,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def build_sim(name: str, out_dir) -> "ctypes.CDLL":
-    """Compiles ``tests/sim/<name>.cpp`` (a CPU run of a CUDA kernel's phases, see there) into
+    """Compiles ``tests/ops/sim/<name>.cpp`` (a CPU run of a CUDA kernel's phases, see there) into
     ``out_dir`` and loads it; skips the test when no C++ compiler is found."""
     import ctypes
     import shutil
@@ -76,5 +76,5 @@ def build_sim(name: str, out_dir) -> "ctypes.CDLL":
     root = Path(__file__).resolve().parents[1]
     lib = Path(out_dir) / f"{name}.so"
     subprocess.run([cxx, "-std=c++20", "-O2", "-shared", "-fPIC", f"-I{root / 'csrc'}",
-                    str(root / "tests" / "sim" / f"{name}.cpp"), "-o", str(lib)], check=True)
+                    str(root / "tests" / "ops" / "sim" / f"{name}.cpp"), "-o", str(lib)], check=True)
     return ctypes.CDLL(str(lib))

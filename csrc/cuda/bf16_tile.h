@@ -1,6 +1,6 @@
 // bf16_tile.h -- the phases of the bf16 tensor-core SIREN kernels, torch-free and compilable
 // by nvcc and a host compiler: the kernels run them with WMMA fragments (wmma_bf16.cuh),
-// tests/sim/ with a scalar stand-in (same tile shapes, layouts and leading dimensions).
+// tests/ops/sim/ with a scalar stand-in (same tile shapes, layouts and leading dimensions).
 //   sh_siren_layer.cu: the first layer, its input generated on chip (SH of the coordinates);
 //   siren_bf16.cu:     a hidden layer, its input read from global memory (bf16 activations).
 //

@@ -2,7 +2,7 @@
 // points are generated in shared memory band by band and multiplied into the first layer's
 // weights at once; bias, w0 and sine are applied in registers. The [N, L*L] feature matrix
 // never touches global memory. Phases, layouts and launch geometry: sh_siren_tile.h (the same
-// phases run on the CPU in tests/sim/ so the indexing is tested without a GPU).
+// phases run on the CPU in tests/ops/sim/ so the indexing is tested without a GPU).
 // Grid: x over tiles of Tile<T>::M points, y over tiles of Tile<T>::N outputs (the SH of a tile
 // are regenerated for each output tile: a few percent of the GEMM's work).
 #include "sh_siren_layer.h"

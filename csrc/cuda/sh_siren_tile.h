@@ -1,6 +1,6 @@
 // sh_siren_tile.h -- the per-thread phases of the fused "SH -> first SIREN layer" kernel
 // (sh_siren_layer.cu), torch-free and compilable by nvcc and by a host C++ compiler, so that
-// tests/sim/ can run the very same phases on the CPU, thread by thread, without a GPU.
+// tests/ops/sim/ can run the very same phases on the CPU, thread by thread, without a GPU.
 //
 // What the block computes
 //   out[i, c] = sin(w0 * (sum_k Y_k(lonlat_i) * W[c, k] + bias[c]))

@@ -1,6 +1,6 @@
 // sh_warp.h -- the per-lane steps of the warp-per-point SH kernels (spherical_harmonics.cu),
 // torch-free and compilable by nvcc and a host compiler: the kernels run them on 32 lanes with
-// warp shuffles, tests/sim/ runs them lane by lane with the shuffles emulated (the Warp policy
+// warp shuffles, tests/ops/sim/ runs them lane by lane with the shuffles emulated (the Warp policy
 // below), so the lane/chunk/shuffle logic is tested without a GPU.
 //
 // Layout: one warp per point; lane `lane` owns the orders m = lane + 32 j (j < J) and runs their

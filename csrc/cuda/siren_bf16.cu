@@ -2,7 +2,7 @@
 // sine in the epilogue: the float32 pre-activation never leaves the chip, and the output is
 // stored as bf16 (the next layer's operand). Per step, 64 features of 128 points (A, via
 // 16-byte loads, transposed into shared memory) and the matching 64 rows of W^T (B); 8 warps
-// of 2 x 4 WMMA tiles; phases in bf16_tile.h, simulated on the CPU in tests/sim/.
+// of 2 x 4 WMMA tiles; phases in bf16_tile.h, simulated on the CPU in tests/ops/sim/.
 #include "siren_bf16.h"
 
 #include "bf16_tile.h"

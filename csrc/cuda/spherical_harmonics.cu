@@ -3,7 +3,7 @@
 // What: the math of ../sh_math.h (orthonormal real SH, feature l*l + l + m, seed scaling
 // against underflow), evaluated on the GPU.
 // Launch geometry: one warp per point (grid-stride over points), 256 threads per block; the
-// per-lane steps are in sh_warp.h (also run lane by lane on the CPU in tests/sim/).
+// per-lane steps are in sh_warp.h (also run lane by lane on the CPU in tests/ops/sim/).
 // Lane `lane` owns the orders m = lane + 32 j (j < J, J = ceil(L / 32) rounded up to a
 // compiled size) and runs their column recurrences in registers, degree by degree. At degree l
 // the warp writes (forward) or reads (backward) the 2l+1 features of that degree, which are

@@ -1,5 +1,5 @@
 // wmma_bf16.cuh -- bf16 WMMA fragments (16 x 16 x 16, float accumulators) behind the small
-// interface that mma_warp (bf16_tile.h) expects; tests/sim/ implements the same
+// interface that mma_warp (bf16_tile.h) expects; tests/ops/sim/ implements the same
 // interface with scalar tiles. sm_80+.
 #pragma once
 

@@ -11,6 +11,9 @@ torchvision, rasterio, basemap-data); nothing here is imported by ``import satcl
 * :mod:`.features`    frozen-backbone feature cache
 * :mod:`.lightning`   ``SatCLIPLightningModule``, ``SatCLIPDataModule``
 * :mod:`.run`         ``TrainConfig`` and ``train`` (what ``satclip train`` runs)
+
+May import :mod:`satclip.checkpoint`, :mod:`satclip.nn` and below; not :mod:`satclip.embedding`,
+:mod:`satclip.evaluation` or :mod:`satclip.cli`.
 """
 
 from .loss import clip_logits, clip_loss

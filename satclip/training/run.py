@@ -124,7 +124,7 @@ def _init_from(module, path) -> None:
     """Copies the weights of a checkpoint into ``module`` (same architecture required)."""
     import torch
 
-    from .._checkpoint import _encoder_from_lightning, _is_safetensors, _read_lightning, load
+    from ..checkpoint import _encoder_from_lightning, _is_safetensors, _read_lightning, load
 
     path = Path(os.fspath(path))
     if not path.is_file():
@@ -159,11 +159,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, qu
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from .._checkpoint import save
+    from ..checkpoint import save
     from .lightning import SatCLIPDataModule, SatCLIPLightningModule
 
     L.seed_everything(cfg.seed, verbose=False)
-    from .._checkpoint import _is_safetensors
+    from ..checkpoint import _is_safetensors
 
     full_init = bool(cfg.init_from) and Path(cfg.init_from).is_file() and not _is_safetensors(Path(cfg.init_from))
     # a full checkpoint brings its own backbone weights, so moco_* needs no weight file then

@@ -1,0 +1,99 @@
+"""``satclip embed``: a table or a global grid -> Parquet/Zarr/npy embeddings, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+HELP = "embed a table or a global grid to Parquet/Zarr/npy (resumable)"
+DESCRIPTION = ("Embed points (lon, lat in degrees) chunk by chunk into an output directory. A killed run resumes "
+               "with the same command; an existing output is only replaced with --overwrite.")
+
+
+def add_arguments(pe: argparse.ArgumentParser) -> None:
+    pe.add_argument("--checkpoint", help="SatCLIP .ckpt, satclip .safetensors export, or Hugging Face repo id "
+                                         "(default: the bundled default model, a small Blue Marble demo model)")
+    src = pe.add_argument_group("input (exactly one)")
+    src.add_argument("--points", help="Parquet/GeoParquet/CSV file with lon/lat columns or point geometry")
+    src.add_argument("--grid", type=float, metavar="STEP_DEG", help="regular lat/lon grid of cell centres")
+    src.add_argument("--healpix", type=int, metavar="NSIDE", help="HEALPix pixel centres (needs healpy)")
+    src.add_argument("--h3", type=int, metavar="RES", help="H3 cell centres (needs h3)")
+    pe.add_argument("--land-only", action="store_true", help="with --grid: land cells only (global-land-mask)")
+    pe.add_argument("--nest", action="store_true", help="with --healpix: nested ordering (default ring)")
+    pe.add_argument("--lon-col", help="longitude column of --points (default: lon/longitude/x)")
+    pe.add_argument("--lat-col", help="latitude column of --points (default: lat/latitude/y)")
+    pe.add_argument("--id-col", help="integer id column of --points to copy (default: row number)")
+    pe.add_argument("--out", required=True, help="output directory")
+    pe.add_argument("--format", choices=["parquet", "zarr", "npy"], default="parquet", help="default parquet")
+    pe.add_argument("--dtype", choices=["float32", "float16", "int8"], default="float32",
+                    help="embedding dtype on disk (int8: codes + one float32 scale per point)")
+    pe.add_argument("--model-dtype", choices=["float32", "float64"], default="float32",
+                    help="precision of the encoder (float64 = the original's; float32 is faster)")
+    pe.add_argument("--precision", choices=["float32", "tf32", "bf16"], default="float32",
+                    help="GEMM operand precision with --model-dtype float32: float32 (exact, default), tf32 or "
+                         "bf16 (tensor cores on GPU; embedding error below 1e-2, see README)")
+    pe.add_argument("--batch-size", type=int, default=65536, help="points per chunk (default 65536)")
+    pe.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    pe.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming")
+    pe.add_argument("--preview", metavar="PNG", help="also draw the first 3 principal components as RGB on a map")
+    pe.add_argument("--quiet", action="store_true", help="no messages and no progress bar")
+
+
+def make_source(args):
+    """The point source the flags describe (exactly one of --points, --grid, --healpix, --h3)."""
+    from ..embedding import sources as S
+
+    given = [a for a in ("points", "grid", "healpix", "h3") if getattr(args, a) is not None]
+    if len(given) != 1:
+        raise SystemExit("satclip embed: give exactly one of --points, --grid, --healpix, --h3")
+    if args.land_only and args.grid is None:
+        raise SystemExit("satclip embed: --land-only applies to --grid")
+    if args.batch_size < 1:
+        raise SystemExit(f"satclip embed: --batch-size must be >= 1, got {args.batch_size}")
+    kw = {"chunk_size": args.batch_size}
+    if args.points is not None:
+        return S.TableSource(args.points, args.lon_col, args.lat_col, args.id_col, **kw)
+    if args.grid is not None:
+        return S.GridSource(args.grid, land_only=args.land_only, **kw)
+    if args.healpix is not None:
+        return S.HealpixSource(args.healpix, nest=args.nest, **kw)
+    return S.H3Source(args.h3, **kw)
+
+
+def run(args) -> int:
+    import torch
+
+    from .. import functional as F
+    from ..checkpoint import default_model, load
+    from ..embedding.runner import run_embedding
+
+    try:
+        source = make_source(args)
+        dtype = torch.float64 if args.model_dtype == "float64" else torch.float32
+        if args.checkpoint is None:
+            enc = default_model(device=args.device, dtype=dtype)
+            name = "the bundled default model (Blue Marble demo, see satclip/data/DEFAULT_MODEL.md; give --checkpoint " \
+                   "for a released SatCLIP model)"
+        else:
+            enc = load(args.checkpoint, device=args.device, dtype=dtype)
+            name = args.checkpoint
+        enc.precision = F.check_precision(args.precision, dtype)
+        quiet = args.quiet or not sys.stderr.isatty()
+        if not args.quiet:
+            print(f"satclip embed: model {name} (L={enc.legendre_polys}, {enc.harmonics}), "
+                  f"{len(source):,} points in {source.num_chunks} chunks -> {args.out} ({args.format}, {args.dtype})",
+                  file=sys.stderr)
+        t0 = time.perf_counter()
+        run_embedding(enc, source, args.out, fmt=args.format, out_dtype=args.dtype, device=args.device,
+                      overwrite=args.overwrite, progress=not quiet)
+        if not args.quiet:
+            print(f"satclip embed: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        if args.preview:
+            from ..embedding.preview import render_preview
+            png = render_preview(args.out, args.preview)
+            if not args.quiet:
+                print(f"satclip embed: wrote {png}", file=sys.stderr)
+    except (ValueError, FileExistsError, FileNotFoundError, ImportError, TypeError) as exc:
+        raise SystemExit(f"satclip embed: {exc}") from None
+    return 0

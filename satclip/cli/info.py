@@ -1,0 +1,36 @@
+"""``satclip info``: which implementation each op uses on CPU and CUDA, and why."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "which backend each op uses, and why"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args) -> int:
+    from .._version import __version__
+    from ..ops import backend_info
+
+    info = backend_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    ext = info["extension"]
+    print(f"satclip {__version__}, torch {info['torch']}, CUDA device: {info['cuda_available']}")
+    print(f"compiled extension: {'loaded' if ext['loaded'] else 'not loaded'} ({ext['reason']})")
+    if ext["build"]:
+        b = ext["build"]
+        print(f"  built for torch {b.get('torch_version')}, CUDA kernels {b.get('with_cuda')} "
+              f"(arches {b.get('cuda_architectures') or '-'})")
+    width = max(len(op) for op in info["ops"])
+    for op, row in info["ops"].items():
+        print(f"  {op:<{width}}  cpu: {row['cpu']}")
+        print(f"  {'':<{width}}  cuda: {row['cuda']}")
+    if info["cuda_fused"] is not None:
+        print(f"CUDA encoder, fused kernels or cuBLAS per layer (SATCLIP_CUDA_FUSED): {info['cuda_fused']}")
+    return 0

@@ -1,0 +1,30 @@
+"""The ``satclip`` command: one subcommand per module of this package (``info``, ``demo``,
+``train``, ``embed``, ``evaluate``), each with ``add_arguments(parser)`` and ``run(args)``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import demo, embed, evaluate, info, train
+
+COMMANDS = {"info": info, "demo": demo, "train": train, "embed": embed, "evaluate": evaluate}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="satclip", description="SatCLIP location encoders")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name, mod in COMMANDS.items():
+        sp = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.__doc__))
+        mod.add_arguments(sp)
+        sp.set_defaults(fn=mod.run)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""``LocationEncoder``: the SatCLIP location encoder, ``state_dict``-compatible with the original.
+
+``LocationEncoder(lonlat [N, 2] degrees, lon first) -> [N, dim_out]`` =
+``SphericalHarmonics`` (no parameters) -> ``SirenNet``: ``num_hidden_layers`` sine layers
+(``sin(w0 * (W x + b))``, ``w0 = 30`` on the first, ``1`` after) and a linear last layer.
+Keys: ``nnet.layers.{i}.weight|bias``, ``nnet.last_layer.weight|bias``; weights are
+``[out, in]``.
+
+In eval mode (or whenever no gradient is needed) the encoder runs the fused inference op
+(``satclip::location_encoder_forward``) with the SH convention folded into the first layer's
+weights, so the kernels only ever compute orthonormal SH. In training mode it runs the
+differentiable ops (SH, SIREN layers with dropout masks) with autograd formulas.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import functional as F
+from ..ops import ops
+from .siren import SirenNet
+from .spherical_harmonics import SphericalHarmonics
+
+
+class LocationEncoder(nn.Module):
+    """SatCLIP location encoder: ``[N, 2]`` (lon, lat) degrees, lon first -> ``[N, dim_out]``.
+
+    Args:
+        legendre_polys: ``L`` (10 or 40 in the released models); ``L*L`` SH features.
+        dim_hidden: SIREN width (``capacity`` in SatCLIP checkpoints; 512 released).
+        num_hidden_layers: number of sine layers (2 released).
+        dim_out: embedding width (``embed_dim``; 256 released).
+        harmonics: SH convention the weights were trained with (``"analytic"`` released).
+        dropout: dropout (p = 0.5) before the sine of the hidden layers in training mode.
+        fused: use the fused inference op when no gradient is needed.
+        precision: GEMM operand precision of the fused inference path (float32 encoders):
+            ``"float32"`` (exact, default), ``"tf32"`` or ``"bf16"`` (see
+            :func:`satclip.functional.location_encoder`). Training always runs exact.
+
+    Inputs in another float dtype than the parameters are cast to the parameters' dtype.
+    """
+
+    def __init__(self, legendre_polys: int = 10, dim_hidden: int = 512, num_hidden_layers: int = 2,
+                 dim_out: int = 256, harmonics: str = "analytic", dropout: bool = True, fused: bool = True,
+                 precision: str = "float32"):
+        super().__init__()
+        self.posenc = SphericalHarmonics(legendre_polys, harmonics)
+        self.nnet = SirenNet(legendre_polys * legendre_polys, dim_hidden, dim_out, num_hidden_layers,
+                             dropout=dropout)
+        self.fused = fused
+        if precision not in F.PRECISIONS:
+            raise ValueError(f"precision must be one of {F.PRECISIONS}, got {precision!r}")
+        self.precision = precision
+
+    @property
+    def legendre_polys(self) -> int:
+        return self.posenc.L
+
+    @property
+    def harmonics(self) -> str:
+        return self.posenc.convention
+
+    def config(self) -> dict:
+        """Hyper-parameters, named as in SatCLIP's ``hyper_parameters``."""
+        return {"le_type": "sphericalharmonics", "pe_type": "siren", "legendre_polys": self.legendre_polys,
+                "harmonics_calculation": self.harmonics, "capacity": self.nnet.dim_hidden,
+                "num_hidden_layers": self.nnet.num_layers, "embed_dim": self.nnet.dim_out}
+
+    def folded_first_weight(self) -> torch.Tensor:
+        """First-layer weight with the SH convention factors folded in (orthonormal SH input)."""
+        w = self.nnet.layers[0].weight
+        f = F.convention_factors(self.legendre_polys, self.harmonics, dtype=w.dtype, device=w.device)
+        return w * f
+
+    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
+        F.validate_lonlat(lonlat)
+        w_first = self.folded_first_weight()
+        lonlat = lonlat.to(w_first.dtype)
+        needs_grad = torch.is_grad_enabled() and (lonlat.requires_grad or any(
+            p.requires_grad for p in self.parameters()))
+        if self.fused and not needs_grad and not self.training:
+            layers = list(self.nnet.layers)
+            weights = [w_first] + [l.weight for l in layers[1:]] + [self.nnet.last_layer.weight]
+            biases = [l._bias() for l in layers] + [self.nnet.last_layer._bias()]
+            return F.location_encoder(lonlat, self.legendre_polys, weights, biases,
+                                      w0_first=layers[0].w0, w0_hidden=self.nnet.w0, precision=self.precision)
+        feats = ops.spherical_harmonics(lonlat, self.legendre_polys)
+        return self.nnet(feats, first_weight=w_first)

@@ -1,0 +1,117 @@
+"""Loading of the compiled op library ``satclip/_C.so`` and the backend report.
+
+The package works without it: every op has a pure-PyTorch fallback (:mod:`satclip.ops.reference`).
+``SATCLIP_DISABLE_EXTENSION=1`` forces the fallback. A library built against another torch
+version is refused (torch's C++ ABI is not stable across versions), with the reason kept for
+:func:`backend_info`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .schemas import SCHEMAS  # the schemas the library registers kernels for, defined first
+
+# _C.so and its build record are installed at the package root (satclip/), see CMakeLists.txt
+_HERE = Path(__file__).resolve().parent.parent
+OPS = tuple(SCHEMAS)
+
+_state = {"loaded": False, "reason": "not attempted", "build": {}}
+
+
+def _load() -> None:
+    if os.environ.get("SATCLIP_DISABLE_EXTENSION", "") not in ("", "0"):
+        _state["reason"] = "disabled by SATCLIP_DISABLE_EXTENSION"
+        return
+    lib = _HERE / "_C.so"
+    info_file = _HERE / "_C_build.json"
+    if not lib.exists():
+        _state["reason"] = f"not built ({lib.name} not found in {_HERE}; install with `pip install --no-build-isolation .`)"
+        return
+    try:
+        build = json.loads(info_file.read_text())
+    except (OSError, ValueError) as exc:
+        _state["reason"] = f"unreadable build record {info_file.name}: {exc}"
+        return
+    _state["build"] = build
+    if build.get("torch_version") != torch.__version__:
+        _state["reason"] = (f"built for torch {build.get('torch_version')}, running torch {torch.__version__}; "
+                            "rebuild with `pip install --no-build-isolation .`")
+        return
+    try:
+        torch.ops.load_library(str(lib))
+    except (OSError, RuntimeError) as exc:
+        _state["reason"] = f"failed to load: {exc}"
+        return
+    _state["loaded"] = True
+    _state["reason"] = "loaded"
+
+
+_load()
+
+
+def extension_loaded() -> bool:
+    """True when the compiled kernels are registered."""
+    return bool(_state["loaded"])
+
+
+def has_kernel(op: str, device_type: str) -> bool:
+    """Whether the compiled library registered a kernel for ``satclip::<op>`` on ``device_type``
+    ("cpu" or "cuda"); False means the pure-PyTorch fallback runs there."""
+    key = {"cpu": "CPU", "cuda": "CUDA"}[device_type]
+    return bool(torch._C._dispatch_has_kernel_for_dispatch_key(f"satclip::{op}", key))
+
+
+def backend_info() -> dict:
+    """Which implementation each op uses on CPU and CUDA, and why.
+
+    Returns ``{"extension": {...}, "ops": {op: {"cpu": str, "cuda": str}}}``.
+    """
+    cuda_avail = torch.cuda.is_available()
+    isa = None
+    if _state["loaded"] and hasattr(torch.ops.satclip, "_cpu_isa"):
+        isa = "avx2+fma" if int(torch.ops.satclip._cpu_isa()) == 1 else "baseline x86-64"
+    ops = {}
+    for op in OPS:
+        row = {}
+        for dev in ("cpu", "cuda"):
+            if has_kernel(op, dev):
+                what = f"compiled ({isa})" if dev == "cpu" and isa else "compiled"
+                if dev == "cuda" and not cuda_avail:
+                    what += ", but no CUDA device here"
+            elif not _state["loaded"]:
+                what = f"reference (pure PyTorch): extension {_state['reason']}"
+            elif dev == "cuda" and build_has_cuda() is False:
+                what = "reference (pure PyTorch): extension built without CUDA"
+            else:
+                what = "reference (pure PyTorch): no compiled kernel for this op"
+            row[dev] = what
+        ops[op] = row
+    return {
+        "extension": {"loaded": _state["loaded"], "reason": _state["reason"], "build": _state["build"],
+                      "path": str(_HERE / "_C.so")},
+        "torch": torch.__version__,
+        "cuda_available": cuda_avail,
+        "ops": ops,
+        "cuda_fused": cuda_fused_mode(),
+    }
+
+
+def cuda_fused_mode() -> str | None:
+    """How the CUDA encoder picks between its fused kernels and cuBLAS (SATCLIP_CUDA_FUSED:
+    auto, fused or cublas), or None without CUDA kernels; an invalid setting is reported as such."""
+    if not hasattr(torch.ops.satclip, "_cuda_fused"):
+        return None
+    try:
+        return torch.ops.satclip._cuda_fused("").splitlines()[0]
+    except RuntimeError as exc:
+        return f"invalid: {exc}".splitlines()[0]
+
+
+def build_has_cuda():
+    b = _state["build"].get("with_cuda")
+    return None if b is None else b.upper() in ("ON", "TRUE", "1")

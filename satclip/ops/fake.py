@@ -1,0 +1,40 @@
+"""Fake (meta) kernels of the ``satclip`` ops: output shapes and dtypes without computing,
+for torch.compile, FakeTensor tracing and ``torch.library.opcheck``."""
+
+from __future__ import annotations
+
+import torch
+
+from . import schemas  # noqa: F401  (the schemas must exist first)
+
+@torch.library.register_fake("satclip::spherical_harmonics")
+def _sh_fake(lonlat, legendre_polys):
+    return lonlat.new_empty(lonlat.shape[0], legendre_polys * legendre_polys)
+
+
+@torch.library.register_fake("satclip::spherical_harmonics_backward")
+def _sh_bwd_fake(grad, lonlat, legendre_polys):
+    return torch.empty_like(lonlat, memory_format=torch.contiguous_format)
+
+
+@torch.library.register_fake("satclip::siren_layer")
+def _siren_fake(x, weight, bias, w0, mask, save_cos):
+    y = x.new_empty(x.shape[0], weight.shape[0])
+    return y, (x.new_empty(x.shape[0], weight.shape[0]) if save_cos else x.new_empty(0))
+
+
+@torch.library.register_fake("satclip::siren_layer_backward")
+def _siren_bwd_fake(grad_y, cos, x, weight, w0, mask, need_grad_x=True):
+    return (x.new_empty(x.shape) if need_grad_x else x.new_empty(0), weight.new_empty(weight.shape),
+            weight.new_empty(weight.shape[0]))
+
+
+@torch.library.register_fake("satclip::location_encoder_forward")
+def _encoder_fake(lonlat, legendre_polys, weights, biases, w0_first, w0_hidden, chunk_size, precision="float32"):
+    return lonlat.new_empty(lonlat.shape[0], weights[-1].shape[0])
+
+
+@torch.library.register_fake("satclip::sh_siren_layer")
+def _sh_siren_fake(lonlat, legendre_polys, weight, bias, w0, precision="float32"):
+    dtype = torch.bfloat16 if precision == "bf16" else lonlat.dtype
+    return lonlat.new_empty(lonlat.shape[0], weight.shape[0], dtype=dtype)

@@ -1,0 +1,77 @@
+"""The ``satclip`` op schemas (defined once, here), with the pure-PyTorch twins of
+:mod:`.reference` registered as the fallback kernel of every op. Fake kernels are in
+:mod:`.fake`, autograd formulas in :mod:`.autograd`.
+
+The compiled library ``satclip/_C.so`` (loaded by :mod:`satclip.ops.extension` *after* this
+module has defined the schemas) registers CPU and CUDA kernels for the same ops; a kernel
+registered for a backend key takes precedence over the ``CompositeExplicitAutograd``
+fallback, so the ops exist and agree on every machine.
+
+Ops (all coordinates are ``[N, 2]`` (lon, lat) in degrees, lon first):
+
+``spherical_harmonics(lonlat, L) -> [N, L*L]``
+    Orthonormal real SH, feature ``l*l + l + m`` (see ``csrc/sh_math.h``).
+``spherical_harmonics_backward(grad, lonlat, L) -> [N, 2]``
+    ``grad @ dY/d(lon, lat)`` per point, in degrees^-1.
+``siren_layer(x, weight, bias, w0, mask, save_cos) -> (y, cos)``
+    ``y = sin(w0 * (x W^T + b) * mask)``; ``cos`` of the same argument when ``save_cos``
+    (what the backward needs, so it never recomputes the GEMM), else an empty tensor.
+``siren_layer_backward(grad_y, cos, x, weight, w0, mask, need_grad_x) -> (grad_x, grad_weight, grad_bias)``
+    ``grad_x`` is an empty tensor when ``need_grad_x`` is false (the first layer's input, the
+    SH features of coordinates that need no gradient: skips an ``[N, out] x [out, L*L]`` GEMM).
+``location_encoder_forward(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision) -> [N, out]``
+    Inference of the whole encoder (SH -> sine layers -> linear) in chunks of points, so the
+    ``[N, L*L]`` feature matrix only exists for one chunk at a time. Not differentiable.
+    ``precision``: ``"float32"`` (exact), ``"tf32"`` or ``"bf16"``: GEMM operands rounded to
+    that format, products and accumulation in float32, epilogue (bias, w0, sine) in float32.
+``sh_siren_layer(lonlat, L, weight, bias, w0, precision) -> [N, out]``
+    The first sine layer straight from the coordinates, ``sin(w0 * (SH(lonlat) W^T + b))``;
+    the CUDA kernels generate the features in shared memory (1 <= L <= 64), so the ``[N, L*L]``
+    matrix never reaches global memory. ``precision``: ``"float32"`` (exact, output in the
+    input's dtype) or ``"bf16"`` (float32 input; bf16 operands on tensor cores, float32 sums
+    and sine, a bf16 result: the next layer's operand in that mode). On CUDA,
+    ``location_encoder_forward`` uses its kernels in the float32 and bf16 modes where they time
+    faster than SH + cuBLAS (``SATCLIP_CUDA_FUSED`` in the README). Not differentiable
+    (inference).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import reference as ref
+
+_lib = torch.library.Library("satclip", "DEF")  # noqa: the library object must stay alive
+
+SCHEMAS = {
+    "spherical_harmonics": "spherical_harmonics(Tensor lonlat, int legendre_polys) -> Tensor",
+    "spherical_harmonics_backward":
+        "spherical_harmonics_backward(Tensor grad, Tensor lonlat, int legendre_polys) -> Tensor",
+    "siren_layer":
+        "siren_layer(Tensor x, Tensor weight, Tensor bias, float w0, Tensor? mask, bool save_cos)"
+        " -> (Tensor, Tensor)",
+    "siren_layer_backward":
+        "siren_layer_backward(Tensor grad_y, Tensor cos, Tensor x, Tensor weight, float w0, Tensor? mask,"
+        " bool need_grad_x=True) -> (Tensor, Tensor, Tensor)",
+    "location_encoder_forward":
+        "location_encoder_forward(Tensor lonlat, int legendre_polys, Tensor[] weights, Tensor[] biases,"
+        " float w0_first, float w0_hidden, int chunk_size, str precision=\"float32\") -> Tensor",
+    "sh_siren_layer":
+        "sh_siren_layer(Tensor lonlat, int legendre_polys, Tensor weight, Tensor bias, float w0,"
+        " str precision=\"float32\") -> Tensor",
+}
+for _schema in SCHEMAS.values():
+    _lib.define(_schema)
+
+_REFERENCE = {
+    "spherical_harmonics": ref.spherical_harmonics,
+    "spherical_harmonics_backward": ref.spherical_harmonics_backward,
+    "siren_layer": ref.siren_layer,
+    "siren_layer_backward": ref.siren_layer_backward,
+    "location_encoder_forward": ref.location_encoder_forward,
+    "sh_siren_layer": ref.sh_siren_layer,
+}
+for _name, _fn in _REFERENCE.items():
+    _lib.impl(_name, _fn, "CompositeExplicitAutograd")
+
+ops = torch.ops.satclip

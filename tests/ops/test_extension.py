@@ -1,0 +1,84 @@
+"""Loading of the compiled library, the environment switch, the torch-version guard and the
+backend report."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import satclip
+from satclip.ops import extension
+
+PKG = Path(satclip.__file__).resolve().parent
+
+
+def _run(code: str, env_extra: dict, pythonpath: str | None = None) -> str:
+    env = {**os.environ, **env_extra}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    # run outside the source tree: `python -c` puts the working directory first on sys.path
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=pythonpath or tempfile.gettempdir())
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(os.environ.get("SATCLIP_EXPECT_EXTENSION") != "1",
+                    reason="only where the build is expected (make test / CI)")
+def test_extension_is_loaded_when_expected():
+    info = satclip.backend_info()
+    assert info["extension"]["loaded"], info["extension"]["reason"]
+    for op, row in info["ops"].items():
+        assert row["cpu"].startswith("compiled"), (op, row)
+    if shutil.which("nvcc") or Path("/usr/local/cuda/bin/nvcc").exists():
+        if torch.version.cuda:  # a CUDA torch + nvcc: the CUDA kernels must have been built
+            assert extension.build_has_cuda(), info["extension"]["build"]
+
+
+def test_disable_switch_forces_the_fallback():
+    code = ("import json, satclip; i = satclip.backend_info(); "
+            "print(json.dumps([i['extension']['loaded'], i['extension']['reason'], i['ops']['spherical_harmonics']['cpu']]))")
+    loaded, reason, cpu = json.loads(_run(code, {"SATCLIP_DISABLE_EXTENSION": "1"}))
+    assert not loaded and "SATCLIP_DISABLE_EXTENSION" in reason and cpu.startswith("reference")
+
+
+def test_fallback_gives_the_same_numbers(tmp_path):
+    code = ("import sys, torch, satclip; torch.manual_seed(0); "
+            "x = torch.rand(64, 2, dtype=torch.float64) * 180 - 90; x[:, 0] *= 2; "
+            "e = satclip.LocationEncoder(12, 32, 2, 8).double().eval(); "
+            "torch.save((e(x).detach(), satclip.extension_loaded()), sys.argv[1])")
+    outs = {}
+    for flag in ("0", "1"):
+        path = tmp_path / f"out{flag}.pt"
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=tmp_path,
+                       env={**os.environ, "SATCLIP_DISABLE_EXTENSION": flag})
+        outs[flag] = torch.load(path)
+    assert outs["1"][1] is False
+    if os.environ.get("SATCLIP_EXPECT_EXTENSION") == "1":
+        assert outs["0"][1] is True  # really compiled vs fallback, not fallback twice
+    assert torch.allclose(outs["0"][0], outs["1"][0], atol=1e-12)
+
+
+def test_library_built_for_another_torch_is_refused(tmp_path):
+    if not (PKG / "_C.so").exists():
+        pytest.skip("no compiled library in this install")
+    copy = tmp_path / "satclip"
+    shutil.copytree(PKG, copy, symlinks=False, ignore=shutil.ignore_patterns("__pycache__"))
+    info = json.loads((copy / "_C_build.json").read_text())
+    info["torch_version"] = "0.0.1"
+    (copy / "_C_build.json").write_text(json.dumps(info))
+    code = "import satclip; i = satclip.backend_info(); print(i['extension']['loaded'], i['extension']['reason'])"
+    out = _run(code, {}, pythonpath=str(tmp_path))
+    assert out.startswith("False") and "built for torch 0.0.1" in out
+
+
+def test_backend_info_names_every_op():
+    info = satclip.backend_info()
+    assert set(info["ops"]) == set(extension.OPS)
+    for row in info["ops"].values():
+        assert set(row) == {"cpu", "cuda"} and all(isinstance(v, str) and v for v in row.values())
