@@ -14,7 +14,7 @@ NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>
 CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)
 SOURCES := $(shell find csrc satclip -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.in' \)) CMakeLists.txt pyproject.toml
 
-.PHONY: demo test bench bench-smoke clean
+.PHONY: demo test test-fallback test-base-isa bench bench-smoke clean
 
 # Re-run when this file changes (new tools); pip skips what is already installed.
 $(VENV)/.deps: Makefile
@@ -35,6 +35,15 @@ demo: $(VENV)/.installed
 # sys.path, so the tests import the installed package with its compiled _C.
 test: $(VENV)/.installed
 	SATCLIP_EXPECT_EXTENSION=1 $(VENV)/bin/pytest -q tests
+
+# The tests that touch the ops, again with the pure-PyTorch fallback forced and with the
+# baseline x86-64 CPU kernels instead of AVX2+FMA (CI runs both after `make test`).
+OP_TESTS := tests/ops tests/functional tests/nn tests/checkpoint tests/embedding/test_embed.py
+test-fallback: $(VENV)/.installed
+	SATCLIP_DISABLE_EXTENSION=1 $(VENV)/bin/pytest -q $(OP_TESTS)
+
+test-base-isa: $(VENV)/.installed
+	SATCLIP_CPU_ISA=base SATCLIP_EXPECT_EXTENSION=1 $(VENV)/bin/pytest -q $(OP_TESTS)
 
 # Full CPU benchmarks (a few minutes): JSON + markdown table under benchmarks/results/.
 # sphericart-torch is an optional comparison; the run goes on without it.

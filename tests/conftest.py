@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -49,8 +51,42 @@ def compiled_cpu(op: str = "spherical_harmonics") -> bool:
     return extension.has_kernel(op, "cpu")
 
 
-needs_compiled_cpu = pytest.mark.skipif(not compiled_cpu(), reason="compiled CPU kernels not loaded")
+EXPECT_EXTENSION = os.environ.get("SATCLIP_EXPECT_EXTENSION") == "1"
+
+
+def require_compiled(op: str, device: str = "cpu") -> None:
+    """For a test that holds a compiled kernel against its pure-PyTorch twin: without the kernel
+    it would compare the twin with itself. Skips where no kernel is expected; fails loudly where
+    it is (``SATCLIP_EXPECT_EXTENSION=1``: make test and CI, CPU kernels)."""
+    if extension.has_kernel(op, device):
+        return
+    if device == "cpu" and EXPECT_EXTENSION:
+        pytest.fail(f"satclip::{op} has no compiled CPU kernel, but SATCLIP_EXPECT_EXTENSION=1 "
+                    f"({extension.backend_info()['extension']['reason']})")
+    pytest.skip(f"no compiled {device} kernel for satclip::{op}")
+
+
+# Marks a test (or module) that needs the compiled CPU kernels: skipped without them, failed
+# without them under SATCLIP_EXPECT_EXTENSION=1 (see pytest_runtest_setup).
+needs_compiled_cpu = pytest.mark.compiled_cpu
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same global random state (torch, numpy), whatever ran before."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "compiled_cpu: needs the compiled CPU kernels (fails without them under "
+                                       "SATCLIP_EXPECT_EXTENSION=1, skipped otherwise)")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("compiled_cpu") is not None:
+        require_compiled("spherical_harmonics", "cpu")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from .faults import crash_point
 from .sinks import FORMATS, make_sink, quantize_int8, quantize_int8_torch
 from .sources import Source
 
@@ -44,17 +45,23 @@ def model_fingerprint(encoder) -> str:
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name("." + path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1))
+    crash_point("manifest")
     os.replace(tmp, path)
+
+
+def _is_run_debris(p: Path) -> bool:
+    """A temporary file of this package's atomic writes, left by a killed run."""
+    return p.name.startswith(".") and p.name.endswith(".tmp")
 
 
 def _prepare_output(out: Path, want: dict, overwrite: bool) -> set[int]:
     """Returns the chunk indices already done (resume), after refusing inconsistent cases."""
     mpath = out / MANIFEST
     if out.exists() and not mpath.exists():
-        if out.is_dir() and not any(out.iterdir()):
-            return set()
+        if out.is_dir() and all(_is_run_debris(p) for p in out.iterdir()):
+            return set()  # empty, or killed while writing its very first manifest
         raise FileExistsError(f"{out} exists and is not a satclip embedding output (no {MANIFEST}); "
                               "choose another --out (nothing was deleted)")
     if mpath.exists():
@@ -64,6 +71,9 @@ def _prepare_output(out: Path, want: dict, overwrite: bool) -> set[int]:
             return set()
         have.setdefault("precision", "float32")  # manifests written before precision modes existed
         diffs = [k for k in want if k != "done" and have.get(k) != want[k]]
+        if diffs and not have.get("done"):
+            shutil.rmtree(out)  # a run that wrote no chunk: nothing to keep, nothing to resume
+            return set()
         if diffs:
             raise ValueError(f"{out} holds a run with different {', '.join(diffs)}; resume needs the same model, "
                              "inputs and settings. Pass overwrite=True (--overwrite) to replace it")
@@ -116,6 +126,11 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
     sink = make_sink(fmt, out=out, dim=dim, dtype=out_dtype, n=len(source) if needs_n else None,
                      chunk_size=source.chunk_size, grid_shape=grid_shape,
                      metadata={"satclip_version": __version__, "model": want["model"], "model_config": want["model_config"]})
+    if sink.created and done:
+        # the arrays were (re)created, so no chunk the manifest lists is on disk any more
+        done = set()
+        manifest["done"] = []
+        _write_json_atomic(out / MANIFEST, manifest)
 
     q: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .faults import crash_point
 from .sources import Chunk
 
 FORMATS = ("parquet", "npy", "zarr")
@@ -64,6 +65,7 @@ class ParquetSink:
 
         self.out, self.dim, self.dtype, self.metadata = out, dim, dtype, metadata
         self.out.mkdir(parents=True, exist_ok=True)
+        self.created = False  # one file per chunk: nothing is shared between chunks
 
     def write(self, chunk: Chunk, emb: np.ndarray, scale: np.ndarray | None = None) -> None:
         import pyarrow as pa
@@ -87,12 +89,14 @@ class ParquetSink:
         meta = {b"geo": json.dumps(geo).encode(), b"satclip": json.dumps(self.metadata).encode()}
         table = table.replace_schema_metadata(meta)
         final = self.out / f"part-{chunk.index:06d}.parquet"
-        tmp = final.with_name(final.name + ".tmp")
+        # a dot name: Parquet readers (pyarrow datasets, DuckDB, Spark) skip it if a crash leaves it
+        tmp = final.with_name("." + final.name + ".tmp")
         # Embeddings are noise to a compressor and to dictionary encoding: skipping both (and the
         # embedding column's statistics) cuts the write's CPU time by a third, CPU the encoder
         # needs (measured: 55 -> 34 ms per 16384 x 256 float32 chunk).
         pq.write_table(table, tmp, compression="none", use_dictionary=["id"],
                        write_statistics=["id", "lon", "lat"])
+        crash_point("shard")
         os.replace(tmp, final)
 
     def close(self) -> None:
@@ -100,19 +104,38 @@ class ParquetSink:
 
 
 class NpySink:
+    """``embeddings.npy [N, D]``, ``ids.npy [N]``, ``lonlat.npy [N, 2]`` (and ``scales.npy [N]``
+    for int8) as preallocated memmaps. An output whose files are not all there and readable (a
+    run killed while creating them) is created anew: ``created`` tells the runner that no chunk
+    of it can be trusted."""
+
     def __init__(self, out: Path, dim: int, dtype: str, n: int, chunk_size: int, **_):
         self.out, self.chunk_size = out, chunk_size
         self.out.mkdir(parents=True, exist_ok=True)
-        mode = "r+" if (self.out / "embeddings.npy").exists() else "w+"
-        open_mm = np.lib.format.open_memmap
-        self.emb = open_mm(self.out / "embeddings.npy", mode=mode, dtype=dtype, shape=(n, dim))
-        self.ids = open_mm(self.out / "ids.npy", mode=mode, dtype=np.int64, shape=(n,))
-        self.lonlat = open_mm(self.out / "lonlat.npy", mode=mode, dtype=np.float64, shape=(n, 2))
-        self.arrays = [self.emb, self.ids, self.lonlat]
-        self.scales = None
+        specs = {"embeddings.npy": (dtype, (n, dim)), "ids.npy": (np.int64, (n,)), "lonlat.npy": (np.float64, (n, 2))}
         if dtype == "int8":
-            self.scales = open_mm(self.out / "scales.npy", mode=mode, dtype=np.float32, shape=(n,))
-            self.arrays.append(self.scales)
+            specs["scales.npy"] = (np.float32, (n,))
+        open_mm = np.lib.format.open_memmap
+        arrays = None
+        if all((out / name).exists() for name in specs):
+            try:
+                arrays = {name: open_mm(out / name, mode="r+") for name in specs}
+            except (OSError, ValueError):  # a header cut short by a crash while creating it
+                arrays = None
+            if arrays is not None and any(a.shape != specs[k][1] or a.dtype != np.dtype(specs[k][0])
+                                          for k, a in arrays.items()):
+                raise ValueError(f"{out}: the .npy files do not have the shapes and dtypes of this run "
+                                 f"({ {k: (str(np.dtype(d)), sh) for k, (d, sh) in specs.items()} }); "
+                                 "use --overwrite to start again")
+        self.created = arrays is None
+        if arrays is None:
+            arrays = {}
+            for name, (dt, shape) in specs.items():
+                arrays[name] = open_mm(out / name, mode="w+", dtype=dt, shape=shape)
+                crash_point("create")
+        self.emb, self.ids, self.lonlat = arrays["embeddings.npy"], arrays["ids.npy"], arrays["lonlat.npy"]
+        self.scales = arrays.get("scales.npy")
+        self.arrays = list(arrays.values())
 
     def write(self, chunk: Chunk, emb: np.ndarray, scale: np.ndarray | None = None) -> None:
         s = chunk.start
@@ -120,6 +143,7 @@ class NpySink:
         self.emb[s:e] = emb
         if self.scales is not None:
             self.scales[s:e] = scale
+        crash_point("shard")
         self.ids[s:e] = chunk.ids
         self.lonlat[s:e, 0] = chunk.lon
         self.lonlat[s:e, 1] = chunk.lat
@@ -145,32 +169,46 @@ class ZarrSink:
         except ImportError:
             raise ImportError("--format zarr needs `pip install zarr`") from None
         self.grid = tuple(grid_shape) if grid_shape else None
-        exists = (out / "zarr.json").exists() or (out / ".zgroup").exists()
-        self.root = zarr.open_group(str(out), mode="r+" if exists else "w")
-        if exists:
+        layout = "grid" if self.grid else "flat"
+        # mode "a", never "w": "w" empties the whole directory, the run's manifest included
+        self.root = zarr.open_group(str(out), mode="a")
+        arrays = self._arrays(dim, dtype, n, chunk_size)
+        have = dict(self.root.arrays())
+        # The group's "layout" attribute is written last, so it marks a completely created output.
+        self.created = not (self.root.attrs.get("layout") == layout and all(
+            name in have and have[name].shape == spec["shape"] and have[name].dtype == np.dtype(spec["dtype"])
+            for name, spec in arrays.items()))
+        if not self.created:
             return
-        self.root.attrs.update({"satclip": metadata, "layout": "grid" if self.grid else "flat"})
+        for name, spec in arrays.items():
+            data = spec.pop("data", None)
+            a = self.root.create_array(name, overwrite=True, **spec)
+            if data is not None:
+                a[:] = data
+            crash_point("create")
+        self.root.attrs.update({"satclip": metadata, "layout": layout})
+
+    def _arrays(self, dim: int, dtype: str, n: int, chunk_size: int) -> dict:
+        """name -> create_array arguments (and ``data`` for the coordinate arrays of a grid)."""
         if self.grid:
             nlat, nlon = self.grid
             if chunk_size % nlon:
                 raise ValueError(f"grid Zarr output needs chunks of whole rows ({nlon} cells), got {chunk_size}")
-            rows = chunk_size // nlon
-            self.root.create_array("embedding", shape=(nlat, nlon, dim), chunks=(min(rows, nlat), nlon, dim), dtype=dtype,
-                                   compressors=None)
-            if dtype == "int8":
-                self.root.create_array("embedding_scale", shape=(nlat, nlon), chunks=(min(rows, nlat), nlon),
-                                       dtype="float32")
+            rows = min(chunk_size // nlon, nlat)
             step = 180.0 / nlat
-            self.root.create_array("lat", shape=(nlat,), dtype="float64")[:] = -90 + (np.arange(nlat) + 0.5) * step
-            self.root.create_array("lon", shape=(nlon,), dtype="float64")[:] = -180 + (np.arange(nlon) + 0.5) * step
-            return
+            out = {"embedding": dict(shape=(nlat, nlon, dim), chunks=(rows, nlon, dim), dtype=dtype, compressors=None)}
+            if dtype == "int8":
+                out["embedding_scale"] = dict(shape=(nlat, nlon), chunks=(rows, nlon), dtype="float32")
+            out["lat"] = dict(shape=(nlat,), dtype="float64", data=-90 + (np.arange(nlat) + 0.5) * step)
+            out["lon"] = dict(shape=(nlon,), dtype="float64", data=-180 + (np.arange(nlon) + 0.5) * step)
+            return out
         c = min(chunk_size, max(n, 1))
-        self.root.create_array("embedding", shape=(n, dim), chunks=(c, dim), dtype=dtype, compressors=None)
+        out = {"embedding": dict(shape=(n, dim), chunks=(c, dim), dtype=dtype, compressors=None)}
         if dtype == "int8":
-            self.root.create_array("embedding_scale", shape=(n,), chunks=(c,), dtype="float32")
-        self.root.create_array("id", shape=(n,), chunks=(c,), dtype="int64")
-        self.root.create_array("lon", shape=(n,), chunks=(c,), dtype="float64")
-        self.root.create_array("lat", shape=(n,), chunks=(c,), dtype="float64")
+            out["embedding_scale"] = dict(shape=(n,), chunks=(c,), dtype="float32")
+        for name, dt in (("id", "int64"), ("lon", "float64"), ("lat", "float64")):
+            out[name] = dict(shape=(n,), chunks=(c,), dtype=dt)
+        return out
 
     def write(self, chunk: Chunk, emb: np.ndarray, scale: np.ndarray | None = None) -> None:
         s = chunk.start
@@ -178,12 +216,14 @@ class ZarrSink:
         if self.grid:
             nlon = self.grid[1]
             self.root["embedding"][s // nlon:e // nlon] = emb.reshape(-1, nlon, emb.shape[1])
+            crash_point("shard")
             if scale is not None:
                 self.root["embedding_scale"][s // nlon:e // nlon] = scale.reshape(-1, nlon)
             return
         self.root["embedding"][s:e] = emb
         if scale is not None:
             self.root["embedding_scale"][s:e] = scale
+        crash_point("shard")
         self.root["id"][s:e] = chunk.ids
         self.root["lon"][s:e] = chunk.lon
         self.root["lat"][s:e] = chunk.lat

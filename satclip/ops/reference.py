@@ -21,6 +21,8 @@ import math
 
 import torch
 
+from . import checks
+
 _SCALE_UP = {torch.float32: 2.0**100, torch.float64: 2.0**900}
 
 
@@ -112,6 +114,8 @@ def _chunk(L: int, device: torch.device) -> int:
 
 def spherical_harmonics(lonlat: torch.Tensor, L: int) -> torch.Tensor:
     """``[N, 2]`` (lon, lat) degrees -> ``[N, L*L]`` orthonormal real SH, dtype of the input."""
+    checks.lonlat(lonlat, "satclip::spherical_harmonics")
+    checks.degree(L, "satclip::spherical_harmonics")
     if L == 0:
         return lonlat.new_zeros(lonlat.shape[0], 0)
     n, step = lonlat.shape[0], _chunk(L, lonlat.device)
@@ -128,6 +132,10 @@ def spherical_harmonics(lonlat: torch.Tensor, L: int) -> torch.Tensor:
 
 def spherical_harmonics_backward(grad: torch.Tensor, lonlat: torch.Tensor, L: int) -> torch.Tensor:
     """dLoss/d(lon, lat) in degrees^-1 given ``grad = dLoss/dY`` ``[N, L*L]``; returns ``[N, 2]``."""
+    op = "satclip::spherical_harmonics_backward"
+    checks.lonlat(lonlat, op)
+    checks.degree(L, op)
+    checks.sh_grad(grad, lonlat, L, op)
     if L == 0:
         return torch.zeros_like(lonlat)
     q, c, s = legendre_table(lonlat, L)
@@ -155,6 +163,8 @@ def spherical_harmonics_backward(grad: torch.Tensor, lonlat: torch.Tensor, L: in
 
 def siren_layer(x, weight, bias, w0: float, mask, save_cos: bool):
     """``y = sin(w0 * (x @ W.T + b) * mask)`` and (if ``save_cos``) ``cos`` of the same argument."""
+    checks.linear(x, weight, bias, "satclip::siren_layer")
+    checks.mask(mask, x, x.shape[0], weight.shape[0], "satclip::siren_layer")
     z = torch.addmm(bias, x, weight.t())
     if mask is not None:
         z = z * mask
@@ -165,6 +175,8 @@ def siren_layer(x, weight, bias, w0: float, mask, save_cos: bool):
 
 
 def siren_layer_backward(grad_y, cos, x, weight, w0: float, mask, need_grad_x: bool = True):
+    checks.siren_backward(grad_y, cos, x, weight, "satclip::siren_layer_backward")
+    checks.mask(mask, grad_y, grad_y.shape[0], grad_y.shape[1], "satclip::siren_layer_backward")
     gz = grad_y * w0 * cos
     if mask is not None:
         gz = gz * mask
@@ -190,10 +202,7 @@ def round_operand(x: torch.Tensor, precision: str) -> torch.Tensor:
 def location_encoder_forward(lonlat, L: int, weights, biases, w0_first: float, w0_hidden: float,
                              chunk_size: int, precision: str = "float32"):
     """Inference of SH -> sine layers -> linear, chunk by chunk (bounded memory)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision != "float32" and lonlat.dtype != torch.float32:
-        raise ValueError(f"precision={precision!r} needs float32 inputs and weights, got {lonlat.dtype}")
+    checks.encoder(lonlat, L, weights, biases, chunk_size, precision)
     weights = [round_operand(w, precision) for w in weights]
     outs = []
     for lo in range(0, lonlat.shape[0], chunk_size):
@@ -211,12 +220,9 @@ def sh_siren_layer(lonlat, L: int, weight, bias, w0: float, precision: str = "fl
     """The first sine layer from the coordinates: ``sin(w0 * (SH(lonlat) W^T + b))``.
     ``precision="bf16"`` (float32 inputs): SH and W rounded to bf16, float32 sums and sine,
     the result rounded to bf16 and returned as a bf16 tensor (the next layer's operand)."""
-    if precision not in ("float32", "bf16"):
-        raise ValueError(f"sh_siren_layer: precision must be 'float32' or 'bf16', got {precision!r}")
+    checks.sh_siren_layer(lonlat, L, weight, bias, precision)
     if precision == "float32":
         return siren_layer(spherical_harmonics(lonlat, L), weight, bias, w0, None, False)[0]
-    if lonlat.dtype != torch.float32:
-        raise ValueError(f"sh_siren_layer: precision 'bf16' needs float32 inputs and weights, got {lonlat.dtype}")
     y = siren_layer(round_operand(spherical_harmonics(lonlat, L), "bf16"), round_operand(weight, "bf16"), bias, w0,
                     None, False)[0]
     return y.to(torch.bfloat16)

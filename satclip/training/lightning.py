@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("training needs Lightning: pip install 'satclip[train]'") from exc
 
 from .._version import __version__
-from .loss import clip_loss
+from .loss import clip_loss, global_mean
 from .model import MOCO, SatCLIP
 
 # The original constructor's arguments that this package writes into hyper_parameters.
@@ -109,7 +109,11 @@ class SatCLIPLightningModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        self.log("val_loss", self._loss(batch), prog_bar=True, batch_size=batch["point"].shape[0], sync_dist=True)
+        # Validation batches may differ in size between processes (the last one is split as
+        # evenly as it goes, see SatCLIPDataModule): log the row-weighted loss of the global
+        # batch, the same on every process, so the epoch mean is that of one process.
+        loss, n = global_mean(self._loss(batch), batch["point"].shape[0])
+        self.log("val_loss", loss, prog_bar=True, batch_size=n, sync_dist=True)
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -164,7 +168,11 @@ class SatCLIPDataModule(L.LightningDataModule):
             full = FeatureDataset(self.data)
             n = len(full)
             train, val = self._split(n)
-            return full.subset(train), (full.subset(val) if len(val) else None)
+            val_ds = None
+            if len(val):
+                val_ds = full.subset(val)
+                val_ds.jitter_deg = 0.0  # validation: no augmentation, as EvalTransform for images
+            return full.subset(train), val_ds
         if kind == "bluemarble":
             from .bluemarble import BlueMarbleDataset
             crop = self.crop_size or self.patch_px
@@ -208,7 +216,65 @@ class SatCLIPDataModule(L.LightningDataModule):
     def train_dataloader(self):
         return self._loader(self.train_set, True)
 
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return trainer.global_rank, trainer.world_size
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
     def val_dataloader(self):
         if self.val_set is None or len(self.val_set) < 2:
             return []
-        return self._loader(self.val_set, False)
+        rank, world = self._rank_world()
+        if world == 1:
+            return self._loader(self.val_set, False)
+        # Several processes: no DistributedSampler (it pads with repeated rows and splits by
+        # stride). Global batch k is rows [k*G, (k+1)*G) of the validation set, G = world *
+        # batch_size, as one process with batch G would see them; each process takes one
+        # contiguous part (the last, short batch split as evenly as it goes).
+        from torch.utils.data import DataLoader, DistributedSampler
+
+        batches = rank_batches(len(self.val_set), self.batch_size, rank, world)
+        ds = _Batched(self.val_set, batches, features=self.kind() == "features")
+        # A DistributedSampler over this process's own batches, so Lightning adds none of its own.
+        sampler = DistributedSampler(ds, num_replicas=1, rank=0, shuffle=False)
+        return DataLoader(ds, batch_size=None, sampler=sampler, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+
+
+def rank_batches(n: int, batch_size: int, rank: int, world: int) -> list[np.ndarray]:
+    """The validation rows process ``rank`` of ``world`` takes, batch by batch: global batch k is
+    rows ``[k*G, (k+1)*G)``, ``G = world * batch_size``, cut into ``world`` contiguous parts as
+    even as possible. A last global batch with fewer rows than processes is left out (every
+    process must take part in every step), with a warning."""
+    g = world * batch_size
+    out = []
+    for lo in range(0, n, g):
+        rows = np.arange(lo, min(n, lo + g))
+        if len(rows) < world:
+            import warnings
+            warnings.warn(f"validation: the last {len(rows)} of {n} rows are left out, fewer than the {world} "
+                          "processes (choose a validation size that leaves at least one row per process)")
+            break
+        out.append(np.array_split(rows, world)[rank])
+    return out
+
+
+class _Batched(torch.utils.data.Dataset):
+    """Item k = the k-th batch (a list of row indices of ``ds``), collated."""
+
+    def __init__(self, ds, batches, features: bool):
+        self.ds, self.batches, self.features = ds, batches, features
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, k: int) -> dict:
+        rows = self.batches[k]
+        if self.features:  # FeatureDataset takes a whole list of rows at once
+            return self.ds[rows]
+        from torch.utils.data import default_collate
+        return default_collate([self.ds[int(i)] for i in rows])

@@ -73,7 +73,7 @@ def test_library_built_for_another_torch_is_refused(tmp_path):
     info["torch_version"] = "0.0.1"
     (copy / "_C_build.json").write_text(json.dumps(info))
     code = "import satclip; i = satclip.backend_info(); print(i['extension']['loaded'], i['extension']['reason'])"
-    out = _run(code, {}, pythonpath=str(tmp_path))
+    out = _run(code, {"SATCLIP_DISABLE_EXTENSION": "0"}, pythonpath=str(tmp_path))
     assert out.startswith("False") and "built for torch 0.0.1" in out
 
 
@@ -82,3 +82,9 @@ def test_backend_info_names_every_op():
     assert set(info["ops"]) == set(extension.OPS)
     for row in info["ops"].values():
         assert set(row) == {"cpu", "cuda"} and all(isinstance(v, str) and v for v in row.values())
+
+
+@pytest.mark.skipif(not extension.extension_loaded(), reason="no compiled library")
+def test_cpu_isa_switch_selects_the_baseline_kernels():
+    code = ("import json, satclip; i = satclip.backend_info(); print(json.dumps(i['ops']['spherical_harmonics']['cpu']))")
+    assert "baseline x86-64" in json.loads(_run(code, {"SATCLIP_CPU_ISA": "base"}))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import lonlat_points
+from conftest import lonlat_points, require_compiled
 import satclip
 from satclip.ops import reference as ref
 from satclip import functional as F
@@ -41,6 +41,7 @@ def _encoder(L, seed=0):
 @pytest.mark.parametrize("precision", ["float32", "tf32", "bf16"])
 @pytest.mark.parametrize("L", [10, 40])
 def test_compiled_op_matches_reference_in_each_mode(L, precision):
+    require_compiled("location_encoder_forward")
     enc = _encoder(L)
     x = lonlat_points(3000).float()
     w = [enc.folded_first_weight(), enc.nnet.layers[1].weight, enc.nnet.last_layer.weight]
@@ -58,6 +59,12 @@ def test_compiled_op_matches_reference_in_each_mode(L, precision):
         assert (got - want).abs().mean() < 0.5 * (got - exact).abs().mean()
 
 
+# The README's measured max per-point relative errors against float64 (random-init, hidden 512,
+# seed 1, 4,000 points from lonlat_points(4000) incl. poles and dateline).
+README_MAX_ERROR = {10: {"float32": 3.1e-6, "tf32": 7.9e-4, "bf16": 5.9e-3},
+                    40: {"float32": 1.6e-5, "tf32": 6.1e-4, "bf16": 4.9e-3}}
+
+
 @pytest.mark.parametrize("L", [10, 40])
 def test_embedding_error_of_each_offered_mode_below_1e_2(L):
     enc = _encoder(L, seed=1)
@@ -71,8 +78,11 @@ def test_embedding_error_of_each_offered_mode_below_1e_2(L):
             got = enc(x.float()).double().numpy()
             rel = np.linalg.norm(got - exact, axis=1) / np.linalg.norm(exact, axis=1)  # per point
             errors[precision] = float(rel.max())
-    assert errors["float32"] < 1e-4
     assert errors["float32"] < errors["tf32"] < errors["bf16"] < 1e-2, errors
+    # Each mode held to about twice its README figure (max per-point relative error, these seeds),
+    # so a mode that got several times worse cannot pass unnoticed.
+    for mode, bound in README_MAX_ERROR[L].items():
+        assert errors[mode] < 2 * bound, (mode, errors[mode], bound)
 
 
 def test_refusals():
@@ -85,7 +95,7 @@ def test_refusals():
         enc(x)
     w = [torch.zeros(4, 4), torch.zeros(2, 4)]
     b = [torch.zeros(4), torch.zeros(2)]
-    with pytest.raises((RuntimeError, ValueError), match="precision must be"):
+    with pytest.raises(RuntimeError, match="precision must be"):
         ops.location_encoder_forward(x.float(), 2, w, b, 30.0, 1.0, 16, "int8")
-    with pytest.raises((RuntimeError, ValueError), match="needs float32"):
+    with pytest.raises(RuntimeError, match="needs float32"):
         ops.location_encoder_forward(x, 2, [t.double() for t in w], [t.double() for t in b], 30.0, 1.0, 16, "tf32")

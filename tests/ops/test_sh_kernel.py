@@ -113,12 +113,3 @@ def test_threads_give_identical_results():
     finally:
         torch.set_num_threads(old)
     assert torch.equal(a, b)
-
-
-def test_kernel_rejects_bad_arguments():
-    with pytest.raises(RuntimeError, match=r"shape \[N, 2\]"):
-        ops.spherical_harmonics(torch.zeros(3, 3, dtype=torch.float64), 4)
-    with pytest.raises(RuntimeError, match="float32 or float64"):
-        ops.spherical_harmonics(torch.zeros(3, 2, dtype=torch.float16), 4)
-    with pytest.raises(RuntimeError, match="legendre_polys"):
-        ops.spherical_harmonics(torch.zeros(3, 2, dtype=torch.float64), -1)

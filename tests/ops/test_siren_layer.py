@@ -108,14 +108,3 @@ def test_backward_without_saved_cos_is_a_clear_error():
     y, _ = ops.siren_layer(x, wr, b, 30.0, None, False)
     with pytest.raises(RuntimeError, match="save_cos=True"):
         y.sum().backward()
-
-
-@needs_compiled_cpu
-def test_kernel_rejects_bad_shapes():
-    x, w, b, _ = _inputs()
-    with pytest.raises(RuntimeError, match="weight of shape"):
-        ops.siren_layer(x, w.t().contiguous(), b, 1.0, None, False)
-    with pytest.raises(RuntimeError, match="mask of shape"):
-        ops.siren_layer(x, w, b, 1.0, torch.ones(2, 2, dtype=x.dtype), False)
-    with pytest.raises(RuntimeError, match="share one dtype"):
-        ops.siren_layer(x.float(), w, b, 1.0, None, False)

@@ -3,7 +3,6 @@ one process with the combined batch (loss and gradients)."""
 
 import math
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -74,9 +73,10 @@ def _loss_and_grads(loc, img, scale, feats, lonlat, gather=True):
     return loss.detach(), grads
 
 
-def _worker(rank, world, port, out_dir):
+def _worker(rank, world, out_dir):
     import torch.distributed as dist
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{os.path.join(out_dir, 'rendezvous')}", rank=rank,
+                            world_size=world)
     loc, img, scale, feats, lonlat = _model_and_batch()
     rows = slice(rank * len(feats) // world, (rank + 1) * len(feats) // world)
     loss, grads = _loss_and_grads(loc, img, scale, feats[rows], lonlat[rows])
@@ -96,10 +96,7 @@ def _worker(rank, world, port, out_dir):
 
 def test_two_process_gathered_negatives_equal_combined_batch(tmp_path):
     world = 2
-    with socket.socket() as s:  # a free port for the rendezvous
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.start_processes(_worker, args=(world, port, str(tmp_path)), nprocs=world,
+    mp.start_processes(_worker, args=(world, str(tmp_path)), nprocs=world,
                        start_method="spawn")
     ddp = torch.load(tmp_path / "ddp.pt")
     loss, grads = _loss_and_grads(*_model_and_batch())

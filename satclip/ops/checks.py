@@ -1,0 +1,116 @@
+"""Argument checks of the pure-PyTorch twins, the same as the compiled kernels' (``csrc/op_checks.h``):
+the same conditions, ``RuntimeError`` (what ``TORCH_CHECK`` raises) and the same words, so that a
+caller meets one error whichever implementation runs (``SATCLIP_DISABLE_EXTENSION=1``, no
+compiled library, or a device without a kernel)."""
+
+from __future__ import annotations
+
+import torch
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "[" + ", ".join(str(int(s)) for s in t.shape) + "]"
+
+
+def _fail(op: str, msg: str):
+    raise RuntimeError(f"{op}: {msg}")
+
+
+def lonlat(x: torch.Tensor, op: str) -> None:
+    if x.dim() != 2 or x.shape[1] != 2:
+        _fail(op, f"expected lonlat of shape [N, 2] (lon, lat in degrees), got {_shape(x)}")
+    if x.dtype not in _FLOATS:
+        _fail(op, f"expected lonlat of dtype float32 or float64, got {x.dtype}")
+
+
+def degree(L: int, op: str) -> None:
+    if not 0 <= L <= 4096:
+        _fail(op, f"legendre_polys must be in [0, 4096], got {L}")
+
+
+def sh_grad(grad: torch.Tensor, x: torch.Tensor, L: int, op: str) -> None:
+    n = x.shape[0]
+    if grad.dim() != 2 or grad.shape[0] != n or grad.shape[1] != L * L:
+        _fail(op, f"expected grad of shape [{n}, {L * L}], got {_shape(grad)}")
+    if grad.dtype != x.dtype:
+        _fail(op, f"grad dtype {grad.dtype} differs from lonlat dtype {x.dtype}")
+    if grad.device != x.device:
+        _fail(op, f"grad on {grad.device}, lonlat on {x.device}")
+
+
+def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, op: str) -> None:
+    if x.dim() != 2:
+        _fail(op, f"expected x of shape [N, in], got {_shape(x)}")
+    if w.dim() != 2 or w.shape[1] != x.shape[1]:
+        _fail(op, f"expected weight of shape [out, {x.shape[1]}], got {_shape(w)}")
+    if b.dim() != 1 or b.shape[0] != w.shape[0]:
+        _fail(op, f"expected bias of shape [{w.shape[0]}], got {_shape(b)}")
+    if not x.dtype == w.dtype == b.dtype:
+        _fail(op, f"x, weight and bias must share one dtype, got {x.dtype}, {w.dtype}, {b.dtype}")
+    if x.dtype not in _FLOATS:
+        _fail(op, f"expected float32 or float64, got {x.dtype}")
+    if not x.device == w.device == b.device:
+        _fail(op, f"x, weight and bias must be on one device, got {x.device}, {w.device}, {b.device}")
+
+
+def mask(m, like: torch.Tensor, rows: int, cols: int, op: str) -> None:
+    if m is None:
+        return
+    if m.dim() != 2 or m.shape[0] != rows or m.shape[1] != cols:
+        _fail(op, f"expected mask of shape [{rows}, {cols}], got {_shape(m)}")
+    if m.dtype != like.dtype or m.device != like.device:
+        _fail(op, f"mask must match x in dtype and device, got {m.dtype} on {m.device}")
+
+
+def siren_backward(grad_y, cos, x, weight, op: str) -> None:
+    if weight.dim() != 2 or x.dim() != 2 or weight.shape[1] != x.shape[1]:
+        _fail(op, f"expected x [N, in] and weight [out, in], got {_shape(x)} and {_shape(weight)}")
+    n, h = x.shape[0], weight.shape[0]
+    if grad_y.dim() != 2 or grad_y.shape[0] != n or grad_y.shape[1] != h or cos.shape != grad_y.shape:
+        _fail(op, f"expected grad_y and cos of shape [{n}, {h}], got {_shape(grad_y)} and {_shape(cos)}")
+
+
+def sh_siren_layer(x, L: int, weight, bias, precision: str) -> bool:
+    """Returns whether the mode is bf16."""
+    op = "satclip::sh_siren_layer"
+    lonlat(x, op)
+    degree(L, op)
+    if weight.dim() != 2 or weight.shape[1] != L * L:
+        _fail(op, f"expected weight of shape [out, {L * L}] (L*L SH features), got {_shape(weight)}")
+    if bias.dim() != 1 or bias.shape[0] != weight.shape[0]:
+        _fail(op, f"expected bias of shape [{weight.shape[0]}], got {_shape(bias)}")
+    if not (weight.dtype == bias.dtype == x.dtype and weight.device == bias.device == x.device):
+        _fail(op, f"weight and bias must match lonlat's dtype {x.dtype} and device {x.device}, got "
+                  f"{weight.dtype} on {weight.device} and {bias.dtype} on {bias.device}")
+    if precision not in ("float32", "bf16"):
+        _fail(op, f"precision must be 'float32' or 'bf16', got '{precision}'")
+    if precision == "bf16" and x.dtype != torch.float32:
+        _fail(op, f"precision 'bf16' needs float32 inputs and weights, got {x.dtype}")
+    return precision == "bf16"
+
+
+def encoder(x, L: int, weights, biases, chunk_size: int, precision: str) -> None:
+    op = "satclip::location_encoder_forward"
+    lonlat(x, op)
+    degree(L, op)
+    if not weights or len(weights) != len(biases):
+        _fail(op, f"expected as many biases as weights (at least one layer), got {len(weights)} weights "
+                  f"and {len(biases)} biases")
+    if chunk_size <= 0:
+        _fail(op, f"chunk_size must be positive, got {chunk_size}")
+    width = L * L
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        if w.dim() != 2 or w.shape[1] != width:
+            what = "L*L SH features" if i == 0 else "previous layer's width"
+            _fail(op, f"weights[{i}] must have {width} inputs ({what}), got {_shape(w)}")
+        if b.dim() != 1 or b.shape[0] != w.shape[0]:
+            _fail(op, f"biases[{i}] must be [{w.shape[0]}], got {_shape(b)}")
+        if not (w.dtype == b.dtype == x.dtype and w.device == b.device == x.device):
+            _fail(op, f"layer {i} must match lonlat's dtype {x.dtype} and device {x.device}")
+        width = w.shape[0]
+    if precision not in ("float32", "tf32", "bf16"):
+        _fail(op, f"precision must be 'float32', 'tf32' or 'bf16', got '{precision}'")
+    if precision != "float32" and x.dtype != torch.float32:
+        _fail(op, f"precision '{precision}' needs float32 inputs and weights, got {x.dtype}")
