@@ -99,11 +99,20 @@ def _load_lightning(path: Path, device, dtype, weights_only: bool) -> LocationEn
 
 def _read_lightning(path: Path, weights_only: bool) -> dict:
     """The checkpoint dict of a SatCLIP Lightning ``.ckpt`` (refused with the reason otherwise)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive (PK..); very old files are a bare pickle (protocol byte 0x80)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise ValueError(f"{path}: not a SatCLIP checkpoint (neither a torch checkpoint nor safetensors)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as exc:  # torch.load raises many types on damaged files (IndexError, EOFError, ...)
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}). If it is a trusted "
-                         "checkpoint holding custom Python objects, retry with weights_only=False") from None
+        if weights_only and "weights_only" in str(exc):
+            raise ValueError(f"{path}: a torch checkpoint holding Python objects that safe loading refuses "
+                             f"({str(exc).splitlines()[-1][:200]}); if you trust the file, load it in Python with "
+                             "satclip.load(path, weights_only=False)") from None
+        raise ValueError(f"{path}: a damaged torch checkpoint ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200]})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not a SatCLIP Lightning checkpoint (no 'state_dict' entry)")
     return ckpt

@@ -13,7 +13,7 @@ PKG = Path(satclip.__file__).resolve().parent
 
 # Rank of each top-level part of the package; an import may only reach a part of lower rank,
 # or the same part. Parts of equal rank are siblings and may not import each other.
-RANK = {"_version": 0, "data": 0, "ops": 1, "functional": 2, "compat": 2, "nn": 3, "checkpoint": 4,
+RANK = {"_version": 0, "data": 0, "ops": 1, "functional": 2, "compat": 2, "plotting": 2, "nn": 3, "checkpoint": 4,
         "embedding": 5, "evaluation": 5, "training": 5, "cli": 6}
 TOP = ("__init__", "__main__")  # the public API: may import anything, imported by no one inside
 

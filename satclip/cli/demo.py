@@ -41,35 +41,37 @@ def run(args) -> int:
                       legendre_polys=args.legendre_polys, bluemarble_size=args.patches, patch_px=32,
                       batch_size=args.batch_size, max_steps=args.steps, ckpt_every=max(1, args.steps // 2),
                       keep_checkpoints=1, val_fraction=0.1, seed=args.seed, log_every=max(1, min(10, args.steps // 10)))
-    print(f"satclip demo: 1/3 training on {args.patches} Blue Marble patches (32 px, ResNet18 + L={args.legendre_polys} "
-          f"SH/SIREN location encoder), {args.steps} steps of {args.batch_size}", file=sys.stderr)
+    # Steps and results go to one stream, flushed, so that they read in the order they happen.
+    say = lambda msg: print(f"satclip demo: {msg}", flush=True)  # noqa: E731
+    say(f"1/3 training on {args.patches} Blue Marble patches (32 px, ResNet18 + L={args.legendre_polys} "
+        f"SH/SIREN location encoder), {args.steps} steps of {args.batch_size}")
     t0 = time.perf_counter()
     from ..training.run import train
     module = train(cfg, quiet=not sys.stderr.isatty())
     t_train = time.perf_counter() - t0
-    enc = module.model.location.float().eval()
-    print(f"satclip demo: 2/3 embedding a {args.step} degree global grid", file=sys.stderr)
-    t0 = time.perf_counter()
-    source = GridSource(args.step)
-    grid = run_embedding(enc, source, out / "grid", fmt="npy", progress=False)
-    t_embed = time.perf_counter() - t0
-    png = render_preview(grid, out / "embedding-map.png",
-                         title=f"SatCLIP demo (Blue Marble, {args.steps} steps): first 3 principal components")
     import csv
 
-    from ..ops import backend_info
     with open(next((out / "train" / "logs").glob("version_*/metrics.csv")), newline="") as f:
         rows = list(csv.DictReader(f))
     losses = [float(r["train_loss"]) for r in rows if r.get("train_loss")]
     vals = [float(r["val_loss"]) for r in rows if r.get("val_loss")]
-    print(f"trained {args.steps} steps in {t_train:.0f} s: train loss {losses[0]:.3f} -> {losses[-1]:.3f}"
-          + (f", validation loss {vals[0]:.3f} -> {vals[-1]:.3f}" if len(vals) > 1 else "")
-          + f" (chance level {torch.log(torch.tensor(float(args.batch_size))):.3f})")
-    print(f"embedded {len(source):,} grid cells in {t_embed:.2f} s -> {grid} "
-          f"(backend: {backend_info()['ops']['location_encoder_forward']['cpu']})")
-    print(f"3/3 wrote {png}")
-    print(f"checkpoint {out / 'train' / 'checkpoints' / 'last.ckpt'} (original SatCLIP layout), "
-          f"location-only export {out / 'train' / 'location.safetensors'}")
+    say(f"trained {args.steps} steps in {t_train:.0f} s: train loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+        + (f", validation loss {vals[0]:.3f} -> {vals[-1]:.3f}" if len(vals) > 1 else "")
+        + f" (chance level {torch.log(torch.tensor(float(args.batch_size))):.3f})")
+    enc = module.model.location.float().eval()
+    say(f"2/3 embedding a {args.step} degree global grid")
+    t0 = time.perf_counter()
+    source = GridSource(args.step)
+    grid = run_embedding(enc, source, out / "grid", fmt="npy", progress=False)
+    t_embed = time.perf_counter() - t0
+    from ..ops import backend_info
+    say(f"embedded {len(source):,} grid cells in {t_embed:.2f} s -> {grid} "
+        f"(backend: {backend_info()['ops']['location_encoder_forward']['cpu']})")
+    say("3/3 drawing the map")
+    png = render_preview(grid, out / "embedding-map.png",
+                         title=f"SatCLIP demo (Blue Marble, {args.steps} steps): first 3 principal components")
+    say(f"wrote {png}; checkpoint {out / 'train' / 'checkpoints' / 'last.ckpt'} (original SatCLIP layout), "
+        f"location-only export {out / 'train' / 'location.safetensors'}")
     return 0
 
 

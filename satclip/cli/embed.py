@@ -23,7 +23,9 @@ def add_arguments(pe: argparse.ArgumentParser) -> None:
     pe.add_argument("--nest", action="store_true", help="with --healpix: nested ordering (default ring)")
     pe.add_argument("--lon-col", help="longitude column of --points (default: lon/longitude/x)")
     pe.add_argument("--lat-col", help="latitude column of --points (default: lat/latitude/y)")
-    pe.add_argument("--id-col", help="integer id column of --points to copy (default: row number)")
+    pe.add_argument("--id-col", help="id column of --points, copied as it is (any type; default: row number)")
+    pe.add_argument("--keep-cols", metavar="A,B|all", help="columns of --points to carry to the output beside the "
+                                                           "embedding (comma-separated, or 'all'; Parquet output)")
     pe.add_argument("--out", required=True, help="output directory")
     pe.add_argument("--format", choices=["parquet", "zarr", "npy"], default="parquet", help="default parquet")
     pe.add_argument("--dtype", choices=["float32", "float16", "int8"], default="float32",
@@ -36,6 +38,8 @@ def add_arguments(pe: argparse.ArgumentParser) -> None:
     pe.add_argument("--batch-size", type=int, default=65536, help="points per chunk (default 65536)")
     pe.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     pe.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming")
+    pe.add_argument("--verify", action="store_true", help="read back every chunk already written against its "
+                                                           "checksum and redo damaged ones (default: sizes only)")
     pe.add_argument("--preview", metavar="PNG", help="also draw the first 3 principal components as RGB on a map")
     pe.add_argument("--quiet", action="store_true", help="no messages and no progress bar")
 
@@ -52,8 +56,13 @@ def make_source(args):
     if args.batch_size < 1:
         raise SystemExit(f"satclip embed: --batch-size must be >= 1, got {args.batch_size}")
     kw = {"chunk_size": args.batch_size}
+    if args.points is None:
+        for flag in ("lon_col", "lat_col", "id_col", "keep_cols"):
+            if getattr(args, flag) is not None:
+                raise SystemExit(f"satclip embed: --{flag.replace('_', '-')} applies to --points")
     if args.points is not None:
-        return S.TableSource(args.points, args.lon_col, args.lat_col, args.id_col, **kw)
+        keep = ["*"] if args.keep_cols == "all" else [c for c in (args.keep_cols or "").split(",") if c]
+        return S.TableSource(args.points, args.lon_col, args.lat_col, args.id_col, keep_cols=keep, **kw)
     if args.grid is not None:
         return S.GridSource(args.grid, land_only=args.land_only, **kw)
     if args.healpix is not None:
@@ -61,13 +70,32 @@ def make_source(args):
     return S.H3Source(args.h3, **kw)
 
 
+def _needs(module: str, why: str) -> None:
+    import importlib.util
+    if importlib.util.find_spec(module) is None:
+        raise SystemExit(f"satclip embed: {why} needs `pip install {module}` (nothing was run)")
+
+
+def _check_dependencies(args) -> None:
+    """Every optional package the run will need, before any work starts."""
+    if args.format == "parquet" or args.points:
+        _needs("pyarrow", "Parquet input or output")
+    if args.format == "zarr":
+        _needs("zarr", "--format zarr")
+    if args.preview:
+        _needs("matplotlib", "--preview")
+
+
 def run(args) -> int:
     import torch
 
     from .. import functional as F
     from ..checkpoint import default_model, load
-    from ..embedding.runner import run_embedding
+    from ..embedding.runner import DiskFull, EmbeddingInterrupted, run_embedding
+    from ..embedding.state import OutputLocked
 
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(f"satclip embed: {msg}", file=sys.stderr))
+    _check_dependencies(args)
     try:
         source = make_source(args)
         dtype = torch.float64 if args.model_dtype == "float64" else torch.float32
@@ -79,21 +107,28 @@ def run(args) -> int:
             enc = load(args.checkpoint, device=args.device, dtype=dtype)
             name = args.checkpoint
         enc.precision = F.check_precision(args.precision, dtype)
-        quiet = args.quiet or not sys.stderr.isatty()
-        if not args.quiet:
-            print(f"satclip embed: model {name} (L={enc.legendre_polys}, {enc.harmonics}), "
-                  f"{len(source):,} points in {source.num_chunks} chunks -> {args.out} ({args.format}, {args.dtype})",
-                  file=sys.stderr)
+        n = source.num_chunks
+        say(f"model {name} (L={enc.legendre_polys}, {enc.harmonics}), {len(source):,} points in {n} "
+            f"chunk{'s' * (n != 1)} -> {args.out} ({args.format}, {args.dtype})")
         t0 = time.perf_counter()
         run_embedding(enc, source, args.out, fmt=args.format, out_dtype=args.dtype, device=args.device,
-                      overwrite=args.overwrite, progress=not quiet)
-        if not args.quiet:
-            print(f"satclip embed: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+                      overwrite=args.overwrite, progress=not (args.quiet or not sys.stderr.isatty()),
+                      verify=args.verify, log=say)
+        say(f"done in {time.perf_counter() - t0:.1f} s")
         if args.preview:
             from ..embedding.preview import render_preview
-            png = render_preview(args.out, args.preview)
-            if not args.quiet:
-                print(f"satclip embed: wrote {png}", file=sys.stderr)
-    except (ValueError, FileExistsError, FileNotFoundError, ImportError, TypeError) as exc:
-        raise SystemExit(f"satclip embed: {exc}") from None
+            say(f"wrote {render_preview(args.out, args.preview)}")
+    except EmbeddingInterrupted as exc:
+        print(f"satclip embed: {exc}", file=sys.stderr)
+        return 130
+    except DiskFull as exc:
+        raise SystemExit(f"satclip embed: {exc.strerror}") from None
+    except (ValueError, FileExistsError, FileNotFoundError, ImportError, TypeError, OutputLocked) as exc:
+        raise SystemExit(f"satclip embed: {cli_words(str(exc))}") from None
     return 0
+
+
+def cli_words(msg: str) -> str:
+    """A library message in the command's words: ``overwrite=True (--overwrite)`` -> ``--overwrite``."""
+    import re
+    return re.sub(r"\b\w+=\S+ \((--[\w/-]+)\)", r"\1", msg)

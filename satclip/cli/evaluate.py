@@ -5,17 +5,24 @@ from __future__ import annotations
 import argparse
 
 HELP = "linear and MLP probes on offline tasks, with baselines"
+QUICK_POINTS = 1000
 DESCRIPTION = ("Frozen embeddings + probes on air temperature, land/sea, Koppen class, elevation and population, "
                "against raw lon/lat, raw SH features and a randomly initialised encoder.")
 
 
 def add_arguments(pv: argparse.ArgumentParser) -> None:
-    pv.add_argument("--checkpoint", help="encoder to evaluate (default: baselines only)")
+    pv.add_argument("--checkpoint", help="encoder to evaluate (default: the bundled default model); the baselines "
+                                         "are always included")
     pv.add_argument("--tasks", help="comma-separated subset of air_temp,land_sea,koppen,elevation,population")
     pv.add_argument("--probes", help="comma-separated subset of linear,mlp (default both)")
     pv.add_argument("--splits", help="comma-separated subset of random,spatial (default both)")
-    pv.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
-    pv.add_argument("--legendre-polys", type=int, default=10, help="L of the baselines without --checkpoint")
+    pv.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3; 1 with --quick)")
+    pv.add_argument("--quick", action="store_true", help="a quick look (about a minute on 2 cores): one seed, at "
+                                                           f"most {QUICK_POINTS} points per task")
+    pv.add_argument("--baselines-only", action="store_true", help="no encoder: only lon/lat, raw SH and a "
+                                                                   "random-init encoder at --legendre-polys")
+    pv.add_argument("--legendre-polys", type=int, default=10, help="L of the baselines with --baselines-only "
+                                                                   "(otherwise the evaluated encoder's)")
     pv.add_argument("--out", help="directory for evaluation.md/.json/.png")
     pv.add_argument("--quiet", action="store_true", help="no per-fit lines")
 
@@ -34,7 +41,8 @@ def run(args) -> int:
         bad = [v for v in value if v not in allowed]
         if bad:
             raise SystemExit(f"satclip evaluate: unknown {what} {bad}; expected among {list(allowed)}")
-    if args.seeds < 1:
+    seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    if seeds < 1:
         raise SystemExit("satclip evaluate: --seeds must be >= 1")
 
     def progress(r):
@@ -43,9 +51,11 @@ def run(args) -> int:
                   f"{r['metric']} {r['score']:.3f}", flush=True)
 
     try:
-        features = feature_sets(args.checkpoint, args.legendre_polys)
-        result = evaluate(features, tasks=tasks, probes=probes, splits=splits, seeds=tuple(range(args.seeds)),
-                          progress=progress)
+        if args.baselines_only and args.checkpoint:
+            raise ValueError("--baselines-only and --checkpoint exclude each other")
+        features = feature_sets(args.checkpoint, args.legendre_polys, default_model=not args.baselines_only)
+        result = evaluate(features, tasks=tasks, probes=probes, splits=splits, seeds=tuple(range(seeds)),
+                          progress=progress, max_points=QUICK_POINTS if args.quick else None)
     except (ValueError, FileNotFoundError, ImportError) as exc:
         raise SystemExit(f"satclip evaluate: {exc}") from None
     print(markdown(result))

@@ -22,7 +22,7 @@ def run(args) -> int:
         return 0
     ext = info["extension"]
     print(f"satclip {__version__}, torch {info['torch']}, CUDA device: {info['cuda_available']}")
-    print(f"compiled extension: {'loaded' if ext['loaded'] else 'not loaded'} ({ext['reason']})")
+    print("compiled extension: loaded" if ext["loaded"] else f"compiled extension: not loaded ({ext['reason']})")
     if ext["build"]:
         b = ext["build"]
         print(f"  built for torch {b.get('torch_version')}, CUDA kernels {b.get('with_cuda')} "

@@ -12,8 +12,11 @@ COMMANDS = {"info": info, "demo": demo, "train": train, "embed": embed, "evaluat
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .._version import __version__
+
     p = argparse.ArgumentParser(prog="satclip", description="SatCLIP location encoders")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p.add_argument("--version", action="version", version=f"satclip {__version__}")
+    sub = p.add_subparsers(dest="cmd")
     for name, mod in COMMANDS.items():
         sp = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.__doc__))
         mod.add_arguments(sp)
@@ -22,7 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd is None:  # `satclip` alone: what it can do
+        parser.print_help()
+        return 0
     return args.fn(args)
 
 

@@ -33,7 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
         base = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
-        helptext = f"{f.metadata['help']} (default: {f.default})"
+        helptext = f.metadata["help"]
+        if "(default" not in helptext:  # some say in their own words what the default means
+            helptext += f" (default: {f.default})"
         if base[0] is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helptext)
         else:

@@ -34,7 +34,7 @@ def _as_lonlat(points, order, lon_col, lat_col) -> np.ndarray:
 
 
 def embed(encoder, points, *, batch_size: int = 65536, device=None, out_dtype="float32", order: str = "lonlat",
-          lon_col: str | None = None, lat_col: str | None = None):
+          lon_col: str | None = None, lat_col: str | None = None, as_frame: bool = False):
     """Embeds in-memory points with ``encoder`` in batches.
 
     Args:
@@ -46,9 +46,14 @@ def embed(encoder, points, *, batch_size: int = 65536, device=None, out_dtype="f
         batch_size: points per forward pass.
         device: where to run (default: the encoder's device).
         out_dtype: ``"float32"`` (default), ``"float16"`` or ``"float64"``.
+        as_frame: for a (Geo)DataFrame input, return a copy of it (same index, columns and
+            geometry) with an ``embedding`` column holding each row's ``[D]`` array.
     Returns:
-        ``[N, D]`` numpy array, or a torch tensor (on the input's device) for tensor input.
+        ``[N, D]`` numpy array, or a torch tensor (on the input's device) for tensor input, or
+        the frame with ``as_frame=True``.
     """
+    if as_frame and not hasattr(points, "columns"):
+        raise TypeError(f"as_frame=True needs a pandas DataFrame or GeoDataFrame, got {type(points).__name__}")
     lonlat = _as_lonlat(points, order, lon_col, lat_col)
     if str(np.dtype(out_dtype)) not in ("float16", "float32", "float64"):
         raise ValueError(f"out_dtype must be float16, float32 or float64, got {out_dtype!r} (int8 with scales is an "
@@ -65,4 +70,10 @@ def embed(encoder, points, *, batch_size: int = 65536, device=None, out_dtype="f
             out[s:s + batch_size] = enc(x).cpu().numpy()
     if isinstance(points, torch.Tensor):
         return torch.from_numpy(out).to(points.device)
+    if as_frame:
+        if "embedding" in points.columns:
+            raise ValueError("the frame already has an 'embedding' column; rename it or use as_frame=False")
+        frame = points.copy()
+        frame["embedding"] = list(out)
+        return frame
     return out

@@ -1,101 +1,110 @@
-"""A picture of an embedding: the first three principal components as RGB on a world map.
+"""A picture of an embedding: the first three principal components as RGB on a world map, with
+coastlines.
 
-For a lat/lon grid (full or land-only) the cells are drawn as an image; for other point sets
-(tables, HEALPix, H3) as a scatter plot. Needs matplotlib (imported lazily).
+Built while streaming the output (bounded memory, whatever its size): pass 1 reads an evenly
+spaced sample of at most ``SAMPLE`` rows and fits the principal components and the colour
+stretch on it; pass 2 projects block after block into a fixed-size raster (the mean colour of
+the points that fall in each pixel). A lat/lon grid gets one pixel per cell up to
+``MAX_WIDTH`` pixels across; other point sets (tables, HEALPix, H3) are drawn as dots large
+enough to see when there are few of them, else as the same raster. Needs matplotlib.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from .runner import MANIFEST
+from .reader import iter_embeddings, manifest_of
+
+SAMPLE = 50_000       # rows the components are fitted on
+MAX_WIDTH = 3600      # raster width in pixels (height half of it)
+SCATTER_MAX = 20_000  # point sets up to this size are drawn as dots
 
 
-def read_embeddings(out) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(ids, lon, lat, embedding) of a finished ``satclip embed`` output directory; int8 codes
-    come back multiplied by their per-point scale (float32)."""
-    out = Path(out)
-    man = json.loads((out / MANIFEST).read_text())
-    fmt = man["format"]
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        t = pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("part-*.parquet"))])
-        emb = t.column("embedding").combine_chunks()
-        flat = emb.values.to_numpy(zero_copy_only=False).reshape(len(t), -1)
-        scale = t.column("embedding_scale").to_numpy() if "embedding_scale" in t.column_names else None
-        return (t.column("id").to_numpy(), t.column("lon").to_numpy(), t.column("lat").to_numpy(),
-                _dequantize(flat, scale))
-    if fmt == "npy":
-        ll = np.load(out / "lonlat.npy")
-        emb = np.load(out / "embeddings.npy", mmap_mode="r")
-        scale = np.load(out / "scales.npy") if (out / "scales.npy").exists() else None
-        return np.load(out / "ids.npy"), ll[:, 0], ll[:, 1], _dequantize(emb, scale)
-    import zarr
-    root = zarr.open_group(str(out), mode="r")
-    scale = root["embedding_scale"][:] if "embedding_scale" in root else None
-    if root.attrs.get("layout") == "grid":
-        emb = root["embedding"][:]
-        nlat, nlon, dim = emb.shape
-        lon, lat = np.meshgrid(root["lon"][:], root["lat"][:])
-        flat_scale = None if scale is None else scale.reshape(-1)
-        return np.arange(nlat * nlon), lon.reshape(-1), lat.reshape(-1), _dequantize(emb.reshape(-1, dim), flat_scale)
-    return root["id"][:], root["lon"][:], root["lat"][:], _dequantize(root["embedding"][:], scale)
+class PCAColours:
+    """Projection on the top 3 principal components of a sample, each stretched between its
+    1st and 99th percentile on that sample, clipped to [0, 1]."""
+
+    def __init__(self, sample: np.ndarray):
+        x = np.asarray(sample, dtype=np.float32)
+        self.mean = x.mean(0, dtype=np.float64)
+        # covariance block by block in float64: a [D, D] matrix, not an SVD of the whole sample
+        cov = np.zeros((x.shape[1], x.shape[1]))
+        for s in range(0, len(x), 8192):
+            d = x[s:s + 8192] - self.mean
+            cov += d.T @ d
+        _, vecs = np.linalg.eigh(cov)
+        self.components = vecs[:, ::-1][:, :3].T
+        proj = self._project(x)
+        self.lo, self.hi = np.percentile(proj, 1, axis=0), np.percentile(proj, 99, axis=0)
+
+    def _project(self, emb: np.ndarray) -> np.ndarray:
+        return (np.asarray(emb, dtype=np.float64) - self.mean) @ self.components.T
+
+    def __call__(self, emb: np.ndarray) -> np.ndarray:
+        proj = self._project(emb)
+        return np.clip((proj - self.lo) / np.where(self.hi > self.lo, self.hi - self.lo, 1.0), 0.0, 1.0)
 
 
-def _dequantize(emb: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
-    return emb if scale is None else emb.astype(np.float32) * scale[:, None]
-
-
-def pca_rgb(emb: np.ndarray, sample: int = 200_000, seed: int = 0) -> np.ndarray:
-    """``[N, 3]`` colours in [0, 1]: projection on the top 3 principal components (fitted on at
-    most ``sample`` rows), each stretched between its 1st and 99th percentile."""
-    x = np.asarray(emb, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    fit = x[rng.choice(len(x), size=min(sample, len(x)), replace=False)]
-    mean = fit.mean(0)
-    _, _, vt = np.linalg.svd(fit - mean, full_matrices=False)
-    proj = (x - mean) @ vt[:3].T
-    lo, hi = np.percentile(proj, 1, axis=0), np.percentile(proj, 99, axis=0)
-    return np.clip((proj - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
+def _sample(out, n: int) -> np.ndarray:
+    stride = max(1, -(-n // SAMPLE))
+    parts, seen = [], 0
+    for _, _, _, emb in iter_embeddings(out):
+        first = (-seen) % stride  # every stride-th row of the whole output
+        parts.append(np.asarray(emb[first::stride], dtype=np.float32))
+        seen += len(emb)
+    return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
 
 
 def render_preview(out, png, title: str | None = None) -> Path:
-    """Writes ``png`` for the embedding output directory ``out``; returns its path."""
+    """Writes ``png`` for the finished embedding output directory ``out``; returns its path."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("--preview needs `pip install matplotlib`") from None
+    from ..plotting import draw_coastlines, world_axes
+
     out, png = Path(out), Path(png)
-    man = json.loads((out / MANIFEST).read_text())
+    man = manifest_of(out)
     if not man.get("complete"):
         raise ValueError(f"{out} is not a finished run; resume it first")
-    ids, lon, lat, emb = read_embeddings(out)
-    rgb = pca_rgb(emb)
+    n = sum(r["rows"] for r in man.get("shards", {}).values()) or sum(len(b[0]) for b in iter_embeddings(out))
+    if n == 0:
+        raise ValueError(f"{out} holds no points to draw")
+    colours = PCAColours(_sample(out, n))
     src = man["source"]
     fig, ax = plt.subplots(figsize=(12, 6), dpi=100)
-    if src["type"] == "grid":
-        step = src["step"]
-        nrows, ncols = int(round(180 / step)), int(round(360 / step))
-        img = np.ones((nrows, ncols, 3))  # white where a land-only grid has sea
-        row, col = np.divmod(ids.astype(np.int64), ncols)
-        img[row, col] = rgb
-        ax.imshow(img, origin="lower", extent=(-180, 180, -90, 90), interpolation="nearest")
+    if src["type"] == "grid" or n > SCATTER_MAX:
+        width = min(MAX_WIDTH, int(round(360 / src["step"]))) if src["type"] == "grid" else 1800
+        height = max(1, width // 2)
+        acc = np.zeros((height * width, 3), np.float64)
+        count = np.zeros(height * width, np.int64)
+        for _, lon, lat, emb in iter_embeddings(out):
+            col = np.clip(((np.mod(lon + 180.0, 360.0)) / 360.0 * width).astype(np.int64), 0, width - 1)
+            row = np.clip(((lat + 90.0) / 180.0 * height).astype(np.int64), 0, height - 1)
+            pix = row * width + col
+            rgb = colours(emb)
+            for c in range(3):
+                acc[:, c] += np.bincount(pix, weights=rgb[:, c], minlength=height * width)
+            count += np.bincount(pix, minlength=height * width)
+        img = np.ones((height * width, 3))  # white where no point fell (sea in a land-only grid)
+        hit = count > 0
+        img[hit] = acc[hit] / count[hit, None]
+        ax.imshow(img.reshape(height, width, 3), origin="lower", extent=(-180, 180, -90, 90),
+                  interpolation="nearest")
     else:
-        ax.scatter(lon, lat, c=rgb, s=max(0.1, min(4.0, 2e5 / max(len(lon), 1))), marker=".", linewidths=0)
-    ax.set_xlim(-180, 180)
-    ax.set_ylim(-90, 90)
-    ax.set_aspect("equal")
-    ax.set_xlabel("longitude")
-    ax.set_ylabel("latitude")
+        lon = np.concatenate([b[1] for b in iter_embeddings(out)])
+        lat = np.concatenate([b[2] for b in iter_embeddings(out)])
+        rgb = np.concatenate([colours(b[3]) for b in iter_embeddings(out)])
+        size = float(np.clip(4e4 / n, 6.0, 60.0))  # points^2: a few thousand points stay visible dots
+        ax.scatter(np.mod(lon + 180.0, 360.0) - 180.0, lat, c=rgb, s=size, marker="o", linewidths=0)
+    draw_coastlines(ax)
     cfg = man.get("model_config", {})
-    ax.set_title(title or f"SatCLIP embedding, first 3 principal components as RGB "
-                          f"(L={cfg.get('legendre_polys')}, {len(lon):,} points)")
+    world_axes(ax, title or f"SatCLIP embedding, first 3 principal components as RGB "
+                            f"(L={cfg.get('legendre_polys')}, {n:,} points)")
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, bbox_inches="tight")
     plt.close(fig)

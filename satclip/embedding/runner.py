@@ -4,23 +4,27 @@ Pipeline: a reader thread pulls chunks from the source (bounded queue), the main
 encodes them (pinned buffers and non-blocking copies on CUDA), a writer thread writes them;
 memory stays bounded whatever N is.
 
-Resume: the output directory holds ``manifest.json`` (written atomically) naming the model
+Resume: the output's run state (``<out>/_satclip/``, see :mod:`.state`) names the model
 (fingerprint of its weights and config), the source, the chunk size, the format and dtype, and
-the chunks already written. Chunk ``i`` of a source always holds the same rows, so a killed
-run (even ``kill -9``) resumed with the same command redoes only the missing chunks and ends
-with exactly the rows of an uninterrupted run. A resume with another model, source or
-settings is refused; an existing output is only replaced with ``overwrite=True``.
+records every chunk written with its row count and CRC-32. Chunk ``i`` of a source always holds
+the same rows, so a killed run (even ``kill -9``) resumed with the same command redoes only the
+missing chunks and ends with exactly the rows of an uninterrupted run. A rerun checks the
+chunks already written (sizes; with ``verify=True`` every byte against its CRC-32) and redoes
+damaged or missing ones. A resume with another model, source or settings is refused; an
+existing output is only replaced with ``overwrite=True``; two runs at once on one output are
+refused (a lock that frees itself when its process dies).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
-import os
 import queue
 import shutil
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,12 +32,28 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from .faults import crash_point
 from .sinks import FORMATS, make_sink, quantize_int8, quantize_int8_torch
 from .sources import Source
+from .state import (LEGACY_MANIFEST, STATE_DIR, OutputLock, is_run_debris, migrate_legacy, read_manifest,
+                    write_manifest)
 
-MANIFEST = "manifest.json"
 OUT_DTYPES = ("float16", "float32", "int8")
+# The manifest is rewritten after every chunk while it is small; a large one (many thousands of
+# chunks) at most once a second, so writing it never costs more than the chunks themselves. A
+# crash loses at most that second's records: those chunks are redone on resume.
+_MANIFEST_EVERY_CHUNK_BYTES = 64 << 10
+
+
+class EmbeddingInterrupted(KeyboardInterrupt):
+    """Ctrl-C: the chunks handed to the writer were finished and recorded; rerun to resume."""
+
+    def __init__(self, out: Path, done: int, total: int):
+        super().__init__(f"interrupted after {done} of {total} chunks; rerun the same command to resume")
+        self.out, self.done, self.total = out, done, total
+
+
+class DiskFull(OSError):
+    """No space left for a chunk; the chunks recorded before it are intact."""
 
 
 def model_fingerprint(encoder) -> str:
@@ -44,45 +64,56 @@ def model_fingerprint(encoder) -> str:
     return h.hexdigest()
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    crash_point("manifest")
-    os.replace(tmp, path)
+def _is_ours(p: Path) -> bool:
+    return p.name in (STATE_DIR, LEGACY_MANIFEST) or is_run_debris(p)
 
 
-def _is_run_debris(p: Path) -> bool:
-    """A temporary file of this package's atomic writes, left by a killed run."""
-    return p.name.startswith(".") and p.name.endswith(".tmp")
-
-
-def _prepare_output(out: Path, want: dict, overwrite: bool) -> set[int]:
-    """Returns the chunk indices already done (resume), after refusing inconsistent cases."""
-    mpath = out / MANIFEST
-    if out.exists() and not mpath.exists():
-        if out.is_dir() and all(_is_run_debris(p) for p in out.iterdir()):
-            return set()  # empty, or killed while writing its very first manifest
-        raise FileExistsError(f"{out} exists and is not a satclip embedding output (no {MANIFEST}); "
+def _refuse_foreign(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is a file, not an output directory; choose another --out")
+    if out.is_dir() and read_manifest(out) is None and not all(_is_ours(p) for p in out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not a satclip embedding output (no {STATE_DIR}/manifest.json); "
                               "choose another --out (nothing was deleted)")
-    if mpath.exists():
-        have = json.loads(mpath.read_text())
-        if overwrite:
-            shutil.rmtree(out)
-            return set()
-        have.setdefault("precision", "float32")  # manifests written before precision modes existed
-        diffs = [k for k in want if k != "done" and have.get(k) != want[k]]
-        if diffs and not have.get("done"):
-            shutil.rmtree(out)  # a run that wrote no chunk: nothing to keep, nothing to resume
-            return set()
-        if diffs:
-            raise ValueError(f"{out} holds a run with different {', '.join(diffs)}; resume needs the same model, "
-                             "inputs and settings. Pass overwrite=True (--overwrite) to replace it")
-        return set(have.get("done", []))
-    return set()
+
+
+def _clear(out: Path) -> None:
+    """Empties a satclip output, except the lock this run holds."""
+    for p in out.iterdir():
+        if p.name == STATE_DIR:
+            for q in p.iterdir():
+                if q.name != "lock":
+                    shutil.rmtree(q) if q.is_dir() else q.unlink()
+        else:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _prepare_output(out: Path, want: dict, overwrite: bool) -> dict:
+    """The manifest to continue from (resume) or an empty one, after refusing inconsistent cases."""
+    migrate_legacy(out)
+    have = read_manifest(out)
+    if have is None:
+        return {}
+    if overwrite:
+        _clear(out)
+        return {}
+    have.setdefault("precision", "float32")  # manifests written before precision modes existed
+    diffs = [k for k in want if have.get(k) != want[k]]
+    if diffs and not have.get("done"):
+        _clear(out)  # a run that wrote no chunk: nothing to keep, nothing to resume
+        return {}
+    if diffs:
+        raise ValueError(f"{out} holds a run with different {', '.join(diffs)}; resume needs the same model, "
+                         "inputs and settings. Pass overwrite=True (--overwrite) to replace it")
+    return have
+
+
+def _noop(msg: str) -> None:
+    pass
 
 
 def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dtype: str = "float32",
-                  device=None, overwrite: bool = False, progress: bool | None = None) -> Path:
+                  device=None, overwrite: bool = False, progress: bool | None = None, verify: bool = False,
+                  log=None) -> Path:
     """Embeds every point of ``source`` into ``out`` (a directory); resumes a killed run.
 
     Args:
@@ -94,12 +125,23 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
         device: where to run the encoder (default: the encoder's device).
         overwrite: replace an existing output instead of resuming it.
         progress: progress bar (default: when stderr is a terminal).
+        verify: read back every chunk already written against its CRC-32 (default: sizes only)
+            and redo the damaged ones.
+        log: called with one-line messages (resuming, damaged chunks, rows written).
     Returns the output directory.
+
+    Raises:
+        EmbeddingInterrupted: on Ctrl-C, after the chunks in flight were written and recorded.
+        DiskFull: no space for a chunk; free space and rerun to resume.
+        satclip.embedding.state.OutputLocked: another run writes to ``out``.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if out_dtype not in OUT_DTYPES:
         raise ValueError(f"out_dtype must be one of {OUT_DTYPES}, got {out_dtype!r}")
+    if getattr(source, "keep_cols", None) and fmt != "parquet":
+        raise ValueError(f"--keep-cols needs --format parquet (--format {fmt} stores embeddings, ids and coordinates)")
+    log = log or _noop
     out = Path(out)
     grid_shape = getattr(source, "grid_shape", None) if fmt == "zarr" else None
     if grid_shape and source.chunk_size % grid_shape[1]:
@@ -107,31 +149,103 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
         source.chunk_size = max(1, source.chunk_size // grid_shape[1]) * grid_shape[1]
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
     encoder = encoder.to(device).eval()
-    dtype = next(encoder.parameters()).dtype
-    dim = encoder.nnet.dim_out
-    want = {"format": fmt, "dtype": out_dtype, "dim": dim, "model": model_fingerprint(encoder),
+    want = {"format": fmt, "dtype": out_dtype, "dim": encoder.nnet.dim_out, "model": model_fingerprint(encoder),
             "model_config": encoder.config(), "precision": getattr(encoder, "precision", "float32"),
             "source": source.describe(), "chunk_size": source.chunk_size}
-    done = _prepare_output(out, want, overwrite)
-    n_chunks = source.num_chunks
-    if len(done) >= n_chunks and n_chunks > 0:  # finished (maybe killed before the last manifest write)
-        man = json.loads((out / MANIFEST).read_text())
-        if not man.get("complete"):
-            _write_json_atomic(out / MANIFEST, dict(man, complete=True))
-        return out
+    _refuse_foreign(out)
+    new_dir = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    manifest = dict(want, satclip_version=__version__, num_chunks=n_chunks, done=sorted(done), complete=False)
-    _write_json_atomic(out / MANIFEST, manifest)
+    lock = OutputLock(out).acquire()
+    manifest = dict(want, satclip_version=__version__, done=[], shards={}, complete=False)
+    try:
+        return _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, verify, log, manifest,
+                    _prepare_output(out, want, overwrite))
+    except BaseException:
+        if new_dir and not manifest["done"]:
+            lock.release()
+            shutil.rmtree(out, ignore_errors=True)  # a run refused before its first chunk leaves nothing behind
+        raise
+    finally:
+        lock.release()
+
+
+def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, verify, log, manifest, have) -> Path:
+    n_chunks = source.num_chunks
+    done = set(have.get("done", []))
+    shards = {k: v for k, v in (have.get("shards") or {}).items() if int(k) in done}
+    manifest.update(num_chunks=n_chunks, done=sorted(done), shards=shards)
+    write_manifest(out, manifest)  # before the sink creates anything: a crash from here on leaves a resumable output
+    dim = manifest["dim"]
     needs_n = fmt in ("npy", "zarr")
     sink = make_sink(fmt, out=out, dim=dim, dtype=out_dtype, n=len(source) if needs_n else None,
                      chunk_size=source.chunk_size, grid_shape=grid_shape,
-                     metadata={"satclip_version": __version__, "model": want["model"], "model_config": want["model_config"]})
+                     metadata={"satclip_version": __version__, "model": manifest["model"],
+                               "model_config": manifest["model_config"]})
     if sink.created and done:
-        # the arrays were (re)created, so no chunk the manifest lists is on disk any more
-        done = set()
-        manifest["done"] = []
-        _write_json_atomic(out / MANIFEST, manifest)
+        log(f"{out}: the output's arrays were missing or unreadable and were created anew; "
+            f"recomputing all {n_chunks} chunks")
+        done, shards = set(), {}
+    # What is recorded must still be on disk: redo what is damaged or missing.
+    bad = sorted(i for i in done if str(i) in shards
+                 and not sink.check(i, source.chunk_start(i), shards[str(i)], full=verify))
+    if bad:
+        log(f"{len(bad)} of {len(done)} chunks written earlier are damaged or missing (first: chunk {bad[0]}); "
+            "recomputing them")
+        done -= set(bad)
+        for i in bad:
+            shards.pop(str(i))
+    elif done:
+        log(f"checked {len(done)} chunks written earlier ({'every byte' if verify else 'sizes'}): intact")
+    manifest.update(done=sorted(done), shards=shards)
+    write_manifest(out, manifest)
+    if done and len(done) < n_chunks:
+        log(f"resuming: {len(done)} of {n_chunks} chunk{'s' * (n_chunks != 1)} already written")
 
+    state = {"last_write": 0.0}
+    lock = threading.Lock()
+
+    def record(chunk, rec):
+        with lock:
+            manifest["done"].append(chunk.index)
+            manifest["done"].sort()
+            manifest["shards"][str(chunk.index)] = rec
+            now = time.monotonic()
+            if len(manifest["shards"]) * 80 < _MANIFEST_EVERY_CHUNK_BYTES or now - state["last_write"] > 1.0:
+                write_manifest(out, manifest)
+                state["last_write"] = now
+
+    def write(chunk, emb):
+        try:
+            if out_dtype == "int8":
+                rec = sink.write(chunk, *(emb if isinstance(emb, tuple) else quantize_int8(emb)))
+            else:
+                rec = sink.write(chunk, emb.astype(out_dtype, copy=False))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                with lock:
+                    write_manifest(out, manifest)  # what is written so far, so the resume keeps it
+                raise DiskFull(exc.errno, f"no space left on the device of {out} while writing chunk {chunk.index} "
+                                          f"({len(manifest['done'])} of {n_chunks} chunks are written and kept); free "
+                                          "space and rerun the same command to resume") from None
+            raise
+        record(chunk, rec)
+
+    _stream(encoder, source, done, device, out_dtype, write, _progress_bar(n_chunks, len(done), progress),
+            lambda: EmbeddingInterrupted(out, len(manifest["done"]), n_chunks))
+    sink.close()
+    manifest["complete"] = len(manifest["done"]) == n_chunks
+    write_manifest(out, manifest)
+    rows = sum(r["rows"] for r in manifest["shards"].values())
+    if manifest["complete"] and len(manifest["shards"]) == n_chunks:
+        if rows != len(source):
+            raise RuntimeError(f"{out}: {rows:,} rows written, but the input has {len(source):,}")
+        log(f"{rows:,} rows written of {len(source):,} expected")
+    return out
+
+
+def _stream(encoder, source, done, device, out_dtype, write, bar, interrupted) -> None:
+    """Reader thread -> encoder (this thread) -> writer thread, for every chunk not in ``done``."""
+    dtype = next(encoder.parameters()).dtype
     q: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
@@ -150,49 +264,39 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
         except BaseException as exc:  # noqa: BLE001  (re-raised in the main thread)
             q.put(exc)
 
-    lock = threading.Lock()
-
-    def write(chunk, emb):
-        if out_dtype == "int8":
-            sink.write(chunk, *(emb if isinstance(emb, tuple) else quantize_int8(emb)))
-        else:
-            sink.write(chunk, emb.astype(out_dtype, copy=False))
-        with lock:
-            manifest["done"].append(chunk.index)
-            manifest["done"].sort()
-            _write_json_atomic(out / MANIFEST, manifest)
-
-    bar = _progress_bar(n_chunks, len(done), progress)
     th = threading.Thread(target=reader, daemon=True)
     th.start()
     pending = []
     try:
         with ThreadPoolExecutor(max_workers=1) as writer, torch.no_grad():
-            while True:
-                item = q.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                ll = torch.from_numpy(np.stack([item.lon, item.lat], 1)).to(dtype)
-                if device.type == "cuda":
-                    ll = ll.pin_memory().to(device, non_blocking=True)
-                emb = to_host(encoder(ll), out_dtype, on_device=device.type == "cuda")
-                pending.append(writer.submit(write, item, emb))
-                while len(pending) > 2:  # bounded: at most two chunks waiting to be written
-                    pending.pop(0).result()
-                if bar is not None:
-                    bar.update(1)
-            for f in pending:
-                f.result()
+            try:
+                while True:
+                    item = q.get()
+                    if item is None:
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    ll = torch.from_numpy(np.stack([item.lon, item.lat], 1)).to(dtype)
+                    if device.type == "cuda":
+                        ll = ll.pin_memory().to(device, non_blocking=True)
+                    emb = to_host(encoder(ll), out_dtype, on_device=device.type == "cuda")
+                    pending.append(writer.submit(write, item, emb))
+                    while len(pending) > 2:  # bounded: at most two chunks waiting to be written
+                        pending.pop(0).result()
+                    if bar is not None:
+                        bar.update(1)
+                for f in pending:
+                    f.result()
+            except KeyboardInterrupt:
+                stop.set()
+                for f in pending:  # the chunks already encoded are written and recorded
+                    if f.exception() is not None:
+                        break
+                raise interrupted() from None
     finally:
         stop.set()
         if bar is not None:
             bar.close()
-    sink.close()
-    manifest["complete"] = len(manifest["done"]) == n_chunks
-    _write_json_atomic(out / MANIFEST, manifest)
-    return out
 
 
 def to_host(emb: torch.Tensor, out_dtype: str, on_device: bool):

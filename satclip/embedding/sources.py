@@ -25,9 +25,10 @@ import numpy as np
 class Chunk:
     index: int            # chunk number, 0-based, in source order
     start: int            # row offset of the first point
-    ids: np.ndarray       # int64 [n] (row numbers, grid cell ids, HEALPix/H3 indices)
+    ids: np.ndarray       # [n]: int64 row numbers, grid cell ids, HEALPix/H3 indices; or a table's id column as it is
     lon: np.ndarray       # float64 [n], degrees
     lat: np.ndarray       # float64 [n], degrees
+    extra: dict | None = None  # input columns carried to the output (name -> pyarrow array), tables only
 
 
 class Source:
@@ -45,6 +46,10 @@ class Source:
     @property
     def num_chunks(self) -> int:
         return (len(self) + self.chunk_size - 1) // self.chunk_size
+
+    def chunk_start(self, index: int) -> int:
+        """Row offset of chunk ``index`` (without reading it)."""
+        return index * self.chunk_size
 
 
 LON_NAMES = ("lon", "longitude", "lng", "x")
@@ -160,6 +165,11 @@ class GridSource(Source):
     def num_chunks(self) -> int:
         return len(self._row_blocks()) if self.land_only else super().num_chunks
 
+    def chunk_start(self, index: int) -> int:
+        if not self.land_only:
+            return super().chunk_start(index)
+        return int(self._land_counts()[:index].sum())
+
     @property
     def grid_shape(self):
         return None if self.land_only else (self.nrows, self.ncols)
@@ -252,11 +262,12 @@ class TableSource(Source):
 
     Columns: ``lon_col``/``lat_col`` (defaults: the first of lon/longitude/x and lat/latitude/y
     present, case-insensitive) or, in GeoParquet, the point ``geometry`` column (WKB). ``id_col``
-    is copied to the output; by default ids are row numbers.
+    is copied to the output as it is (any type; by default ids are row numbers); ``keep_cols``
+    (names, or ``["*"]`` for every other column) are carried to the output beside the embedding.
     """
 
     def __init__(self, path, lon_col: str | None = None, lat_col: str | None = None, id_col: str | None = None,
-                 chunk_size: int = 65536):
+                 chunk_size: int = 65536, keep_cols=()):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
@@ -273,10 +284,22 @@ class TableSource(Source):
         if (self.lon_col is None or self.lat_col is None) and "geometry" in names and self.kind == "parquet":
             self.geometry = "geometry"
         elif self.lon_col is None or self.lat_col is None:
-            raise ValueError(f"{self.path}: no lon/lat columns found among {names}; pass lon_col/lat_col")
-        for c in (lon_col, lat_col, id_col):
+            raise ValueError(f"{self.path}: no lon/lat columns found among {names}; name them with --lon-col/--lat-col")
+        for c, flag in ((lon_col, "--lon-col"), (lat_col, "--lat-col"), (id_col, "--id-col")):
             if c is not None and c not in names:
-                raise ValueError(f"{self.path}: column {c!r} not found among {names}")
+                raise ValueError(f"{self.path}: column {c!r} ({flag}) not found among {names}")
+        keep = list(keep_cols or ())
+        if keep == ["*"]:
+            used = {self.lon_col, self.lat_col, self.geometry, id_col}
+            keep = [c for c in names if c not in used]
+        missing = [c for c in keep if c not in names]
+        if missing:
+            raise ValueError(f"{self.path}: --keep-cols {missing} not found among {names}")
+        clash = [c for c in keep if c in ("id", "lon", "lat", "geometry", "embedding", "embedding_scale")]
+        if clash:
+            raise ValueError(f"{self.path}: --keep-cols {clash} would clash with the output's own columns "
+                             "(id, lon, lat, geometry, embedding, embedding_scale)")
+        self.keep_cols = keep
         self._n = None
 
     def _column_names(self):
@@ -300,6 +323,7 @@ class TableSource(Source):
         cols = [self.geometry] if self.geometry else [self.lon_col, self.lat_col]
         if self.id_col:
             cols.append(self.id_col)
+        cols += [c for c in self.keep_cols if c not in cols]
         if self.kind == "parquet":
             import pyarrow.parquet as pq
             yield from pq.ParquetFile(self.path).iter_batches(batch_size=self.chunk_size, columns=cols)
@@ -336,15 +360,17 @@ class TableSource(Source):
                     lon = t.column(self.lon_col).to_numpy(zero_copy_only=False).astype(np.float64)
                     lat = t.column(self.lat_col).to_numpy(zero_copy_only=False).astype(np.float64)
                 _check_coords(lon, lat, f"{self.path} rows {start}..{start + n - 1}")
-                ids = (t.column(self.id_col).to_numpy(zero_copy_only=False).astype(np.int64) if self.id_col
+                ids = (t.column(self.id_col).combine_chunks() if self.id_col
                        else np.arange(start, start + n, dtype=np.int64))
-                yield Chunk(i, start, ids, lon, lat)
+                extra = {c: t.column(c).combine_chunks() for c in self.keep_cols} or None
+                yield Chunk(i, start, ids, lon, lat, extra)
             start += n
 
     def describe(self) -> dict:
         st = os.stat(self.path)
         return {"type": "table", "path": str(self.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "lon_col": self.lon_col, "lat_col": self.lat_col, "geometry": self.geometry, "id_col": self.id_col}
+                "lon_col": self.lon_col, "lat_col": self.lat_col, "geometry": self.geometry, "id_col": self.id_col,
+                **({"keep_cols": self.keep_cols} if self.keep_cols else {})}
 
 
 def _wkb_points(values, where: str):

@@ -12,12 +12,19 @@ from .. import functional as F
 from ..nn import LocationEncoder
 
 
-def feature_sets(checkpoint=None, legendre_polys: int = 10) -> dict:
-    """name -> function(lonlat [n, 2] float64 numpy) -> features [n, d] numpy."""
-    enc = None
+def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bool = False) -> dict:
+    """name -> function(lonlat [n, 2] float64 numpy) -> features [n, d] numpy. With
+    ``default_model`` (and no checkpoint) the bundled default model is the encoder evaluated."""
+    enc, name = None, None
     if checkpoint is not None:
         from ..checkpoint import load
         enc = load(checkpoint, dtype=torch.float64)
+        name = f"checkpoint {Path(str(checkpoint)).name}"
+    elif default_model:
+        from ..checkpoint import default_model as bundled
+        enc = bundled(dtype=torch.float64)
+        name = "bundled default model"
+    if enc is not None:
         legendre_polys = enc.legendre_polys
     L = legendre_polys
     torch.manual_seed(0)
@@ -34,5 +41,5 @@ def feature_sets(checkpoint=None, legendre_polys: int = 10) -> dict:
             f"SH L={L}": lambda ll: F.spherical_harmonics(torch.from_numpy(ll), L).numpy(),
             f"random-init encoder L={L}": run(rand)}
     if enc is not None:
-        sets[f"checkpoint {Path(str(checkpoint)).name}"] = run(enc)
+        sets[name] = run(enc)
     return sets

@@ -23,7 +23,9 @@ def markdown(result: dict) -> str:
     for task, sp, probe in keys:
         cells = {s["features"]: s for s in summ if (s["task"], s["split"], s["probe"]) == (task, sp, probe)}
         first = next(iter(cells.values()))
-        vals = " | ".join(f"{cells[f]['mean']:.3f} +- {cells[f]['std']:.3f}" if f in cells else "" for f in feats)
+        one_seed = len(result["seeds"]) == 1  # no spread to show
+        vals = " | ".join((f"{cells[f]['mean']:.3f}" if one_seed else f"{cells[f]['mean']:.3f} +- {cells[f]['std']:.3f}")
+                          if f in cells else "" for f in feats)
         lines.append(f"| {task} ({first['metric']}) | {sp} | {probe} | {first['constant']:.3f} | {vals} |")
     tasks = result["tasks"]
     lines += ["", "Tasks: " + "; ".join(f"{n}: {t['description']}, n = {t['n']}" for n, t in tasks.items()) + ".",
@@ -68,10 +70,17 @@ def plot(result: dict, features: dict, png: Path) -> list[Path]:
         grid = np.stack(np.meshgrid(lon, lat), -1).reshape(-1, 2)
         pred, _ = fit_predict("mlp", task.kind, fn(task.lonlat), task.y, fn(grid), 0)
         from matplotlib.colors import ListedColormap
+        from matplotlib.patches import Patch
+
+        from ..plotting import draw_coastlines, world_axes
+        colours = ["#3b6ea8", "#8cb369"]
         fig, ax = plt.subplots(figsize=(10, 5))
         ax.imshow(pred.reshape(len(lat), len(lon)), origin="lower", extent=(-180, 180, -90, 90),
-                  cmap=ListedColormap(["#3b6ea8", "#8cb369"]), vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"land/sea predicted by an MLP probe on {fname}")
+                  cmap=ListedColormap(colours), vmin=0, vmax=1, interpolation="nearest")
+        draw_coastlines(ax)
+        world_axes(ax, f"land/sea predicted by an MLP probe on {fname} (lines: true coastlines)")
+        ax.legend(handles=[Patch(color=c, label=f"predicted {k}") for c, k in zip(colours, task.classes)],
+                  loc="lower left", fontsize=8)
         mpng = png.with_name(png.stem + "_land_sea_map.png")
         fig.savefig(mpng, dpi=100, bbox_inches="tight")
         plt.close(fig)

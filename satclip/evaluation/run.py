@@ -12,12 +12,19 @@ from .probes import PROBES, SPLITS, constant_baseline, fit_predict, score, split
 from .tasks import TASKS, load_task
 
 
-def evaluate(features: dict, tasks=TASKS, probes=PROBES, splits=SPLITS, seeds=(0, 1, 2), progress=None) -> dict:
+def evaluate(features: dict, tasks=TASKS, probes=PROBES, splits=SPLITS, seeds=(0, 1, 2), progress=None,
+             max_points: int | None = None) -> dict:
+    """``max_points``: evaluate each task on at most that many of its points (a fixed random
+    subset, the same on every run): what ``satclip evaluate --quick`` uses."""
     rows = []
     t0 = time.perf_counter()
     loaded = {}
     for name in tasks:
-        loaded[name] = load_task(name)
+        task = load_task(name)
+        if max_points is not None and len(task) > max_points:
+            keep = np.sort(np.random.default_rng(0).choice(len(task), size=max_points, replace=False))
+            task.lonlat, task.y = task.lonlat[keep], task.y[keep]
+        loaded[name] = task
     for name, task in loaded.items():
         feats = {fname: fn(task.lonlat) for fname, fn in features.items()}
         for sp in splits:

@@ -49,9 +49,18 @@ class LocationEncoder(nn.Module):
         self.nnet = SirenNet(legendre_polys * legendre_polys, dim_hidden, dim_out, num_hidden_layers,
                              dropout=dropout)
         self.fused = fused
-        if precision not in F.PRECISIONS:
-            raise ValueError(f"precision must be one of {F.PRECISIONS}, got {precision!r}")
         self.precision = precision
+
+    @property
+    def precision(self) -> str:
+        """GEMM operand precision of the fused inference path: "float32", "tf32" or "bf16"."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        if value not in F.PRECISIONS:  # refused here, not at the next forward
+            raise ValueError(f"precision must be one of {F.PRECISIONS}, got {value!r}")
+        self._precision = value
 
     @property
     def legendre_polys(self) -> int:

@@ -130,13 +130,17 @@ def test_inconsistent_or_unsupported_hparams(tmp_path, hp_over, match):
 def test_not_a_checkpoint(tmp_path):
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"this is not a checkpoint" * 10)
-    with pytest.raises(ValueError, match="not a readable checkpoint"):
+    with pytest.raises(ValueError, match=r"not a SatCLIP checkpoint \(neither a torch checkpoint nor safetensors\)"):
         satclip.load(junk)
     truncated = tmp_path / "trunc.ckpt"
     full = _write_lightning_ckpt(tmp_path / "full.ckpt", _weights())
     truncated.write_bytes(full.read_bytes()[:2000])
-    with pytest.raises(ValueError, match="not a readable checkpoint"):
+    with pytest.raises(ValueError, match="a damaged torch checkpoint"):
         satclip.load(truncated)
+    import argparse  # a pickled object of a class that safe loading refuses
+    torch.save({"state_dict": {}, "obj": argparse.Namespace(a=1)}, tmp_path / "custom.ckpt")
+    with pytest.raises(ValueError, match=r"safe loading refuses.*weights_only=False"):
+        satclip.load(tmp_path / "custom.ckpt")
     torch.save({"weights": 1}, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="no 'state_dict'"):
         satclip.load(tmp_path / "other.ckpt")

@@ -28,6 +28,9 @@ def test_demo_trains_embeds_and_draws(tmp_path, capsys):
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "trained 4 steps" in text and "embedded 72 grid cells" in text
+    steps = [text.index(m) for m in ("1/3 training", "trained 4 steps", "2/3 embedding", "embedded 72", "3/3 drawing",
+                                     "wrote ")]
+    assert steps == sorted(steps), text  # in the order they happen
     png = out / "embedding-map.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     emb = np.load(out / "grid" / "embeddings.npy")

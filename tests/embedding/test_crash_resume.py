@@ -17,7 +17,7 @@ import torch
 import satclip
 from satclip.embedding import sources as S
 from satclip.embedding.faults import ENV
-from satclip.embedding.preview import read_embeddings
+from satclip.embedding.reader import read_embeddings
 from satclip.embedding.runner import run_embedding
 
 pa = pytest.importorskip("pyarrow")

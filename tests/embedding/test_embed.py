@@ -9,7 +9,8 @@ import torch
 
 import satclip
 from satclip.embedding import sources as S
-from satclip.embedding.runner import MANIFEST, run_embedding
+from satclip.embedding.runner import run_embedding
+from satclip.embedding.state import read_manifest
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -93,7 +94,7 @@ def test_sinks_round_trip(tmp_path, encoder, fmt):
         pytest.importorskip("zarr")
     src = S.GridSource(15.0, chunk_size=50)  # Zarr aligns this to whole rows (48)
     out = run_embedding(encoder, src, tmp_path / "out", fmt=fmt, progress=False)
-    man = json.loads((out / MANIFEST).read_text())
+    man = read_manifest(out)
     assert man["complete"] and man["done"] == list(range(src.num_chunks))
     if fmt == "parquet":
         ids, lon, lat, emb = _read_parquet(out)
@@ -137,7 +138,7 @@ def test_int8_output_with_per_point_scale(tmp_path, encoder, fmt, src):
     """Codes + one scale per point on disk; reading back gives the embedding to half a step."""
     if fmt == "zarr":
         pytest.importorskip("zarr")
-    from satclip.embedding.preview import read_embeddings
+    from satclip.embedding.reader import read_embeddings
     pts = np.random.default_rng(5).uniform([-180, -90], [180, 90], size=(300, 2))
     source = S.GridSource(15.0, chunk_size=48) if src == "grid" else S.ArraySource(pts, chunk_size=128)
     out = run_embedding(encoder, source, tmp_path / "q", fmt=fmt, out_dtype="int8", progress=False)
@@ -178,7 +179,7 @@ def test_device_side_conversion_matches_the_writer():
 def test_cuda_embedding_equals_cpu_conversion(tmp_path, encoder, out_dtype):
     import copy
 
-    from satclip.embedding.preview import read_embeddings
+    from satclip.embedding.reader import read_embeddings
     source = S.GridSource(15.0, chunk_size=48)
     on_gpu = copy.deepcopy(encoder)  # run_embedding moves the module it is given
     cpu = read_embeddings(run_embedding(encoder, source, tmp_path / "cpu", fmt="npy", out_dtype=out_dtype,
@@ -254,7 +255,7 @@ def test_cli_embed(tmp_path, encoder, capsys):
     out16 = tmp_path / "bf16"
     assert main(["embed", "--checkpoint", str(ckpt), "--grid", "30", "--out", str(out16), "--format", "npy",
                  "--precision", "bf16", "--quiet"]) == 0
-    assert json.loads((out16 / MANIFEST).read_text())["precision"] == "bf16"
+    assert read_manifest(out16)["precision"] == "bf16"
     enc16 = satclip.load(ckpt, dtype=torch.float32)
     enc16.precision = "bf16"
     with torch.no_grad():
@@ -263,17 +264,3 @@ def test_cli_embed(tmp_path, encoder, capsys):
     with pytest.raises(SystemExit, match="applies to float32 encoders"):
         main(["embed", "--checkpoint", str(ckpt), "--grid", "30", "--out", str(tmp_path / "f64"),
               "--model-dtype", "float64", "--precision", "bf16", "--quiet"])
-
-
-def test_preview_png(tmp_path, encoder):
-    pytest.importorskip("matplotlib")
-    from satclip.embedding.preview import pca_rgb, render_preview
-    pytest.importorskip("global_land_mask")
-    out = run_embedding(encoder, S.GridSource(5.0, land_only=True), tmp_path / "land", progress=False)
-    png = render_preview(out, tmp_path / "map.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    rgb = pca_rgb(np.random.default_rng(0).normal(size=(500, 8)))
-    assert rgb.shape == (500, 3) and rgb.min() >= 0 and rgb.max() <= 1
-    pytest.importorskip("healpy")
-    out2 = run_embedding(encoder, S.HealpixSource(8), tmp_path / "hp", progress=False)
-    assert render_preview(out2, tmp_path / "hp.png").stat().st_size > 10_000  # scatter of 768 pixels

@@ -62,7 +62,19 @@ def test_cli_evaluate(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     from satclip.cli import main
     assert main(["evaluate", "--tasks", "air_temp", "--probes", "linear", "--splits", "random", "--seeds", "1",
-                 "--legendre-polys", "4", "--out", str(tmp_path), "--quiet"]) == 0
+                 "--baselines-only", "--legendre-polys", "4", "--out", str(tmp_path), "--quiet"]) == 0
     assert (tmp_path / "evaluation.json").exists() and (tmp_path / "evaluation.png").stat().st_size > 5000
+    text = capsys.readouterr().out
+    assert "+-" not in text  # one seed: no spread printed
+    assert text.strip().splitlines()[-1] == "wrote " + ", ".join(
+        str(tmp_path / f) for f in ("evaluation.json", "evaluation.md", "evaluation.png"))
     with pytest.raises(SystemExit, match="unknown task"):
         main(["evaluate", "--tasks", "rainfall"])
+
+
+def test_cli_evaluate_defaults_to_the_bundled_model_and_quick(capsys):
+    from satclip.cli import main
+    assert main(["evaluate", "--quick", "--tasks", "air_temp,land_sea", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "bundled default model" in text and "lon/lat" in text and "random-init encoder L=10" in text
+    assert "n = 1000" in text  # --quick: at most 1,000 points per task

@@ -1,0 +1,95 @@
+"""What `satclip` says: help and version, one line per refusal in the command's own words
+(flags, not Python arguments), Ctrl-C and resume, missing optional packages before any work."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import satclip
+from satclip.cli import main
+
+pytest.importorskip("pyarrow")
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    return satclip.save(satclip.LocationEncoder(4, 16, 2, 8), tmp_path_factory.mktemp("c") / "enc.safetensors")
+
+
+def test_bare_command_prints_help_and_version(capsys):
+    assert main([]) == 0
+    assert "embed" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"satclip {satclip.__version__}"
+
+
+def test_text_file_as_checkpoint(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    with pytest.raises(SystemExit, match=r"not a SatCLIP checkpoint \(neither a torch checkpoint nor safetensors\)$"):
+        main(["embed", "--checkpoint", str(notes), "--grid", "30", "--out", str(tmp_path / "o"), "--quiet"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_messages_use_flag_names(tmp_path, ckpt, capsys):
+    out = str(tmp_path / "o")
+    assert main(["embed", "--checkpoint", str(ckpt), "--grid", "30", "--out", out]) == 0
+    err = capsys.readouterr().err
+    assert "in 1 chunk " in err and "1 chunks" not in err
+    with pytest.raises(SystemExit, match="Pass --overwrite to replace it$") as e:
+        main(["embed", "--checkpoint", str(ckpt), "--grid", "30", "--dtype", "float16", "--out", out])
+    assert "overwrite=True" not in str(e.value)
+    csv = tmp_path / "p.csv"
+    csv.write_text("a,b\n1,2\n")
+    with pytest.raises(SystemExit, match="--lon-col/--lat-col"):
+        main(["embed", "--checkpoint", str(ckpt), "--points", str(csv), "--out", str(tmp_path / "p")])
+    with pytest.raises(SystemExit, match="--keep-cols applies to --points"):
+        main(["embed", "--grid", "30", "--keep-cols", "a", "--out", str(tmp_path / "q")])
+
+
+def test_missing_optional_package_is_reported_before_any_work(tmp_path, ckpt, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    with pytest.raises(SystemExit, match=r"--preview needs `pip install matplotlib` \(nothing was run\)"):
+        main(["embed", "--checkpoint", str(ckpt), "--grid", "30", "--out", str(tmp_path / "o"), "--preview", "m.png"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_ctrl_c_then_resume(tmp_path, ckpt):
+    cmd = [sys.executable, "-m", "satclip.cli", "embed", "--checkpoint", str(ckpt), "--grid", "10",
+           "--batch-size", "72", "--out", str(tmp_path / "o")]
+    first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True,
+                           env={**os.environ, "SATCLIP_CRASH_AT": "shard:3:INT"})  # Ctrl-C during chunk 3
+    assert first.returncode == 130, first.stderr
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("satclip embed: interrupted after ") and last.endswith(
+        " of 9 chunks; rerun the same command to resume"), first.stderr
+    assert "Traceback" not in first.stderr
+    k = int(last.split("after ")[1].split()[0])
+    second = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert f"resuming: {k} of 9 chunks already written" in second.stderr
+    assert "648 rows written of 648 expected" in second.stderr
+
+
+def test_unknown_precision_fails_at_once():
+    enc = satclip.LocationEncoder(4, 8, 1, 4)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        enc.precision = "fp8"
+    assert enc.precision == "float32"
+
+
+def test_small_wordings(capsys):
+    assert main(["info"]) == 0
+    assert "loaded (loaded)" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    import re
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert not re.search(r"\(default[^()]*(\([^()]*\))?[^()]*\) \(default", helptext)  # one default per option

@@ -1,0 +1,111 @@
+"""An output that cannot rot silently: a truncated or deleted shard is found on the next run (and
+every byte with --verify) and recomputed; two runs at once are refused with the other's pid; a
+full disk ends with a clear message, no partial shard and a manifest that resumes exactly."""
+
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+import satclip
+from satclip.embedding import sources as S
+from satclip.embedding.reader import read_embeddings
+from satclip.embedding.runner import DiskFull, run_embedding
+from satclip.embedding.state import OutputLock, OutputLocked, read_manifest
+
+pytest.importorskip("pyarrow")
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    return satclip.LocationEncoder(4, 16, 2, 64).float().eval()
+
+
+def _same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(read_embeddings(a), read_embeddings(b)))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "npy", "zarr"])
+def test_damaged_chunks_are_found_and_recomputed(tmp_path, encoder, fmt):
+    if fmt == "zarr":
+        pytest.importorskip("zarr")
+    src = lambda: S.GridSource(10.0, chunk_size=72)  # 9 chunks of 2 grid rows
+    clean = run_embedding(encoder, src(), tmp_path / "clean", fmt=fmt, progress=False)
+    out = run_embedding(encoder, src(), tmp_path / "out", fmt=fmt, progress=False)
+    logs = []
+    if fmt == "parquet":
+        part = out / "part-000003.parquet"
+        part.write_bytes(part.read_bytes()[:-100])                 # truncated after the run
+        (out / "part-000005.parquet").unlink()                     # lost
+        run_embedding(encoder, src(), out, fmt=fmt, progress=False, log=logs.append)  # a plain rerun sees it
+        assert any("2 of 9 chunks written earlier are damaged or missing" in m for m in logs), logs
+    else:
+        # same size, other bytes: only reading back finds it (--verify)
+        if fmt == "npy":
+            emb = np.load(out / "embeddings.npy", mmap_mode="r+")
+            emb[300:310] = 0
+            emb.flush()
+        else:
+            import zarr
+            zarr.open_group(str(out), mode="r+")["embedding"][4] = 0  # grid row 4 = chunk 2
+        run_embedding(encoder, src(), out, fmt=fmt, progress=False, log=logs.append)
+        assert any("intact" in m for m in logs) and not _same(out, clean)  # sizes cannot tell
+        logs.clear()
+        run_embedding(encoder, src(), out, fmt=fmt, progress=False, verify=True, log=logs.append)
+        assert any("1 of 9 chunks written earlier are damaged" in m for m in logs), logs
+    assert any("rows written of 648 expected" in m for m in logs), logs
+    assert _same(out, clean)
+
+
+def test_second_run_on_the_same_output_is_refused(tmp_path, encoder):
+    out = tmp_path / "o"
+    out.mkdir()
+    with OutputLock(out):
+        with pytest.raises(OutputLocked, match=r"being written by another run \(pid \d+ on "):
+            run_embedding(encoder, S.GridSource(30.0), out, progress=False)
+    run_embedding(encoder, S.GridSource(30.0), out, progress=False)  # free again
+
+
+def test_lock_of_a_killed_run_is_taken_over(tmp_path, encoder):
+    import sys
+    out = tmp_path / "o"
+    out.mkdir()
+    code = ("import sys, os, signal; from pathlib import Path; from satclip.embedding.state import OutputLock; "
+            "OutputLock(Path(sys.argv[1])).acquire(); os.kill(os.getpid(), signal.SIGKILL)")
+    assert subprocess.run([sys.executable, "-c", code, str(out)], cwd=tmp_path).returncode == -9
+    assert "pid" in (out / "_satclip" / "lock").read_text()  # the dead run's note is still there
+    run_embedding(encoder, S.GridSource(30.0), out, progress=False)
+    assert read_manifest(out)["complete"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs (needs root; skipped otherwise), enlarged by calling the returned function."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (not root?)")
+    try:
+        yield mnt, lambda: subprocess.run(["mount", "-o", "remount,size=16m", str(mnt)], check=True)
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_disk_full_then_resume(tmp_path, encoder, small_disk):
+    mnt, enlarge = small_disk
+    src = lambda: S.GridSource(5.0, chunk_size=144)  # 18 chunks of about 150 KB
+    torch.manual_seed(0)
+    enc = satclip.LocationEncoder(4, 16, 2, 256).float().eval()
+    out = mnt / "o"
+    with pytest.raises(DiskFull, match=r"no space left on the device of .* while writing chunk \d+ \(\d+ of 18 chunks "
+                                       r"are written and kept\); free space and rerun the same command to resume"):
+        run_embedding(enc, src(), out, progress=False)
+    man = read_manifest(out)
+    assert 0 < len(man["done"]) < 18
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # no partial shard left
+    assert sorted(int(p.name[5:11]) for p in out.glob("part-*.parquet")) == man["done"]
+    enlarge()
+    run_embedding(enc, src(), out, progress=False)
+    assert _same(out, run_embedding(enc, src(), tmp_path / "clean", progress=False))
