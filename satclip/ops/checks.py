@@ -114,3 +114,26 @@ def encoder(x, L: int, weights, biases, chunk_size: int, precision: str) -> None
         _fail(op, f"precision must be 'float32', 'tf32' or 'bf16', got '{precision}'")
     if precision != "float32" and x.dtype != torch.float32:
         _fail(op, f"precision '{precision}' needs float32 inputs and weights, got {x.dtype}")
+
+
+def clip_inputs(img, loc, all_img, all_loc, scale, offset: int) -> None:
+    op = "satclip::clip_loss_streaming"
+    if img.dim() != 2 or loc.shape != img.shape:
+        _fail(op, f"expected img and loc of one shape [b, D], got {_shape(img)} and {_shape(loc)}")
+    if img.dtype not in _FLOATS:
+        _fail(op, f"expected float32 or float64 features, got {img.dtype}")
+    if not loc.dtype == scale.dtype == img.dtype:
+        _fail(op, "img, loc and scale must share one dtype")
+    if scale.dim() != 0:
+        _fail(op, f"expected a 0-dim scale, got {_shape(scale)}")
+    if (all_img is None) != (all_loc is None):
+        _fail(op, "give both all_img and all_loc, or neither")
+    if all_img is not None:
+        if all_img.dim() != 2 or all_img.shape[1] != img.shape[1] or all_loc.shape != all_img.shape:
+            _fail(op, f"expected all_img and all_loc of one shape [G, {img.shape[1]}], got {_shape(all_img)} "
+                      f"and {_shape(all_loc)}")
+        if not all_img.dtype == all_loc.dtype == img.dtype:
+            _fail(op, "all_img and all_loc must have img's dtype")
+        if offset < 0 or offset + img.shape[0] > all_img.shape[0]:
+            _fail(op, f"offset {offset} puts this process's {img.shape[0]} rows outside the {all_img.shape[0]} "
+                      "gathered rows")

@@ -34,6 +34,19 @@ def _encoder_fake(lonlat, legendre_polys, weights, biases, w0_first, w0_hidden, 
     return lonlat.new_empty(lonlat.shape[0], weights[-1].shape[0])
 
 
+@torch.library.register_fake("satclip::clip_loss_streaming")
+def _clip_fake(img, loc, all_img, all_loc, scale, offset, tile=0):
+    return img.new_empty(()), img.new_empty(img.shape[0]), img.new_empty(img.shape[0])
+
+
+@torch.library.register_fake("satclip::clip_loss_streaming_backward")
+def _clip_bwd_fake(grad, img, loc, all_img, all_loc, scale, lse1, lse2, offset, tile=0):
+    gathered = all_img is not None
+    return (torch.empty_like(img), torch.empty_like(loc),
+            torch.empty_like(all_img) if gathered else img.new_empty(0),
+            torch.empty_like(all_loc) if gathered else img.new_empty(0), img.new_empty(()))
+
+
 @torch.library.register_fake("satclip::sh_siren_layer")
 def _sh_siren_fake(lonlat, legendre_polys, weight, bias, w0, precision="float32"):
     dtype = torch.bfloat16 if precision == "bf16" else lonlat.dtype

@@ -226,3 +226,88 @@ def sh_siren_layer(lonlat, L: int, weight, bias, w0: float, precision: str = "fl
     y = siren_layer(round_operand(spherical_harmonics(lonlat, L), "bf16"), round_operand(weight, "bf16"), bias, w0,
                     None, False)[0]
     return y.to(torch.bfloat16)
+
+
+# ---------------------------------------------------------------------------- streaming CLIP loss
+def clip_tile(b: int, tile: int) -> int:
+    """Key columns per tile: ``tile`` if given (> 0), else about 16M logits per tile (64 MB in
+    float32), at least 256."""
+    return tile if tile > 0 else max(256, (1 << 24) // max(b, 1))
+
+
+def _lse_update(m, s, a):
+    """Online log-sum-exp over columns: running max ``m`` and sum ``s`` (of exp(x - m)) per row,
+    updated with the tile ``a`` [b, T]."""
+    m_new = torch.maximum(m, a.amax(dim=1))
+    s = s * torch.exp(m - m_new) + torch.exp(a - m_new[:, None]).sum(dim=1)
+    return m_new, s
+
+
+def clip_loss_streaming(img, loc, all_img, all_loc, scale, offset: int, tile: int = 0):
+    """Symmetric CLIP loss (``(CE(image -> location) + CE(location -> image)) / 2``, mean over this
+    process's rows) without the ``[b, G]`` logits: key tiles of ``tile`` columns with a running
+    log-sum-exp. ``img``, ``loc`` ``[b, D]`` (normalised), ``scale`` the 0-dim temperature (already
+    exponentiated). ``all_img``/``all_loc`` ``[G, D]``: every process's rows (this one's at
+    ``offset``), or None for one process (then the keys are ``img``/``loc`` themselves and one
+    GEMM per tile serves both directions). Returns ``(loss, lse_a, lse_b)``: the log-sum-exps the
+    backward needs (rows of image -> location, and location -> image)."""
+    checks.clip_inputs(img, loc, all_img, all_loc, scale, offset)
+    b = img.shape[0]
+    t = clip_tile(b, tile)
+    pos = scale * (img * loc).sum(dim=1)  # logits of the positives (the own rows)
+    neg_inf = torch.full((b,), float("-inf"), dtype=img.dtype, device=img.device)
+    m1, s1 = neg_inf, torch.zeros_like(neg_inf)
+    if all_img is None:  # one process: A = s * img @ loc^T, rows -> direction 1, columns -> direction 2
+        lse2 = torch.empty_like(neg_inf)
+        for j in range(0, b, t):
+            a = scale * (img @ loc[j:j + t].t())
+            m1, s1 = _lse_update(m1, s1, a)
+            lse2[j:j + t] = torch.logsumexp(a, dim=0)
+        lse1 = m1 + torch.log(s1)
+    else:
+        m2, s2 = neg_inf, torch.zeros_like(neg_inf)
+        for j in range(0, all_loc.shape[0], t):
+            m1, s1 = _lse_update(m1, s1, scale * (img @ all_loc[j:j + t].t()))
+            m2, s2 = _lse_update(m2, s2, scale * (loc @ all_img[j:j + t].t()))
+        lse1, lse2 = m1 + torch.log(s1), m2 + torch.log(s2)
+    loss = ((lse1 - pos).sum() + (lse2 - pos).sum()) / (2 * b)
+    return loss, lse1, lse2
+
+
+def clip_loss_streaming_backward(grad, img, loc, all_img, all_loc, scale, lse1, lse2, offset: int, tile: int = 0):
+    """Gradients of :func:`clip_loss_streaming` w.r.t. ``img``, ``loc``, ``all_img``, ``all_loc``
+    (empty tensors for one process) and ``scale``, recomputing each logit tile once."""
+    checks.clip_inputs(img, loc, all_img, all_loc, scale, offset)
+    b = img.shape[0]
+    t = clip_tile(b, tile)
+    c = grad / (2 * b)  # d loss / d logit, before the softmax factors
+    g_img = -(2 * c * scale) * loc  # the positives: -(s / b) * partner, times grad
+    g_loc = -(2 * c * scale) * img
+    g_scale = -(2 * c) * (img * loc).sum()
+    if all_img is None:
+        for j in range(0, b, t):
+            lj = loc[j:j + t]
+            a = scale * (img @ lj.t())
+            da = c * (torch.exp(a - lse1[:, None]) + torch.exp(a - lse2[j:j + t][None, :]))
+            g_img = g_img + scale * (da @ lj)
+            g_loc[j:j + t] += scale * (da.t() @ img)
+            g_scale = g_scale + (da * a).sum() / scale
+        empty = img.new_empty(0)
+        return g_img, g_loc, empty, empty, g_scale
+    g_all_img, g_all_loc = torch.zeros_like(all_img), torch.zeros_like(all_loc)
+    for j in range(0, all_loc.shape[0], t):
+        # image -> location: queries img, keys all_loc; location -> image: queries loc, keys all_img
+        da1, a1 = _softmax_tile(img, all_loc[j:j + t], lse1, scale, c)
+        da2, a2 = _softmax_tile(loc, all_img[j:j + t], lse2, scale, c)
+        g_img = g_img + scale * (da1 @ all_loc[j:j + t])
+        g_loc = g_loc + scale * (da2 @ all_img[j:j + t])
+        g_all_loc[j:j + t] = scale * (da1.t() @ img)
+        g_all_img[j:j + t] = scale * (da2.t() @ loc)
+        g_scale = g_scale + ((da1 * a1).sum() + (da2 * a2).sum()) / scale
+    return g_img, g_loc, g_all_img, g_all_loc, g_scale
+
+
+def _softmax_tile(q, keys, lse, scale, c):
+    """``(c * softmax rows of the logit tile, the logit tile)`` for queries ``q`` and ``keys``."""
+    a = scale * (q @ keys.t())
+    return c * torch.exp(a - lse[:, None]), a

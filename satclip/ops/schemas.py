@@ -33,6 +33,12 @@ Ops (all coordinates are ``[N, 2]`` (lon, lat) in degrees, lon first):
     ``location_encoder_forward`` uses its kernels in the float32 and bf16 modes where they time
     faster than SH + cuBLAS (``SATCLIP_CUDA_FUSED`` in the README). Not differentiable
     (inference).
+``clip_loss_streaming(img, loc, all_img, all_loc, scale, offset, tile) -> (loss, lse1, lse2)``
+    The symmetric CLIP loss of this process's ``[b, D]`` rows (normalised features, ``scale`` the
+    exponentiated temperature) against every process's rows ``all_img``/``all_loc`` ``[G, D]``
+    (None for one process), tile by tile over the keys with a running log-sum-exp: the
+    ``[b, G]`` logits never exist. Differentiable w.r.t. the features (gathered ones included)
+    and ``scale``; ``lse1``/``lse2`` are what the backward needs.
 """
 
 from __future__ import annotations
@@ -59,6 +65,12 @@ SCHEMAS = {
     "sh_siren_layer":
         "sh_siren_layer(Tensor lonlat, int legendre_polys, Tensor weight, Tensor bias, float w0,"
         " str precision=\"float32\") -> Tensor",
+    "clip_loss_streaming":
+        "clip_loss_streaming(Tensor img, Tensor loc, Tensor? all_img, Tensor? all_loc, Tensor scale, int offset,"
+        " int tile=0) -> (Tensor, Tensor, Tensor)",
+    "clip_loss_streaming_backward":
+        "clip_loss_streaming_backward(Tensor grad, Tensor img, Tensor loc, Tensor? all_img, Tensor? all_loc,"
+        " Tensor scale, Tensor lse1, Tensor lse2, int offset, int tile=0) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
 }
 for _schema in SCHEMAS.values():
     _lib.define(_schema)
@@ -70,6 +82,8 @@ _REFERENCE = {
     "siren_layer_backward": ref.siren_layer_backward,
     "location_encoder_forward": ref.location_encoder_forward,
     "sh_siren_layer": ref.sh_siren_layer,
+    "clip_loss_streaming": ref.clip_loss_streaming,
+    "clip_loss_streaming_backward": ref.clip_loss_streaming_backward,
 }
 for _name, _fn in _REFERENCE.items():
     _lib.impl(_name, _fn, "CompositeExplicitAutograd")

@@ -32,7 +32,7 @@ ORIGINAL_HPARAMS = ("embed_dim", "image_resolution", "vision_layers", "vision_wi
                     "weight_decay", "num_hidden_layers", "capacity")
 # Present in the released checkpoints and popped by the original loader before construction.
 RELEASED_EXTRA_KEYS = {"eval_downstream": False, "air_temp_data_path": None, "election_data_path": None}
-OPTIONS = ("vision_layers", "visual_weights", "freeze_backbone", "location_dtype", "gather_negatives")
+OPTIONS = ("vision_layers", "visual_weights", "freeze_backbone", "location_dtype", "gather_negatives", "streaming_loss")
 ORIGINAL_NAME = {arch: name for name, (arch, _) in MOCO.items()}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -52,7 +52,8 @@ class SatCLIPLightningModule(L.LightningModule):
                  harmonics_calculation: str = "analytic", sh_embedding_dims: int = 32,
                  learning_rate: float = 1e-4, weight_decay: float = 0.01, num_hidden_layers: int = 2,
                  capacity: int = 512, *, visual_weights: str | None = None, freeze_backbone: bool | None = None,
-                 location_dtype: str = "float32", gather_negatives: bool = True, pretrained_required: bool = True,
+                 location_dtype: str = "float32", gather_negatives: bool = True, streaming_loss: bool = True,
+                 pretrained_required: bool = True,
                  eval_downstream: bool = False, air_temp_data_path=None, election_data_path=None):
         super().__init__()
         if le_type != "sphericalharmonics" or pe_type != "siren":
@@ -99,7 +100,7 @@ class SatCLIPLightningModule(L.LightningModule):
             image_features = self.model.encode_image(batch["image"])
         location_features = self.model.encode_location(point)
         return clip_loss(image_features, location_features, self.model.logit_scale,
-                         gather=self.hparams.gather_negatives)
+                         gather=self.hparams.gather_negatives, streaming=self.hparams.get("streaming_loss", True))
 
     def training_step(self, batch, batch_idx):
         loss = self._loss(batch)

@@ -77,13 +77,7 @@ def clip_logits(image_features: torch.Tensor, location_features: torch.Tensor, l
         ``(logits_per_image [B, G], logits_per_location [B, G], labels [B])`` where G is the global
         batch (the sum of every process's B) and ``labels`` index this process's own rows in it.
     """
-    if image_features.shape != location_features.shape or image_features.dim() != 2:
-        raise ValueError(f"image and location features must both be [B, D], got {list(image_features.shape)} "
-                         f"and {list(location_features.shape)}")
-    # float32 at least (as the original), float64 kept when both sides are float64
-    dtype = torch.promote_types(torch.promote_types(image_features.dtype, location_features.dtype), torch.float32)
-    img = F.normalize(image_features.to(dtype), dim=1)
-    loc = F.normalize(location_features.to(dtype), dim=1)
+    img, loc = _normalised(image_features, location_features)
     rank, world = _distributed(group) if gather else (0, 1)
     offset = 0
     if world > 1:
@@ -100,15 +94,41 @@ def clip_logits(image_features: torch.Tensor, location_features: torch.Tensor, l
     return per_image, per_location, labels
 
 
+def _normalised(image_features, location_features):
+    if image_features.shape != location_features.shape or image_features.dim() != 2:
+        raise ValueError(f"image and location features must both be [B, D], got {list(image_features.shape)} "
+                         f"and {list(location_features.shape)}")
+    # float32 at least (as the original), float64 kept when both sides are float64
+    dtype = torch.promote_types(torch.promote_types(image_features.dtype, location_features.dtype), torch.float32)
+    return F.normalize(image_features.to(dtype), dim=1), F.normalize(location_features.to(dtype), dim=1)
+
+
 def clip_loss(image_features: torch.Tensor, location_features: torch.Tensor, logit_scale: torch.Tensor,
-              *, gather: bool = True, group=None) -> torch.Tensor:
+              *, gather: bool = True, group=None, streaming: bool = True, tile: int = 0) -> torch.Tensor:
     """Symmetric InfoNCE of SatCLIP: ``(CE(image -> location) + CE(location -> image)) / 2``.
 
     With one process this is the original loss. With several (``gather=True``) each process
     returns the loss of its own rows against the global batch; averaging over processes (as DDP
     does with the gradients) gives the single-process loss of the combined batch when the batches
     are equal (training drops the last, short batch); :func:`global_mean` weights unequal ones.
+
+    ``streaming`` (default): the ``satclip::clip_loss_streaming`` op, tile by tile over the keys
+    (``tile`` columns, 0 = about 16M logits per tile) with a running log-sum-exp, so neither the
+    ``[B, G]`` logits nor their gradient is ever held; ``streaming=False``: the logits
+    materialised (:func:`clip_logits`) and ``F.cross_entropy``. Both are the same loss to float
+    rounding.
     """
-    per_image, per_location, labels = clip_logits(image_features, location_features, logit_scale,
-                                                  gather=gather, group=group)
-    return (F.cross_entropy(per_image, labels) + F.cross_entropy(per_location, labels)) / 2
+    if not streaming:
+        per_image, per_location, labels = clip_logits(image_features, location_features, logit_scale,
+                                                      gather=gather, group=group)
+        return (F.cross_entropy(per_image, labels) + F.cross_entropy(per_location, labels)) / 2
+    from ..ops import ops
+
+    img, loc = _normalised(image_features, location_features)
+    scale = logit_scale.exp().to(img.dtype)
+    rank, world = _distributed(group) if gather else (0, 1)
+    if world == 1:
+        return ops.clip_loss_streaming(img, loc, None, None, scale, 0, tile)[0]
+    sizes = _batch_sizes(img.shape[0], img.device, group)
+    all_img, all_loc = torch.cat(_gather(img, group, sizes)), torch.cat(_gather(loc, group, sizes))
+    return ops.clip_loss_streaming(img, loc, all_img, all_loc, scale, sum(sizes[:rank]), tile)[0]

@@ -56,6 +56,8 @@ class TrainConfig:
     num_nodes: int = _h("nodes (DDP across nodes through Lightning)", default=1)
     strategy: str = _h("Lightning strategy (auto | ddp | ddp_spawn | ...)", default="auto")
     gather_negatives: bool = _h("score against the negatives of all processes", default=True)
+    streaming_loss: bool = _h("CLIP loss tile by tile with a running log-sum-exp, never holding the [B, B_global] "
+                              "logits (--no-streaming-loss: materialise them, as the original)", default=True)
     log_every: int = _h("log the training loss every N steps", default=10)
     ckpt_every: int = _h("write a checkpoint every N optimizer steps", default=500)
     keep_checkpoints: int = _h("how many step checkpoints to keep besides last.ckpt", default=3)
@@ -87,7 +89,8 @@ def _module_kwargs(cfg: TrainConfig) -> dict:
                 num_hidden_layers=cfg.num_hidden_layers, learning_rate=cfg.learning_rate,
                 weight_decay=cfg.weight_decay, visual_weights=cfg.visual_weights,
                 freeze_backbone=cfg.freeze_backbone, location_dtype=cfg.location_dtype,
-                gather_negatives=cfg.gather_negatives, image_resolution=cfg.crop_size or 256)
+                gather_negatives=cfg.gather_negatives, streaming_loss=cfg.streaming_loss,
+                image_resolution=cfg.crop_size or 256)
 
 
 def _launched_worker() -> bool:

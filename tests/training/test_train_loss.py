@@ -1,5 +1,6 @@
 """CLIP loss: the formula (float64 by hand), and gathered negatives across 2 gloo processes =
-one process with the combined batch (loss and gradients)."""
+one process with the combined batch (loss and gradients), for the streaming and the
+materialised loss."""
 
 import math
 import os
@@ -66,9 +67,9 @@ def _model_and_batch(seed=0, n=16):
     return loc, img, scale, feats, lonlat
 
 
-def _loss_and_grads(loc, img, scale, feats, lonlat, gather=True):
+def _loss_and_grads(loc, img, scale, feats, lonlat, gather=True, streaming=True):
     params = list(loc.parameters()) + list(img.parameters()) + [scale]
-    loss = clip_loss(img(feats), loc(lonlat), scale, gather=gather)
+    loss = clip_loss(img(feats), loc(lonlat), scale, gather=gather, streaming=streaming)
     grads = torch.autograd.grad(loss, params)
     return loss.detach(), grads
 
@@ -77,17 +78,20 @@ def _worker(rank, world, out_dir):
     import torch.distributed as dist
     dist.init_process_group("gloo", init_method=f"file://{os.path.join(out_dir, 'rendezvous')}", rank=rank,
                             world_size=world)
-    loc, img, scale, feats, lonlat = _model_and_batch()
-    rows = slice(rank * len(feats) // world, (rank + 1) * len(feats) // world)
-    loss, grads = _loss_and_grads(loc, img, scale, feats[rows], lonlat[rows])
-    dist.all_reduce(loss)            # DDP-style: average the per-process losses and gradients
-    loss /= world
-    grads = [g.clone() for g in grads]
-    for g in grads:
-        dist.all_reduce(g)
-        g /= world
+    results = {}
+    for streaming in (True, False):
+        loc, img, scale, feats, lonlat = _model_and_batch()
+        rows = slice(rank * len(feats) // world, (rank + 1) * len(feats) // world)
+        loss, grads = _loss_and_grads(loc, img, scale, feats[rows], lonlat[rows], streaming=streaming)
+        dist.all_reduce(loss)            # DDP-style: average the per-process losses and gradients
+        loss /= world
+        grads = [g.clone() for g in grads]
+        for g in grads:
+            dist.all_reduce(g)
+            g /= world
+        results[streaming] = {"loss": loss, "grads": grads}
     if rank == 0:
-        torch.save({"loss": loss, "grads": grads}, os.path.join(out_dir, "ddp.pt"))
+        torch.save(results, os.path.join(out_dir, "ddp.pt"))
     dist.barrier()  # the result is on disk before anyone leaves
     # Leave without gloo's teardown: it aborts a process now and then when its peer has already
     # gone (SIGABRT, "terminate called without an active exception"; 2 runs in 12 here).
@@ -98,11 +102,11 @@ def test_two_process_gathered_negatives_equal_combined_batch(tmp_path):
     world = 2
     mp.start_processes(_worker, args=(world, str(tmp_path)), nprocs=world,
                        start_method="spawn")
-    ddp = torch.load(tmp_path / "ddp.pt")
-    loss, grads = _loss_and_grads(*_model_and_batch())
-    assert abs(float(ddp["loss"]) - float(loss)) < 1e-12
-    for a, b in zip(ddp["grads"], grads):
-        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+    loss, grads = _loss_and_grads(*_model_and_batch(), streaming=False)  # one process, combined batch
+    for streaming, ddp in torch.load(tmp_path / "ddp.pt").items():  # streaming and materialised
+        assert abs(float(ddp["loss"]) - float(loss)) < 1e-12, streaming
+        for a, b in zip(ddp["grads"], grads):
+            assert torch.allclose(a, b, rtol=1e-10, atol=1e-12), streaming
     # and the original (per-process negatives only) is a different objective
     loc, img, scale, feats, lonlat = _model_and_batch()
     local = sum(float(_loss_and_grads(loc, img, scale, feats[s], lonlat[s], gather=False)[0])
