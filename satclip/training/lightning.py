@@ -118,7 +118,11 @@ class SatCLIPLightningModule(L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+        kw = dict(lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+        try:  # one fused kernel per step instead of a loop over the parameters (same update)
+            return torch.optim.AdamW(params, fused=True, **kw)
+        except (RuntimeError, ValueError):  # a device or dtype the fused kernel does not take
+            return torch.optim.AdamW(params, **kw)
 
 
 class SatCLIPDataModule(L.LightningDataModule):
