@@ -14,7 +14,7 @@ NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>
 CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)
 SOURCES := $(shell find csrc satclip -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.in' \)) CMakeLists.txt pyproject.toml
 
-.PHONY: demo test test-fallback test-base-isa bench bench-smoke clean
+.PHONY: demo test test-fallback test-base-isa bench bench-compare bench-smoke clean
 
 # Re-run when this file changes (new tools); pip skips what is already installed.
 $(VENV)/.deps: Makefile
@@ -45,18 +45,29 @@ test-fallback: $(VENV)/.installed
 test-base-isa: $(VENV)/.installed
 	SATCLIP_CPU_ISA=base SATCLIP_EXPECT_EXTENSION=1 $(VENV)/bin/pytest -q $(OP_TESTS)
 
-# Full CPU benchmarks (a few minutes): JSON + markdown table under benchmarks/results/.
-# sphericart-torch is an optional comparison; the run goes on without it.
+# Full CPU benchmarks (about 10 minutes): JSON + markdown table under benchmarks/results/, and
+# one more entry in the history (benchmarks/results/history/). sphericart-torch is an optional
+# comparison; the run goes on without it.
 bench: $(VENV)/.installed
 	-$(PIP) install -q sphericart-torch
 	mkdir -p benchmarks/results
 	$(VENV)/bin/pytest -c benchmarks/pytest.ini benchmarks --benchmark-json=benchmarks/results/cpu.json \
 		--benchmark-columns=median,min,rounds
 	$(VPY) benchmarks/report.py benchmarks/results/cpu.json > benchmarks/results/cpu.md
+	$(VPY) benchmarks/history.py record benchmarks/results/cpu.json --kind cpu
 	cat benchmarks/results/cpu.md
 
+# The latest run against the previous one of the same machine kind (ratios judged, a drop of more
+# than 15% flagged), and the plot of every tracked ratio over the history.
+bench-compare: $(VENV)/.installed
+	$(VPY) benchmarks/history.py plot
+	$(VPY) benchmarks/history.py compare
+
+# CI: every benchmark at tiny sizes, then the compare and plot steps on two small stored runs.
 bench-smoke: $(VENV)/.installed
 	SATCLIP_BENCH_SMOKE=1 $(VENV)/bin/pytest -q -c benchmarks/pytest.ini benchmarks --benchmark-disable
+	$(VPY) benchmarks/history.py compare --dir benchmarks/fixtures/history > /dev/null; test $$? -le 1
+	$(VPY) benchmarks/history.py plot --dir benchmarks/fixtures/history --png $$(mktemp -d)/ratios.png
 
 clean:
 	rm -rf build $(VENV)

@@ -41,6 +41,16 @@ def test_damaged_chunks_are_found_and_recomputed(tmp_path, encoder, fmt):
         (out / "part-000005.parquet").unlink()                     # lost
         run_embedding(encoder, src(), out, fmt=fmt, progress=False, log=logs.append)  # a plain rerun sees it
         assert any("2 of 9 chunks written earlier are damaged or missing" in m for m in logs), logs
+        part = out / "part-000006.parquet"  # one byte of a data page changed, same size
+        data = bytearray(part.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        part.write_bytes(bytes(data))
+        logs.clear()
+        run_embedding(encoder, src(), out, fmt=fmt, progress=False, log=logs.append)
+        assert any("intact" in m for m in logs), logs  # sizes cannot tell
+        logs.clear()
+        run_embedding(encoder, src(), out, fmt=fmt, progress=False, verify=True, log=logs.append)
+        assert any("1 of 9 chunks written earlier are damaged" in m for m in logs), logs
     else:
         # same size, other bytes: only reading back finds it (--verify)
         if fmt == "npy":
