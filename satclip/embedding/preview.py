@@ -96,9 +96,8 @@ def render_preview(out, png, title: str | None = None) -> Path:
         ax.imshow(img.reshape(height, width, 3), origin="lower", extent=(-180, 180, -90, 90),
                   interpolation="nearest")
     else:
-        lon = np.concatenate([b[1] for b in iter_embeddings(out)])
-        lat = np.concatenate([b[2] for b in iter_embeddings(out)])
-        rgb = np.concatenate([colours(b[3]) for b in iter_embeddings(out)])
+        blocks = [(b[1], b[2], colours(b[3])) for b in iter_embeddings(out)]  # at most SCATTER_MAX points
+        lon, lat, rgb = (np.concatenate(parts) for parts in zip(*blocks))
         size = float(np.clip(4e4 / n, 6.0, 60.0))  # points^2: a few thousand points stay visible dots
         ax.scatter(np.mod(lon + 180.0, 360.0) - 180.0, lat, c=rgb, s=size, marker="o", linewidths=0)
     draw_coastlines(ax)
