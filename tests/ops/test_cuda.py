@@ -3,6 +3,8 @@
 Run on the GPU machine by benchmarks/gpu_check.sh; every case here is also meaningful the
 day a device appears in CI."""
 
+import math
+
 import pytest
 import torch
 
@@ -160,3 +162,26 @@ def test_training_step_on_cuda():
     enc(x).pow(2).mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in enc.parameters())
     assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("gathered", [False, True])
+@pytest.mark.parametrize("log_scale", [2.66, 4.1])  # fixed-shift blocks, then running-max tiles (float32)
+def test_streaming_clip_loss_cuda_matches_cpu(gathered, log_scale):
+    _require_kernel("clip_loss_streaming")
+    g = torch.Generator().manual_seed(0)
+    all_img = torch.nn.functional.normalize(torch.randn(3000, 64, generator=g), dim=1)
+    all_loc = torch.nn.functional.normalize(all_img + torch.randn(3000, 64, generator=g), dim=1)
+    off, b = (1000, 1200) if gathered else (0, 3000)
+    scale = torch.tensor(math.exp(log_scale))
+
+    def run(device):
+        leaves = [t.to(device).clone().requires_grad_(True)
+                  for t in (all_img[off:off + b], all_loc[off:off + b], all_img, all_loc, scale)]
+        img, loc, ai, al, s = leaves
+        args = (img, loc, ai, al) if gathered else (img, loc, None, None)
+        loss = ops.clip_loss_streaming(*args, s, off, 512)[0]
+        used = [t for t in args if t is not None] + [s]
+        return [loss.detach().cpu()] + [t.cpu() for t in torch.autograd.grad(loss, used)]
+
+    for a, b_ in zip(run("cuda"), run("cpu")):
+        torch.testing.assert_close(a, b_, rtol=1e-4, atol=1e-5)
