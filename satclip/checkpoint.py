@@ -21,7 +21,9 @@ from pathlib import Path
 
 import torch
 
-from .nn import LocationEncoder
+from .nn import ComposedLocationEncoder, LocationEncoder
+from .nn.composed_encoder import LE_TYPES
+from .nn.networks import NETWORKS
 
 EXPORT_FORMAT = "satclip-location-encoder"
 EXPORT_VERSION = 1
@@ -41,32 +43,57 @@ def _resolve_dtype(dtype) -> torch.dtype:
 
 def _location_state(state: dict, source: str) -> dict:
     for prefix in _PREFIXES:
-        key = prefix + "nnet.layers.0.weight"
-        if key in state:
+        if any(k.startswith(prefix + "nnet.") for k in state):
             n = len(prefix)
             return {k[n:]: v for k, v in state.items() if k.startswith(prefix + "nnet.")}
-    raise ValueError(f"{source}: no location-encoder weights found (looked for "
-                     f"{[p + 'nnet.layers.0.weight' for p in _PREFIXES]})")
+    raise ValueError(f"{source}: no location-encoder weights found (looked for keys starting with "
+                     f"{[p + 'nnet.' for p in _PREFIXES]})")
 
 
 def _config_from_hparams(hp: dict, source: str) -> dict:
     le, pe = hp.get("le_type", "sphericalharmonics"), hp.get("pe_type", "siren")
-    if le != "sphericalharmonics":
-        raise ValueError(f"{source}: unsupported le_type {le!r}; only 'sphericalharmonics' is implemented")
-    if pe != "siren":
-        raise ValueError(f"{source}: unsupported pe_type {pe!r}; only 'siren' is implemented")
+    if le not in LE_TYPES:
+        extra = " ('discretized' spherical harmonics are not implemented yet)" if le == "discretized" else ""
+        raise ValueError(f"{source}: unknown le_type {le!r}; expected one of {LE_TYPES}{extra}")
+    if pe not in NETWORKS:
+        raise ValueError(f"{source}: unknown pe_type {pe!r}; expected one of {NETWORKS}")
     harm = hp.get("harmonics_calculation", "analytic")
-    if harm not in _SUPPORTED_HARMONICS:
+    if le == "sphericalharmonics" and harm not in _SUPPORTED_HARMONICS:
         raise ValueError(f"{source}: unsupported harmonics_calculation {harm!r}; expected one of {_SUPPORTED_HARMONICS}")
-    cfg = {"harmonics_calculation": harm}
-    for key in ("legendre_polys", "capacity", "num_hidden_layers", "embed_dim"):
+    cfg = {"le_type": le, "pe_type": pe, "harmonics_calculation": harm}
+    for key in ("legendre_polys", "capacity", "num_hidden_layers", "embed_dim", "frequency_num"):
         if key in hp and hp[key] is not None:
             cfg[key] = int(hp[key])
+    for key in ("min_radius", "max_radius"):
+        if key in hp and hp[key] is not None:
+            cfg[key] = float(hp[key])
     return cfg
 
 
-def _build(cfg: dict, state: dict, source: str, device, dtype) -> LocationEncoder:
+def _build_composed(cfg: dict, state: dict, source: str, device, dtype) -> ComposedLocationEncoder:
+    """Any pair but spherical harmonics + SIREN: built from the hyper-parameters (the original
+    writes them all), then the tensors loaded with strict key matching."""
+    kw = {k: v for k, v in cfg.items() if k not in ("le_type", "pe_type")}
+    try:
+        enc = ComposedLocationEncoder(cfg["le_type"], cfg["pe_type"], **kw).to(dtype)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    first = next((v for k, v in state.items() if k.endswith("weight") and v.dim() == 2
+                  and k in ("nnet.weight", "nnet.layers.0.weight", "nnet.features.0.weight", "nnet.feats.0.weight")), None)
+    if first is not None and first.shape[1] != enc.posenc.embedding_dim:
+        raise ValueError(f"{source}: the network takes {first.shape[1]} inputs but {cfg['le_type']} gives "
+                         f"{enc.posenc.embedding_dim} (check frequency_num / legendre_polys)")
+    try:
+        enc.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{source}: weights do not match {enc.config()}: {exc}") from None
+    return enc.to(device=device or "cpu", dtype=dtype).eval()
+
+
+def _build(cfg: dict, state: dict, source: str, device, dtype):
     """Checks the hyper-parameters against the tensors, then builds the encoder."""
+    if (cfg["le_type"], cfg["pe_type"]) != ("sphericalharmonics", "siren"):
+        return _build_composed(cfg, state, source, device, dtype)
     n_layers = 0
     while f"nnet.layers.{n_layers}.weight" in state:
         n_layers += 1
@@ -159,8 +186,11 @@ def _hf_download(repo_id: str) -> Path:
     return Path(huggingface_hub.hf_hub_download(repo_id, sorted(files)[0]))
 
 
-def load(source, *, device=None, dtype=None, weights_only: bool = True) -> LocationEncoder:
-    """Loads a location encoder in eval mode (default dtype float64, as the original).
+def load(source, *, device=None, dtype=None, weights_only: bool = True):
+    """Loads a location encoder in eval mode (default dtype float64, as the original): a
+    :class:`satclip.nn.LocationEncoder` for spherical harmonics + SIREN (the released models,
+    compiled fused kernels), a :class:`satclip.nn.ComposedLocationEncoder` for every other
+    ``le_type`` / ``pe_type`` pair of the original code.
 
     Args:
         source: path to a SatCLIP Lightning ``.ckpt``, a satclip ``.safetensors`` export, or a
@@ -213,12 +243,14 @@ def save(encoder: LocationEncoder, path, *, overwrite: bool = False) -> Path:
     """
     from safetensors.torch import save_file
 
-    if not isinstance(encoder, LocationEncoder):
-        raise TypeError(f"expected a satclip.nn.LocationEncoder, got {type(encoder).__name__}")
+    if not isinstance(encoder, (LocationEncoder, ComposedLocationEncoder)):
+        raise TypeError(f"expected a satclip.nn.LocationEncoder or ComposedLocationEncoder, got {type(encoder).__name__}")
     path = Path(os.fspath(path))
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    # clone: the original's MLP registers one hidden layer several times (shared tensors), which
+    # safetensors refuses to store as such; each key gets its own copy, loaded back into the one layer
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in encoder.state_dict().items()}
     meta = {"format": EXPORT_FORMAT, "version": str(EXPORT_VERSION), "config": json.dumps(encoder.config())}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)

@@ -108,7 +108,10 @@ def run(args) -> int:
             name = args.checkpoint
         enc.precision = F.check_precision(args.precision, dtype)
         n = source.num_chunks
-        say(f"model {name} (L={enc.legendre_polys}, {enc.harmonics}), {len(source):,} points in {n} "
+        cfg = enc.config()
+        kind = (f"L={cfg['legendre_polys']}, {cfg['harmonics_calculation']}" if cfg["le_type"] == "sphericalharmonics"
+                else cfg["le_type"]) + f", {cfg['pe_type']}"
+        say(f"model {name} ({kind}), {len(source):,} points in {n} "
             f"chunk{'s' * (n != 1)} -> {args.out} ({args.format}, {args.dtype})")
         t0 = time.perf_counter()
         run_embedding(enc, source, args.out, fmt=args.format, out_dtype=args.dtype, device=args.device,

@@ -63,7 +63,7 @@ def embed(encoder, points, *, batch_size: int = 65536, device=None, out_dtype="f
     dev = torch.device(device) if device is not None else next(encoder.parameters()).device
     enc = encoder.to(dev).eval()
     dtype = next(enc.parameters()).dtype
-    out = np.empty((len(lonlat), enc.nnet.dim_out), dtype=out_dtype)
+    out = np.empty((len(lonlat), enc.dim_out), dtype=out_dtype)
     with torch.no_grad():
         for s in range(0, len(lonlat), batch_size):
             x = torch.from_numpy(lonlat[s:s + batch_size]).to(device=dev, dtype=dtype)

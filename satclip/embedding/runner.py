@@ -149,7 +149,7 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
         source.chunk_size = max(1, source.chunk_size // grid_shape[1]) * grid_shape[1]
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
     encoder = encoder.to(device).eval()
-    want = {"format": fmt, "dtype": out_dtype, "dim": encoder.nnet.dim_out, "model": model_fingerprint(encoder),
+    want = {"format": fmt, "dtype": out_dtype, "dim": encoder.dim_out, "model": model_fingerprint(encoder),
             "model_config": encoder.config(), "precision": getattr(encoder, "precision", "float32"),
             "source": source.describe(), "chunk_size": source.chunk_size}
     _refuse_foreign(out)

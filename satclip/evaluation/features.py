@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .. import functional as F
-from ..nn import LocationEncoder
+from ..nn import ComposedLocationEncoder, LocationEncoder
 
 
 def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bool = False) -> dict:
@@ -24,12 +24,18 @@ def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bo
         from ..checkpoint import default_model as bundled
         enc = bundled(dtype=torch.float64)
         name = "bundled default model"
-    if enc is not None:
-        legendre_polys = enc.legendre_polys
+    cfg = enc.config() if enc is not None else None
+    if cfg is not None:
+        legendre_polys = cfg["legendre_polys"]
     L = legendre_polys
     torch.manual_seed(0)
-    rand = (LocationEncoder(L, enc.nnet.dim_hidden, enc.nnet.num_layers, enc.nnet.dim_out) if enc is not None
-            else LocationEncoder(L, 512, 2, 256)).double().eval()
+    if cfg is None:
+        rand = LocationEncoder(L, 512, 2, 256)
+    elif (cfg["le_type"], cfg["pe_type"]) == ("sphericalharmonics", "siren"):
+        rand = LocationEncoder(L, cfg["capacity"], cfg["num_hidden_layers"], cfg["embed_dim"])
+    else:  # the same architecture, untrained
+        rand = ComposedLocationEncoder(**cfg)
+    rand = rand.double().eval()
 
     def run(model):
         def f(ll):
@@ -39,7 +45,8 @@ def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bo
 
     sets = {"lon/lat": lambda ll: ll.copy(),
             f"SH L={L}": lambda ll: F.spherical_harmonics(torch.from_numpy(ll), L).numpy(),
-            f"random-init encoder L={L}": run(rand)}
+            (f"random-init encoder L={L}" if cfg is None or cfg["le_type"] == "sphericalharmonics"
+             else f"random-init {cfg['le_type']}+{cfg['pe_type']}"): run(rand)}
     if enc is not None:
         sets[name] = run(enc)
     return sets

@@ -63,6 +63,10 @@ class LocationEncoder(nn.Module):
         self._precision = value
 
     @property
+    def dim_out(self) -> int:
+        return self.nnet.dim_out
+
+    @property
     def legendre_polys(self) -> int:
         return self.posenc.L
 

@@ -117,8 +117,9 @@ def test_save_and_load_export_roundtrip(tmp_path):
     ({"capacity": 512}, "capacity=512"),
     ({"num_hidden_layers": 3}, "num_hidden_layers=3"),
     ({"embed_dim": 512}, "embed_dim=512"),
-    ({"le_type": "sphericalgrid"}, "unsupported le_type"),
-    ({"pe_type": "fcnet"}, "unsupported pe_type"),
+    ({"le_type": "sphericalgrid"}, "unknown le_type 'sphericalgrid'"),
+    ({"pe_type": "transformer"}, "unknown pe_type 'transformer'"),
+    ({"pe_type": "fcnet"}, "weights do not match"),  # SIREN tensors under an fcnet configuration
     ({"harmonics_calculation": "discretized"}, "unsupported harmonics_calculation"),
 ])
 def test_inconsistent_or_unsupported_hparams(tmp_path, hp_over, match):
