@@ -117,12 +117,23 @@ class SatCLIPLightningModule(L.LightningModule):
         self.log("val_loss", loss, prog_bar=True, batch_size=n, sync_dist=True)
 
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        kw = dict(lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+        groups = parameter_groups(self.model, self.hparams.weight_decay)
         try:  # one fused kernel per step instead of a loop over the parameters (same update)
-            return torch.optim.AdamW(params, fused=True, **kw)
+            return torch.optim.AdamW(groups, lr=self.hparams.learning_rate, fused=True)
         except (RuntimeError, ValueError):  # a device or dtype the fused kernel does not take
-            return torch.optim.AdamW(params, **kw)
+            return torch.optim.AdamW(groups, lr=self.hparams.learning_rate)
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """The original's AdamW groups: no weight decay on gains and biases (parameters with fewer
+    than 2 dimensions, names containing "bn", "ln" or "bias") nor on ``logit_scale``; the rest
+    decays by ``weight_decay``. Frozen parameters are left out."""
+    def exempt(name, p):
+        return p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
+
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [{"params": [p for n, p in named if exempt(n, p)], "weight_decay": 0.0},
+            {"params": [p for n, p in named if not exempt(n, p)], "weight_decay": weight_decay}]
 
 
 class SatCLIPDataModule(L.LightningDataModule):

@@ -125,3 +125,17 @@ def test_location_dtype_float64_like_the_original(tmp_path):
 def test_refused_options(kw, match):
     with pytest.raises(ValueError, match=match):
         SatCLIPLightningModule(vision_layers="resnet18", **SMALL, **kw)
+
+
+def test_weight_decay_groups_follow_the_original():
+    from satclip.training.lightning import parameter_groups
+    m = SatCLIP(vision_layers="resnet18", **SMALL)
+    no_decay, decay = parameter_groups(m, 0.01)
+    assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
+    names = {id(p): n for n, p in m.named_parameters()}
+    exempt = {names[id(p)] for p in no_decay["params"]}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert "logit_scale" in exempt and "visual.bn1.weight" in exempt and "location.nnet.layers.0.bias" in exempt
+    assert "location.nnet.layers.0.weight" in decayed and "visual.conv1.weight" in decayed
+    assert all(names[id(p)] in exempt or p.ndim >= 2 for p in m.parameters() if p.requires_grad)
+    assert len(exempt) + len(decayed) == sum(1 for p in m.parameters() if p.requires_grad)
