@@ -125,6 +125,8 @@ fi
 if [ ${#jsons[@]} -gt 0 ]; then
   for f in "${jsons[@]}"; do $PY benchmarks/report.py "$f"; done > "$OUT/gpu.md" && cat "$OUT/gpu.md"
   $PY benchmarks/gpu_targets.py "${jsons[@]}" > "$OUT/targets.md" && cat "$OUT/targets.md"
+  # one benchmark-history entry for the run (commit it under benchmarks/results/history/)
+  $PY benchmarks/history.py record "${jsons[@]}" --kind gpu --dir "$OUT/history" || true
 fi
 echo "gpu check done in $(( $(date +%s) - START )) s (budget $BUDGET s)"
 exit $(( trc != 0 || brc != 0 || san_rc != 0 ))

@@ -1,7 +1,7 @@
 """Benchmark history: every full run stored as one JSON entry, the latest compared with the one
 before it on the same kind of machine, and the tracked ratios plotted over time.
 
-    python benchmarks/history.py record RESULTS.json [--kind cpu|gpu] [--dir DIR]
+    python benchmarks/history.py record RESULTS.json [MORE.json ...] [--kind cpu|gpu] [--dir DIR]
     python benchmarks/history.py compare [--dir DIR] [--threshold 0.15]
     python benchmarks/history.py plot [--dir DIR] [--png benchmarks/results/ratio-history.png]
 
@@ -65,8 +65,12 @@ def entry_from(results: dict, kind: str) -> dict:
     }
 
 
-def record(results_path, kind: str = "cpu", directory=DEFAULT_DIR) -> Path:
-    entry = entry_from(json.loads(Path(results_path).read_text()), kind)
+def record(results_paths, kind: str = "cpu", directory=DEFAULT_DIR) -> Path:
+    """One entry from one run's pytest-benchmark JSON file(s) (the GPU check writes one per group)."""
+    paths = [results_paths] if isinstance(results_paths, (str, Path)) else list(results_paths)
+    docs = [json.loads(Path(p).read_text()) for p in paths]
+    merged = dict(docs[0], benchmarks=[b for d in docs for b in d["benchmarks"]])
+    entry = entry_from(merged, kind)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stamp = entry["date"][:19].replace(":", "").replace("-", "")
@@ -180,7 +184,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("record")
-    r.add_argument("results")
+    r.add_argument("results", nargs="+")
     r.add_argument("--kind", default="cpu", choices=["cpu", "gpu"])
     for sp in (r, sub.add_parser("compare"), sub.add_parser("plot")):
         sp.add_argument("--dir", default=str(DEFAULT_DIR))

@@ -57,3 +57,14 @@ def test_entry_fields_and_plot(tmp_path):
     _record(tmp_path, "b", results("2026-01-02T00:00:00", 0.1, 1.1))
     png = history.plot(tmp_path / "hist", tmp_path / "r.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_one_entry_from_several_files(tmp_path):
+    a = results("2026-01-01T00:00:00", 0.1, 1.0)
+    b = results("2026-01-01T00:00:00", 0.1, 1.0)
+    for x in b["benchmarks"]:
+        x["group"] = "sh-fwd-L10-fp32"
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    e = json.loads(history.record([tmp_path / "a.json", tmp_path / "b.json"], "gpu", tmp_path / "h").read_text())
+    assert e["kind"] == "gpu" and {x["group"] for x in e["benchmarks"]} == {"sh-fwd-L40-fp32", "sh-fwd-L10-fp32"}
