@@ -106,9 +106,12 @@ def run(args) -> int:
         else:
             enc = load(args.checkpoint, device=args.device, dtype=dtype)
             name = args.checkpoint
+        cfg = enc.config()
+        if args.precision != "float32" and (cfg["le_type"], cfg["pe_type"]) != ("sphericalharmonics", "siren"):
+            raise ValueError(f"--precision {args.precision} applies to spherical harmonics + SIREN encoders (the fused "
+                             f"kernels); this checkpoint is {cfg['le_type']} + {cfg['pe_type']}: use --precision float32")
         enc.precision = F.check_precision(args.precision, dtype)
         n = source.num_chunks
-        cfg = enc.config()
         kind = (f"L={cfg['legendre_polys']}, {cfg['harmonics_calculation']}" if cfg["le_type"] == "sphericalharmonics"
                 else cfg["le_type"]) + f", {cfg['pe_type']}"
         say(f"model {name} ({kind}), {len(source):,} points in {n} "

@@ -93,3 +93,11 @@ def test_small_wordings(capsys):
     import re
     helptext = " ".join(capsys.readouterr().out.split())
     assert not re.search(r"\(default[^()]*(\([^()]*\))?[^()]*\) \(default", helptext)  # one default per option
+
+
+def test_precision_modes_only_for_the_fused_encoder(tmp_path):
+    from satclip.nn import ComposedLocationEncoder
+    path = satclip.save(ComposedLocationEncoder("wrap", "mlp", capacity=8, embed_dim=4), tmp_path / "w.safetensors")
+    with pytest.raises(SystemExit, match="--precision bf16 applies to spherical harmonics \\+ SIREN encoders"):
+        main(["embed", "--checkpoint", str(path), "--grid", "30", "--precision", "bf16", "--out", str(tmp_path / "o")])
+    assert main(["embed", "--checkpoint", str(path), "--grid", "30", "--out", str(tmp_path / "o"), "--quiet"]) == 0
