@@ -22,13 +22,12 @@ from pathlib import Path
 import torch
 
 from .nn import ComposedLocationEncoder, LocationEncoder
-from .nn.composed_encoder import LE_TYPES
+from .nn.composed_encoder import HARMONICS, LE_TYPES
 from .nn.networks import NETWORKS
 
 EXPORT_FORMAT = "satclip-location-encoder"
 EXPORT_VERSION = 1
 _PREFIXES = ("model.location.", "location.", "")
-_SUPPORTED_HARMONICS = ("analytic", "closed-form")
 
 
 def _resolve_dtype(dtype) -> torch.dtype:
@@ -53,13 +52,13 @@ def _location_state(state: dict, source: str) -> dict:
 def _config_from_hparams(hp: dict, source: str) -> dict:
     le, pe = hp.get("le_type", "sphericalharmonics"), hp.get("pe_type", "siren")
     if le not in LE_TYPES:
-        extra = " ('discretized' spherical harmonics are not implemented yet)" if le == "discretized" else ""
+        extra = " ('discretized' is a harmonics_calculation of le_type 'sphericalharmonics')" if le == "discretized" else ""
         raise ValueError(f"{source}: unknown le_type {le!r}; expected one of {LE_TYPES}{extra}")
     if pe not in NETWORKS:
         raise ValueError(f"{source}: unknown pe_type {pe!r}; expected one of {NETWORKS}")
     harm = hp.get("harmonics_calculation", "analytic")
-    if le == "sphericalharmonics" and harm not in _SUPPORTED_HARMONICS:
-        raise ValueError(f"{source}: unsupported harmonics_calculation {harm!r}; expected one of {_SUPPORTED_HARMONICS}")
+    if le == "sphericalharmonics" and harm not in HARMONICS:
+        raise ValueError(f"{source}: unsupported harmonics_calculation {harm!r}; expected one of {HARMONICS}")
     cfg = {"le_type": le, "pe_type": pe, "harmonics_calculation": harm}
     for key in ("legendre_polys", "capacity", "num_hidden_layers", "embed_dim", "frequency_num"):
         if key in hp and hp[key] is not None:
@@ -90,9 +89,16 @@ def _build_composed(cfg: dict, state: dict, source: str, device, dtype) -> Compo
     return enc.to(device=device or "cpu", dtype=dtype).eval()
 
 
+def fused_pair(cfg: dict) -> bool:
+    """True for the configurations :class:`LocationEncoder` (the compiled kernels) runs: spherical
+    harmonics evaluated per point + SIREN; every other one is a :class:`ComposedLocationEncoder`."""
+    return ((cfg.get("le_type", "sphericalharmonics"), cfg.get("pe_type", "siren")) == ("sphericalharmonics", "siren")
+            and cfg.get("harmonics_calculation", "analytic") != "discretized")
+
+
 def _build(cfg: dict, state: dict, source: str, device, dtype):
     """Checks the hyper-parameters against the tensors, then builds the encoder."""
-    if (cfg["le_type"], cfg["pe_type"]) != ("sphericalharmonics", "siren"):
+    if not fused_pair(cfg):
         return _build_composed(cfg, state, source, device, dtype)
     n_layers = 0
     while f"nnet.layers.{n_layers}.weight" in state:

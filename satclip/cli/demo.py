@@ -39,7 +39,8 @@ def run(args) -> int:
     out = _demo_out(Path(args.out))
     cfg = TrainConfig(out=str(out / "train"), data="bluemarble", vision_layers="resnet18",
                       legendre_polys=args.legendre_polys, bluemarble_size=args.patches, patch_px=32,
-                      batch_size=args.batch_size, max_steps=args.steps, ckpt_every=max(1, args.steps // 2),
+                      batch_size=args.batch_size, accumulate_grad_batches=1, max_steps=args.steps,
+                      ckpt_every=max(1, args.steps // 2),
                       keep_checkpoints=1, val_fraction=0.1, seed=args.seed, log_every=max(1, min(10, args.steps // 10)))
     # Steps and results go to one stream, flushed, so that they read in the order they happen.
     say = lambda msg: print(f"satclip demo: {msg}", flush=True)  # noqa: E731

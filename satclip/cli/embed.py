@@ -90,7 +90,7 @@ def run(args) -> int:
     import torch
 
     from .. import functional as F
-    from ..checkpoint import default_model, load
+    from ..checkpoint import default_model, fused_pair, load
     from ..embedding.runner import DiskFull, EmbeddingInterrupted, run_embedding
     from ..embedding.state import OutputLocked
 
@@ -107,9 +107,10 @@ def run(args) -> int:
             enc = load(args.checkpoint, device=args.device, dtype=dtype)
             name = args.checkpoint
         cfg = enc.config()
-        if args.precision != "float32" and (cfg["le_type"], cfg["pe_type"]) != ("sphericalharmonics", "siren"):
+        if args.precision != "float32" and not fused_pair(cfg):
             raise ValueError(f"--precision {args.precision} applies to spherical harmonics + SIREN encoders (the fused "
-                             f"kernels); this checkpoint is {cfg['le_type']} + {cfg['pe_type']}: use --precision float32")
+                             f"kernels); this checkpoint is {cfg['le_type']} + {cfg['pe_type']} "
+                             f"({cfg['harmonics_calculation']}): use --precision float32")
         enc.precision = F.check_precision(args.precision, dtype)
         n = source.num_chunks
         kind = (f"L={cfg['legendre_polys']}, {cfg['harmonics_calculation']}" if cfg["le_type"] == "sphericalharmonics"

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .. import functional as F
+from ..checkpoint import fused_pair
 from ..nn import ComposedLocationEncoder, LocationEncoder
 
 
@@ -31,7 +32,7 @@ def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bo
     torch.manual_seed(0)
     if cfg is None:
         rand = LocationEncoder(L, 512, 2, 256)
-    elif (cfg["le_type"], cfg["pe_type"]) == ("sphericalharmonics", "siren"):
+    elif fused_pair(cfg):
         rand = LocationEncoder(L, cfg["capacity"], cfg["num_hidden_layers"], cfg["embed_dim"])
     else:  # the same architecture, untrained
         rand = ComposedLocationEncoder(**cfg)

@@ -2,8 +2,8 @@
 (``pe_type``), as the original's ``LocationEncoder(posenc, nnet)``, for every combination the
 original builds; ``state_dict`` keys ``nnet.*`` exactly as the original's (the encodings have no
 parameters). The released pair, spherical harmonics + SIREN, is :class:`LocationEncoder`, which
-runs the compiled fused kernels; every other pair runs plain torch ops (the SIREN layers still
-use the ``siren_layer`` op).
+runs the compiled fused kernels; every other pair (and SH + SIREN with the ``"discretized"`` table
+lookup) runs plain torch ops (the SIREN layers still use the ``siren_layer`` op).
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from torch import nn
 from .. import functional as F
 from .networks import NETWORKS, network
 from .positional_encodings import FREQUENCY_ENCODINGS, PLAIN_ENCODINGS, positional_encoding
+from .discretized_harmonics import DiscretizedSphericalHarmonics
 from .spherical_harmonics import SphericalHarmonics
 
 LE_TYPES = ("sphericalharmonics",) + PLAIN_ENCODINGS + FREQUENCY_ENCODINGS
+HARMONICS = ("analytic", "closed-form", "discretized")  # the original's harmonics_calculation values
 
 
 class ComposedLocationEncoder(nn.Module):
@@ -41,7 +43,11 @@ class ComposedLocationEncoder(nn.Module):
                         "frequency_num": int(frequency_num), "min_radius": float(min_radius),
                         "max_radius": float(max_radius), "capacity": int(capacity),
                         "num_hidden_layers": int(num_hidden_layers), "embed_dim": int(embed_dim)}
-        if le_type == "sphericalharmonics":
+        if le_type == "sphericalharmonics" and harmonics_calculation == "discretized":
+            self.posenc = DiscretizedSphericalHarmonics(int(legendre_polys))  # the original's table lookup
+        elif le_type == "sphericalharmonics":
+            if harmonics_calculation not in HARMONICS:
+                raise ValueError(f"unknown harmonics_calculation {harmonics_calculation!r}; expected one of {HARMONICS}")
             self.posenc = SphericalHarmonics(int(legendre_polys), harmonics_calculation)
         else:
             self.posenc = positional_encoding(le_type, frequency_num=frequency_num, min_radius=min_radius,

@@ -56,9 +56,6 @@ class SatCLIPLightningModule(L.LightningModule):
                  pretrained_required: bool = True,
                  eval_downstream: bool = False, air_temp_data_path=None, election_data_path=None):
         super().__init__()
-        if le_type != "sphericalharmonics" or pe_type != "siren":
-            raise ValueError(f"only le_type='sphericalharmonics' with pe_type='siren' is implemented, "
-                             f"got {le_type!r}, {pe_type!r}")
         if in_channels != 13:
             raise ValueError(f"in_channels must be 13 (12 Sentinel-2 bands + zero B10), got {in_channels}")
         if location_dtype not in _DTYPES:
@@ -67,7 +64,8 @@ class SatCLIPLightningModule(L.LightningModule):
                                           "election_data_path"])
         self.model = SatCLIP(embed_dim, vision_layers, in_channels, legendre_polys, harmonics_calculation, capacity,
                              num_hidden_layers, visual_weights, freeze_backbone, _DTYPES[location_dtype],
-                             pretrained_required)
+                             pretrained_required, le_type=le_type, pe_type=pe_type, frequency_num=frequency_num,
+                             min_radius=min_radius, max_radius=max_radius)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -5,8 +5,10 @@ into the original ``SatCLIP`` (and the original's into this one):
 
 * ``visual``: a timm model with ``in_chans=13`` and ``num_classes=embed_dim`` (the projection to
   the embedding dim is the timm classifier: ``fc`` for ResNets, ``head`` for ViTs);
-* ``location``: :class:`satclip.nn.LocationEncoder` (``location.nnet.*``);
-* ``nnet``: the *same* SIREN registered a second time, as in the original (so every checkpoint
+* ``location``: :class:`satclip.nn.LocationEncoder` (spherical harmonics + SIREN, the compiled
+  kernels) or, for every other ``le_type`` x ``pe_type`` of the original (and the
+  ``"discretized"`` harmonics), :class:`satclip.nn.ComposedLocationEncoder` (``location.nnet.*``);
+* ``nnet``: the *same* network registered a second time, as in the original (so every checkpoint
   carries ``model.nnet.*`` beside ``model.location.nnet.*``);
 * ``logit_scale``: learnable log inverse temperature, initialised to ``log(1 / 0.07)``.
 
@@ -26,7 +28,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..nn import LocationEncoder
+from ..nn import ComposedLocationEncoder, LocationEncoder
+from ..nn.composed_encoder import HARMONICS
 
 # original name -> (timm architecture, torchgeo SSL4EO-S12 MoCo weight file name)
 MOCO = {
@@ -107,7 +110,8 @@ class SatCLIP(nn.Module):
     Args:
         embed_dim: shared embedding width (256 in the released models).
         vision_layers: see the module docstring.
-        legendre_polys, harmonics_calculation, capacity, num_hidden_layers: the location encoder.
+        legendre_polys, harmonics_calculation, capacity, num_hidden_layers, le_type, pe_type,
+            frequency_num, min_radius, max_radius: the location encoder (the original's names).
         freeze_backbone: train only the image projection (default: True for ``moco_*``).
         location_dtype: dtype of the location encoder (the original trains it in float64;
             float32 is the fast default here).
@@ -116,11 +120,24 @@ class SatCLIP(nn.Module):
     def __init__(self, embed_dim: int = 256, vision_layers: str = "moco_resnet18", in_channels: int = IN_CHANNELS,
                  legendre_polys: int = 10, harmonics_calculation: str = "analytic", capacity: int = 512,
                  num_hidden_layers: int = 2, visual_weights=None, freeze_backbone: bool | None = None,
-                 location_dtype: torch.dtype = torch.float32, pretrained_required: bool = True):
+                 location_dtype: torch.dtype = torch.float32, pretrained_required: bool = True,
+                 le_type: str = "sphericalharmonics", pe_type: str = "siren", frequency_num: int = 16,
+                 min_radius: float = 1.0, max_radius: float = 260.0):
         super().__init__()
+        # the location side first: a bad configuration is named before timm builds anything
+        if le_type == "sphericalharmonics" and harmonics_calculation not in HARMONICS:
+            raise ValueError(f"unknown harmonics_calculation {harmonics_calculation!r}; expected one of {HARMONICS}")
+        if (le_type, pe_type) == ("sphericalharmonics", "siren") and harmonics_calculation != "discretized":
+            location = LocationEncoder(legendre_polys, capacity, num_hidden_layers, embed_dim,
+                                       harmonics=harmonics_calculation)
+        else:
+            location = ComposedLocationEncoder(le_type, pe_type, legendre_polys=legendre_polys,
+                                               harmonics_calculation=harmonics_calculation,
+                                               frequency_num=frequency_num, min_radius=min_radius,
+                                               max_radius=max_radius, capacity=capacity,
+                                               num_hidden_layers=num_hidden_layers, embed_dim=embed_dim)
         self.visual = build_visual(vision_layers, embed_dim, in_channels, visual_weights, pretrained_required)
-        self.location = LocationEncoder(legendre_polys, capacity, num_hidden_layers, embed_dim,
-                                        harmonics=harmonics_calculation).to(location_dtype)
+        self.location = location.to(location_dtype)
         self.nnet = self.location.nnet  # registered twice, as in the original (model.nnet.* keys)
         self.logit_scale = nn.Parameter(torch.ones([]) * math.log(1 / 0.07))
         self.freeze_backbone = vision_layers in MOCO if freeze_backbone is None else bool(freeze_backbone)
@@ -149,7 +166,7 @@ class SatCLIP(nn.Module):
         return self.visual.get_classifier()(pooled)
 
     def encode_location(self, lonlat: torch.Tensor) -> torch.Tensor:
-        dtype = self.location.nnet.layers[0].weight.dtype
+        dtype = next(self.location.parameters()).dtype
         return self.location(lonlat.to(dtype)).float()
 
     def forward(self, image: torch.Tensor, lonlat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,18 +34,32 @@ class TrainConfig:
     freeze_backbone: bool | None = _h("train only the image projection (default: yes for moco_*)", default=None)
     cache_features: bool = _h("frozen backbone only: compute image features once, then train the location side "
                               "at GEMM speed (no image augmentation)", default=False)
+    recipe: str = _h("'fast' or 'original': the original's schedule as the defaults of the options below "
+                     "(max_epochs 500, checkpoint_on val_loss, location_dtype float64); options given explicitly "
+                     "still win", default="fast")
     embed_dim: int = _h("embedding width", default=256)
+    le_type: str = _h("positional encoding: sphericalharmonics (released models), direct, cartesian3d, wrap, theory, "
+                      "grid, spherec, spherecplus, spherem, spheremplus", default="sphericalharmonics")
+    pe_type: str = _h("network: siren (released models), linear, mlp, fcnet", default="siren")
     legendre_polys: int = _h("SH degree count L (L*L features)", default=10)
-    harmonics_calculation: str = _h("SH convention: analytic (released models) or closed-form", default="analytic")
-    capacity: int = _h("SIREN hidden width", default=512)
-    num_hidden_layers: int = _h("SIREN sine layers", default=2)
+    harmonics_calculation: str = _h("SH: analytic (released models), closed-form or discretized (the original's "
+                                    "360 x 180 table lookup)", default="analytic")
+    frequency_num: int = _h("frequencies of theory / grid / sphere* encodings", default=16)
+    min_radius: float = _h("smallest radius of the frequency encodings' geometric series", default=1.0)
+    max_radius: float = _h("largest radius of the frequency encodings' geometric series", default=260.0)
+    capacity: int = _h("hidden width of the network", default=512)
+    num_hidden_layers: int = _h("hidden layers of the network (SIREN: sine layers)", default=2)
     location_dtype: str = _h("float32 (fast) or float64 (the original's)", default="float32")
     learning_rate: float = _h("AdamW learning rate", default=1e-4)
     weight_decay: float = _h("AdamW weight decay", default=0.01)
     batch_size: int = _h("batch per process (the original: 512)", default=512)
-    accumulate_grad_batches: int = _h("gradient accumulation (the original: 16)", default=1)
+    accumulate_grad_batches: int = _h("gradient accumulation: batches per optimizer step (the original's 16: "
+                                      "8,192 samples per step with batch_size 512)", default=16)
     max_steps: int = _h("optimizer steps (-1: use max_epochs)", default=-1)
     max_epochs: int | None = _h("epochs (default: Lightning's, when max_steps is -1)", default=None)
+    checkpoint_on: str = _h("'step': a checkpoint every ckpt_every steps (keep_checkpoints newest kept); "
+                            "'val_loss': the checkpoint of the lowest validation loss, named "
+                            "epoch=E-val_loss=V.ckpt (the original's); last.ckpt either way", default="step")
     crop_size: int | None = _h("random crop (default 224 for S2-100K, the patch size for Blue Marble)", default=None)
     val_fraction: float = _h("held-out share of the samples", default=0.1)
     bluemarble_size: int = _h("Blue Marble demo: number of patches", default=8192)
@@ -65,6 +79,23 @@ class TrainConfig:
     init_from: str | None = _h("fine-tune: start from a SatCLIP .ckpt (image + location weights, original or "
                                "this package's) or a location-only .safetensors export", default=None)
 
+    def __post_init__(self):
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {self.recipe!r}")
+        if self.checkpoint_on not in ("step", "val_loss"):
+            raise ValueError(f"checkpoint_on must be 'step' or 'val_loss', got {self.checkpoint_on!r}")
+        if self.checkpoint_on == "val_loss" and self.val_fraction == 0:
+            raise ValueError("checkpoint_on='val_loss' needs a validation split (val_fraction > 0)")
+        if self.accumulate_grad_batches < 1:
+            raise ValueError(f"accumulate_grad_batches must be >= 1, got {self.accumulate_grad_batches}")
+
+    @classmethod
+    def for_recipe(cls, recipe: str = "fast", **values) -> "TrainConfig":
+        """The configuration of ``recipe`` with ``values`` given explicitly on top."""
+        if recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {recipe!r}")
+        return cls(**{**RECIPES[recipe], **values, "recipe": recipe})
+
     @classmethod
     def from_file(cls, path) -> dict:
         """Options from a JSON or YAML file (unknown keys are refused)."""
@@ -83,9 +114,17 @@ class TrainConfig:
         return values
 
 
+# Each recipe's defaults for options not given explicitly. "original": microsoft/satclip's
+# configs/default.yaml and main.py (500 epochs, ModelCheckpoint on val_loss + last, the location
+# encoder in float64); its batch 512 x 16 accumulation and AdamW groups are the defaults anyway.
+RECIPES = {"fast": {}, "original": {"max_epochs": 500, "checkpoint_on": "val_loss", "location_dtype": "float64"}}
+
+
 def _module_kwargs(cfg: TrainConfig) -> dict:
     return dict(embed_dim=cfg.embed_dim, vision_layers=cfg.vision_layers, legendre_polys=cfg.legendre_polys,
-                harmonics_calculation=cfg.harmonics_calculation, capacity=cfg.capacity,
+                harmonics_calculation=cfg.harmonics_calculation, le_type=cfg.le_type, pe_type=cfg.pe_type,
+                frequency_num=cfg.frequency_num, min_radius=cfg.min_radius, max_radius=cfg.max_radius,
+                capacity=cfg.capacity,
                 num_hidden_layers=cfg.num_hidden_layers, learning_rate=cfg.learning_rate,
                 weight_decay=cfg.weight_decay, visual_weights=cfg.visual_weights,
                 freeze_backbone=cfg.freeze_backbone, location_dtype=cfg.location_dtype,
@@ -191,9 +230,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, qu
         cache = cache_features(module.model, full, out / "features", num_workers=cfg.num_workers,
                                progress=not quiet and sys.stderr.isatty())
         dm = SatCLIPDataModule(str(cache), **dm_kwargs)
-    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
-                           every_n_train_steps=cfg.ckpt_every, save_last=True, monitor="step", mode="max",
-                           save_top_k=cfg.keep_checkpoints)
+    if cfg.checkpoint_on == "val_loss":  # the original's callback: best validation loss + last
+        ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="{epoch}-{val_loss:.2f}", monitor="val_loss",
+                               mode="min", save_last=True, save_top_k=1)
+    else:
+        ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
+                               every_n_train_steps=cfg.ckpt_every, save_last=True, monitor="step", mode="max",
+                               save_top_k=cfg.keep_checkpoints)
     devices = int(cfg.devices) if str(cfg.devices).isdigit() else cfg.devices
     trainer = L.Trainer(default_root_dir=out, max_steps=cfg.max_steps, max_epochs=cfg.max_epochs,
                         accumulate_grad_batches=cfg.accumulate_grad_batches, accelerator=cfg.accelerator,

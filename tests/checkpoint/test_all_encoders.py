@@ -18,7 +18,8 @@ from satclip.nn.networks import NETWORKS
 
 HP = dict(legendre_polys=4, harmonics_calculation="analytic", frequency_num=3, min_radius=1.0, max_radius=100.0,
           capacity=12, num_hidden_layers=2, embed_dim=6)
-PAIRS = [(le, pe) for le in LE_TYPES for pe in NETWORKS if (le, pe) != ("sphericalharmonics", "siren")]
+PAIRS = ([(le, pe, "analytic") for le in LE_TYPES for pe in NETWORKS if (le, pe) != ("sphericalharmonics", "siren")]
+         + [("sphericalharmonics", pe, "discretized") for pe in NETWORKS])  # the 360 x 180 table lookup
 
 
 def _original_checkpoint(path, enc):
@@ -31,11 +32,11 @@ def _original_checkpoint(path, enc):
     return path
 
 
-@pytest.mark.parametrize("le,pe", PAIRS)
-def test_load_save_embed(tmp_path, le, pe):
+@pytest.mark.parametrize("le,pe,harmonics", PAIRS)
+def test_load_save_embed(tmp_path, le, pe, harmonics):
     pytest.importorskip("pyarrow")
     torch.manual_seed(0)
-    enc = ComposedLocationEncoder(le, pe, **HP).double().eval()
+    enc = ComposedLocationEncoder(le, pe, **{**HP, "harmonics_calculation": harmonics}).double().eval()
     x = lonlat_points(30)
     with torch.no_grad():
         want = enc(x)
@@ -52,7 +53,7 @@ def test_load_save_embed(tmp_path, le, pe):
 
 
 @pytest.mark.parametrize("over,match", [
-    ({"le_type": "discretized"}, "'discretized' spherical harmonics are not implemented yet"),
+    ({"le_type": "discretized"}, "'discretized' is a harmonics_calculation of le_type 'sphericalharmonics'"),
     ({"min_radius": 0.0}, "min_radius and max_radius must be > 0"),
     ({"min_radius": 500.0}, r"min_radius \(500.0\) must not exceed max_radius"),
     ({"frequency_num": 4}, "the network takes 18 inputs but theory gives 24"),

@@ -120,7 +120,7 @@ def test_save_and_load_export_roundtrip(tmp_path):
     ({"le_type": "sphericalgrid"}, "unknown le_type 'sphericalgrid'"),
     ({"pe_type": "transformer"}, "unknown pe_type 'transformer'"),
     ({"pe_type": "fcnet"}, "weights do not match"),  # SIREN tensors under an fcnet configuration
-    ({"harmonics_calculation": "discretized"}, "unsupported harmonics_calculation"),
+    ({"harmonics_calculation": "legendre"}, "unsupported harmonics_calculation"),
 ])
 def test_inconsistent_or_unsupported_hparams(tmp_path, hp_over, match):
     path = _write_lightning_ckpt(tmp_path / "bad.ckpt", _weights(), hp=_hparams(**hp_over))

@@ -120,11 +120,23 @@ def test_location_dtype_float64_like_the_original(tmp_path):
     assert m.encode_location(_lonlat(4)).dtype == torch.float32  # as the original's .float()
 
 
-@pytest.mark.parametrize("kw,match", [({"le_type": "grid"}, "sphericalharmonics"), ({"in_channels": 4}, "in_channels"),
+@pytest.mark.parametrize("kw,match", [({"le_type": "hexagons"}, "unknown le_type 'hexagons'"),
+                                      ({"pe_type": "transformer"}, "unknown pe_type 'transformer'"),
+                                      ({"le_type": "grid", "min_radius": 0.0}, "min_radius and max_radius must be > 0"),
+                                      ({"harmonics_calculation": "legendre"}, "unknown harmonics_calculation"),
+                                      ({"in_channels": 4}, "in_channels"),
                                       ({"location_dtype": "float16"}, "location_dtype")])
 def test_refused_options(kw, match):
     with pytest.raises(ValueError, match=match):
         SatCLIPLightningModule(vision_layers="resnet18", **SMALL, **kw)
+
+
+def test_other_encoders_keep_the_original_module_tree():
+    m = SatCLIP(vision_layers="resnet18", le_type="spherecplus", pe_type="fcnet", frequency_num=3, **SMALL)
+    keys = set(m.state_dict())
+    assert "location.nnet.class_emb.weight" in keys and "nnet.class_emb.weight" in keys
+    assert m.nnet is m.location.nnet and m.location.posenc.embedding_dim == 36
+    assert m.encode_location(_lonlat(3)).shape == (3, 16)
 
 
 def test_weight_decay_groups_follow_the_original():

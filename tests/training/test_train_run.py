@@ -18,7 +18,7 @@ from satclip.cli import main  # noqa: E402
 
 S2 = Path(__file__).resolve().parents[1] / "data" / "s2"
 TINY = ["--vision-layers", "resnet18", "--legendre-polys", "4", "--capacity", "32", "--embed-dim", "16", "--quiet",
-        "--log-every", "1"]
+        "--log-every", "1", "--accumulate-grad-batches", "1"]
 
 
 def _metrics(out: Path) -> list[dict]:
@@ -56,7 +56,8 @@ def test_train_on_real_s2_patches_then_resume(tmp_path):
 def test_config_file_and_unknown_options(tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"data": str(S2), "batch_size": 2, "crop_size": 32, "val_fraction": 0,
-                               "max_steps": 1, "legendre_polys": 3, "capacity": 16, "embed_dim": 8}))
+                               "max_steps": 1, "legendre_polys": 3, "capacity": 16, "embed_dim": 8,
+                               "accumulate_grad_batches": 1}))
     out = tmp_path / "run"
     assert main(["train", "--config", str(cfg), "--out", str(out), "--vision-layers", "resnet18", "--quiet"]) == 0
     saved = json.loads((out / "config.json").read_text())
@@ -118,7 +119,8 @@ def test_fine_tune_from_a_checkpoint_or_an_export(tmp_path):
 
     from satclip.training.run import TrainConfig, _init_from, _module_kwargs
     from satclip.training.lightning import SatCLIPLightningModule
-    args = dict(data=str(S2), vision_layers="resnet18", legendre_polys=4, capacity=32, embed_dim=16)
+    args = dict(data=str(S2), vision_layers="resnet18", legendre_polys=4, capacity=32, embed_dim=16,
+                accumulate_grad_batches=1)
     module = SatCLIPLightningModule(**_module_kwargs(TrainConfig(**args)))
     _init_from(module, ckpt)
     for k, v in module.state_dict().items():
