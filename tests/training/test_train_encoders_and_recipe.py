@@ -17,6 +17,8 @@ pytest.importorskip("rasterio")
 
 from satclip.cli import main  # noqa: E402
 from satclip.nn import ComposedLocationEncoder  # noqa: E402
+from satclip.nn.composed_encoder import LE_TYPES  # noqa: E402
+from satclip.nn.networks import NETWORKS  # noqa: E402
 from satclip.training.run import RECIPES, TrainConfig  # noqa: E402
 
 S2 = Path(__file__).resolve().parents[1] / "data" / "s2"
@@ -77,3 +79,33 @@ def test_recipe_original_keeps_the_best_validation_checkpoint(tmp_path):
     assert len(best) == 1 and (out / "checkpoints" / "last.ckpt").exists(), best
     state = torch.load(out / "checkpoints" / best[0], weights_only=False)["state_dict"]
     assert state["model.location.nnet.layers.0.weight"].dtype == torch.float64  # the original's float64 side
+
+
+ALL = ([(le, pe, "analytic") for le in LE_TYPES for pe in NETWORKS]
+       + [("sphericalharmonics", pe, "discretized") for pe in NETWORKS])
+
+
+@pytest.mark.parametrize("le,pe,harmonics", ALL)
+def test_every_pair_takes_a_training_step_and_round_trips(tmp_path, le, pe, harmonics):
+    """One optimizer step of the Lightning module's loss and optimizer on every pair, then the
+    trained location encoder through satclip.save / satclip.load."""
+    from satclip.training.lightning import SatCLIPLightningModule
+    torch.manual_seed(0)
+    module = SatCLIPLightningModule(vision_layers="resnet18", embed_dim=8, capacity=16, legendre_polys=3,
+                                    le_type=le, pe_type=pe, harmonics_calculation=harmonics, frequency_num=2,
+                                    gather_negatives=False)
+    loc = module.model.location
+    before = {k: v.clone() for k, v in loc.state_dict().items()}
+    opt = module.configure_optimizers()
+    g = torch.Generator().manual_seed(1)
+    batch = {"image": torch.rand(4, 13, 16, 16, generator=g),
+             "point": torch.stack([torch.rand(4, generator=g) * 360 - 180, torch.rand(4, generator=g) * 170 - 85], 1)}
+    loss = module._loss(batch)
+    loss.backward()
+    opt.step()
+    changed = [k for k, v in loc.state_dict().items() if not torch.equal(v, before[k])]
+    assert torch.isfinite(loss) and changed, "no location parameter moved"
+    again = satclip.load(satclip.save(loc, tmp_path / "loc.safetensors"), dtype=torch.float32)
+    assert again.config() == loc.config()
+    with torch.no_grad():
+        torch.testing.assert_close(again(PROBE.float()), loc.eval()(PROBE.float()), rtol=0, atol=0)
