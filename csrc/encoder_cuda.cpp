@@ -22,6 +22,7 @@
 #include "fused_choice_cuda.h"
 #include "hidden_layer_cuda.h"
 #include "op_checks.h"
+#include "tf32_scope.h"
 
 namespace satclip {
 namespace cuda {
@@ -30,23 +31,15 @@ namespace {
 // cuBLAS TF32 tensor-core math on for the reduced modes and *off* for "float32", whatever the
 // global setting (torch.backends.cuda.matmul.allow_tf32) says: the default stays exact. Operands
 // are rounded to tf32/bf16 first, so the tensor cores see exactly the mode's operands (bf16
-// values are exact in tf32) and accumulate in float32.
-class Tf32Scope {
- public:
-  explicit Tf32Scope(bool on) : previous_(at::globalContext().allowTF32CuBLAS()) {
-    at::globalContext().setAllowTF32CuBLAS(on);
-  }
-  ~Tf32Scope() { at::globalContext().setAllowTF32CuBLAS(previous_); }
-
- private:
-  bool previous_;
-};
-
-// What the speed of a layer depends on, as the key of its timed choice.
+// values are exact in tf32) and accumulate in float32. Tf32Scope (tf32_scope.h) restores the
+// user's full setting afterwards.
+// What the speed of a layer depends on, as the key of its timed choice. Rows are bucketed to the
+// next power of two (choice_rows_bucket), so a new batch size does not re-time (about 5 calls'
+// work) and the decisions stay few.
 std::string shape_key(const char* layer, const char* precision, const at::Tensor& input, int64_t in, int64_t width) {
   std::ostringstream s;
-  s << layer << ", " << precision << ", " << input.scalar_type() << " input [" << input.size(0) << ", " << in
-    << "] -> " << width;
+  s << layer << ", " << precision << ", " << input.scalar_type() << " input [<=" << choice_rows_bucket(input.size(0))
+    << ", " << in << "] -> " << width;
   return s.str();
 }
 
@@ -83,13 +76,13 @@ at::Tensor encoder_forward_bf16(const at::Tensor& lonlat, int64_t L, at::TensorL
                    : first_layer_bf16_cublas(pts, L, w16[0], b32[0], w0_first);
     }
     for (size_t i = 1; i + 1 < layers; ++i) {
-      if (lo == 0 && hidden_bf16_fusable(h.size(1), h)) {
+      if (lo == 0 && hidden_bf16_fusable(h)) {
         fused[i] = choose_fused(
             h, shape_key("hidden layer", "bf16", h, h.size(1), w16[i].size(0)),
             [&] { hidden_bf16_fused(h, wt16[i], b32[i], w0_hidden); },
             [&] { hidden_bf16_cublas(h, w16[i], b32[i], w0_hidden); });
       }
-      h = fused[i] ? hidden_bf16_fused(h, wt16[i], b32[i], w0_hidden) : hidden_bf16_cublas(h, w16[i], b32[i], w0_hidden);
+      h = fused[i] && hidden_bf16_fusable(h) ? hidden_bf16_fused(h, wt16[i], b32[i], w0_hidden) : hidden_bf16_cublas(h, w16[i], b32[i], w0_hidden);
     }
     at::Tensor dst = out.slice(0, lo, lo + pts.size(0));
     at::mm_out(dst, h, w16.back().t(), at::kFloat);

@@ -33,7 +33,12 @@ bool device_has_bf16_mma(const at::Tensor& t) {
 }
 
 bool first_layer_fusable(int64_t L, bool bf16, const at::Tensor& like) {
-  return on_chip_degree(L) && (!bf16 || device_has_bf16_mma(like));
+  if (!on_chip_degree(L) || (bf16 && !device_has_bf16_mma(like))) return false;
+  // e.g. float L = 51-64 needs more shared memory than sm_86/89 chips have: SH + cuBLAS there
+  size_t limit = 0;
+  SATCLIP_CUDA_CHECK(kernels::device_smem_optin(like.device().index(), &limit));
+  const int elem = bf16 ? 2 : static_cast<int>(like.element_size());
+  return kernels::sh_siren_smem_bytes(static_cast<int>(L), elem) <= limit;
 }
 
 at::Tensor first_layer_on_chip(const at::Tensor& lonlat, int64_t L, const at::Tensor& weight,

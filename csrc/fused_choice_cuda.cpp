@@ -86,17 +86,24 @@ std::string fused_mode(c10::string_view mode) {
 
 }  // namespace
 
+int64_t choice_rows_bucket(int64_t rows) {
+  int64_t b = 1024;
+  while (b < rows && b < (int64_t{1} << 62)) b *= 2;
+  return b;
+}
+
 bool choose_fused(const at::Tensor& input, const std::string& shape, const std::function<void()>& fused,
                   const std::function<void()>& cublas) {
   Choices& c = choices();
   const auto key = std::make_pair(static_cast<int>(input.device().index()), shape);
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    const std::string mode = mode_locked(c);
-    if (mode != "auto") return mode == "fused";
-    auto it = c.decided.find(key);
-    if (it != c.decided.end()) return it->second.first;
-  }
+  // The lock is held while timing: two threads meeting a new shape time it once, one after the
+  // other's result, and never overlap their timed runs on the device.
+  std::lock_guard<std::mutex> lock(c.mu);
+  const std::string mode = mode_locked(c);
+  if (mode != "auto") return mode == "fused";
+  auto it = c.decided.find(key);
+  if (it != c.decided.end()) return it->second.first;
+  if (c.decided.size() >= kMaxChoices) return false;  // bounded: cuBLAS, untimed
   const cudaStream_t stream = stream_of(input);
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
   SATCLIP_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
@@ -104,7 +111,6 @@ bool choose_fused(const at::Tensor& input, const std::string& shape, const std::
   const float t_fused = time_once(fused, stream), t_cublas = time_once(cublas, stream);
   std::ostringstream why;
   why << shape << " on cuda:" << key.first << ": fused " << t_fused << " ms, cublas " << t_cublas << " ms";
-  std::lock_guard<std::mutex> lock(c.mu);
   return c.decided.emplace(key, std::make_pair(t_fused <= t_cublas, why.str())).first->second.first;
 }
 

@@ -2,6 +2,8 @@
 // tensor-core kernel with the sine in its epilogue, and cuBLAS + one elementwise pass.
 #include "hidden_layer_cuda.h"
 
+#include <cstdint>
+
 #include "cuda/siren_bf16.h"
 #include "cuda/siren_epilogue.h"
 #include "cuda_glue.h"
@@ -10,12 +12,22 @@
 namespace satclip {
 namespace cuda {
 
-bool hidden_bf16_fusable(int64_t K, const at::Tensor& like) { return K % 8 == 0 && device_has_bf16_mma(like); }
+// The kernel reads X with 16-byte loads: every row must start on a 16-byte boundary, so the
+// base pointer must be 16-byte aligned and the row length (K bf16 values) a multiple of 8.
+// A contiguous tensor is required too (hidden_bf16_fused would otherwise copy it).
+bool hidden_bf16_fusable(const at::Tensor& h) {
+  const int64_t K = h.size(1);
+  return K % 8 == 0 && h.is_contiguous() && reinterpret_cast<uintptr_t>(h.const_data_ptr()) % 16 == 0 &&
+         device_has_bf16_mma(h);
+}
 
 at::Tensor hidden_bf16_fused(const at::Tensor& h, const at::Tensor& wt16, const at::Tensor& bias, double w0) {
   const int64_t n = h.size(0), k = h.size(1), width = wt16.size(1);
   at::Tensor out = at::empty({n, width}, h.options());
-  const at::Tensor x = h.contiguous(), b = bias.contiguous();
+  TORCH_CHECK(hidden_bf16_fusable(h), "satclip: the bf16 hidden-layer kernel needs a contiguous, 16-byte aligned "
+              "input with a multiple of 8 features");
+  const at::Tensor& x = h;
+  const at::Tensor b = bias.contiguous();
   SATCLIP_CUDA_CHECK(kernels::launch_siren_bf16(bf16_ptr(x), n, k, bf16_ptr(wt16), b.const_data_ptr<float>(),
                                                 static_cast<int>(width), static_cast<float>(w0), bf16_ptr(out),
                                                 stream_of(h)));

@@ -13,7 +13,7 @@ namespace cuda {
 at::Tensor hidden_bf16_fused(const at::Tensor& h, const at::Tensor& wt16, const at::Tensor& bias, double w0);
 // cuBLAS (bf16 x bf16 -> float32), then sine_bf16; w16 = W in bf16, [H, K].
 at::Tensor hidden_bf16_cublas(const at::Tensor& h, const at::Tensor& w16, const at::Tensor& bias, double w0);
-bool hidden_bf16_fusable(int64_t K, const at::Tensor& like);
+bool hidden_bf16_fusable(const at::Tensor& h);
 
 // bf16(sin(w0 * (z + bias))) of a float32 GEMM result z [rows, cols].
 at::Tensor sine_bf16(const at::Tensor& z, const at::Tensor& bias, double w0);

@@ -17,6 +17,7 @@
 #endif
 
 #include "cpu/kernels_cpu.h"
+#include "tf32_scope.h"
 #include "op_checks.h"
 
 namespace satclip {
@@ -160,7 +161,21 @@ int64_t cpu_isa() { return use_avx2() ? 1 : 0; }
 }  // namespace
 }  // namespace satclip
 
-TORCH_LIBRARY_FRAGMENT(satclip, m) { m.def("_cpu_isa() -> int", &satclip::cpu_isa); }
+// Test hook of tf32_scope.h (used by the CUDA encoder): whether cuBLAS TF32 is on inside a scope,
+// and whether it is after it (tests/ops/test_tf32_scope.py checks the user's setting comes back).
+static std::string tf32_scope_check(bool on) {
+  bool inside = false;
+  {
+    const satclip::Tf32Scope scope(on);
+    inside = satclip::Tf32Scope::tf32_now();
+  }
+  return std::string(inside ? "tf32" : "ieee") + "|" + (satclip::Tf32Scope::tf32_now() ? "tf32" : "ieee");
+}
+
+TORCH_LIBRARY_FRAGMENT(satclip, m) {
+  m.def("_cpu_isa() -> int", &satclip::cpu_isa);
+  m.def("_tf32_scope_check(bool on) -> str", &tf32_scope_check);
+}
 
 TORCH_LIBRARY_IMPL(satclip, CPU, m) {
   m.impl("spherical_harmonics", &satclip::sh_forward);

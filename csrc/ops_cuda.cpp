@@ -22,6 +22,32 @@
 namespace satclip {
 namespace cuda {
 
+namespace {
+
+// A device copy of the host tensor h that goes neither through the current (perhaps captured)
+// stream nor through the caching allocator: raw cudaMalloc + a copy on a private stream, with the
+// thread's capture mode relaxed meanwhile. So the first call of an op may happen inside CUDA graph
+// capture (a pageable copy on the capturing stream would fail it), and the cached tables never
+// belong to a graph's private memory pool.
+at::Tensor upload_outside_capture(const at::Tensor& h, const c10::Device& device) {
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  SATCLIP_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+  void* ptr = nullptr;
+  cudaStream_t side = nullptr;
+  const size_t bytes = h.nbytes();
+  cudaError_t err = cudaMalloc(&ptr, bytes);
+  if (err == cudaSuccess) err = cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking);
+  if (err == cudaSuccess) err = cudaMemcpyAsync(ptr, h.const_data_ptr(), bytes, cudaMemcpyHostToDevice, side);
+  if (err == cudaSuccess) err = cudaStreamSynchronize(side);
+  if (side != nullptr) cudaStreamDestroy(side);
+  cudaThreadExchangeStreamCaptureMode(&mode);  // back to the caller's mode
+  if (err != cudaSuccess && ptr != nullptr) cudaFree(ptr);
+  SATCLIP_CUDA_CHECK(err);
+  return at::from_blob(ptr, h.sizes(), [](void* p) { cudaFree(p); }, h.options().device(device));
+}
+
+}  // namespace
+
 const ShTables& sh_tables(int64_t L, at::ScalarType dtype, const c10::Device& device) {
   static std::mutex mu;
   static std::map<std::tuple<int64_t, int, int>, ShTables> cache;
@@ -37,7 +63,7 @@ const ShTables& sh_tables(int64_t L, at::ScalarType dtype, const c10::Device& de
     kernels::sh_coefficients<scalar_t>(static_cast<int>(L), a.mutable_data_ptr<scalar_t>(),
                                        b.mutable_data_ptr<scalar_t>(), s.mutable_data_ptr<scalar_t>());
   });
-  ShTables t{a.to(device), b.to(device), s.to(device)};
+  ShTables t{upload_outside_capture(a, device), upload_outside_capture(b, device), upload_outside_capture(s, device)};
   return cache.emplace(key, std::move(t)).first->second;
 }
 

@@ -54,6 +54,18 @@ SATCLIP_HD size_t bf16_smem_bytes(int rows) {
          static_cast<size_t>(kThreads / 32) * 256 * sizeof(float);
 }
 
+// Dynamic shared memory (bytes) of the fused first-layer kernels at degree L: elem_bytes 4
+// (float SIMT), 8 (double SIMT) or 2 (the bf16 tensor-core kernel). The launchers size their
+// launches with it and the CUDA glue compares it with the device's opt-in limit (first layers
+// that do not fit take SH + cuBLAS): float L = 51-64 need more than the 99 KB of sm_86/89.
+SATCLIP_HD size_t first_layer_smem_bytes(int L, int elem_bytes) {
+  if (elem_bytes == 2) {
+    return static_cast<size_t>(ring_rows(L)) * (Bf16Tile::M + Bf16Tile::N) * 2 +
+           static_cast<size_t>(kThreads / 32) * 256 * sizeof(float);
+  }
+  return elem_bytes == 8 ? smem_elems<double>(L) * sizeof(double) : smem_elems<float>(L) * sizeof(float);
+}
+
 // Ring rows [from, to) (mod R) to zero.
 template <typename Bf>
 SATCLIP_HD void zero_ring_rows(int tid, Bf* ring, int from, int to, int R) {

@@ -7,6 +7,10 @@
 // are regenerated for each output tile: a few percent of the GEMM's work).
 #include "sh_siren_layer.h"
 
+#include <mutex>
+#include <set>
+#include <utility>
+
 #include "bf16_tile.h"
 #include "sh_siren_tile.h"
 #include "wmma_bf16.cuh"
@@ -16,6 +20,31 @@ namespace kernels {
 namespace {
 
 using namespace fused;
+
+// One kernel instance serves every L of its order bucket, so its dynamic shared-memory maximum
+// is set once per device to the device's whole opt-in limit (not per launch to that launch's
+// size: two threads launching at different L would race on the attribute).
+cudaError_t opt_in_once(const void* kernel, size_t bytes) {
+  if (bytes <= 48 * 1024) return cudaSuccess;  // no opt-in needed below 48 KB
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  size_t limit = 0;
+  if (err == cudaSuccess) err = device_smem_optin(device, &limit);
+  if (err != cudaSuccess) return err;
+  if (bytes > limit) return cudaErrorInvalidConfiguration;
+  static std::mutex mu;
+  static std::set<std::pair<const void*, int>> done;
+  std::lock_guard<std::mutex> lock(mu);
+  if (done.count({kernel, device})) return cudaSuccess;
+  cudaFuncAttributes attr{};
+  err = cudaFuncGetAttributes(&attr, kernel);
+  if (err == cudaSuccess) {
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(limit - attr.sharedSizeBytes));
+  }
+  if (err == cudaSuccess) done.insert({kernel, device});
+  return err;
+}
 
 template <typename T, int J>
 __global__ void __launch_bounds__(kThreads, 1) sh_siren_kernel(const T* __restrict__ lonlat, int64_t s0, int64_t s1,
@@ -51,13 +80,10 @@ __global__ void __launch_bounds__(kThreads, 1) sh_siren_kernel(const T* __restri
 template <typename T, int J>
 cudaError_t launch(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const T* a, const T* b, const T* sect,
                    const T* wt, const T* bias, int H, T w0, T* out, cudaStream_t stream) {
-  const size_t bytes = smem_elems<T>(L) * sizeof(T);
+  const size_t bytes = first_layer_smem_bytes(L, sizeof(T));
   // Above 48 KB a kernel must opt in to dynamic shared memory (L = 40 float: 81 KB).
-  if (bytes > 48 * 1024) {
-    const cudaError_t err = cudaFuncSetAttribute(sh_siren_kernel<T, J>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(bytes));
-    if (err != cudaSuccess) return err;
-  }
+  const cudaError_t err = opt_in_once(reinterpret_cast<const void*>(sh_siren_kernel<T, J>), bytes);
+  if (err != cudaSuccess) return err;
   const int64_t tiles = (n + Tile<T>::M - 1) / Tile<T>::M;
   if (tiles > 0x7fffffff) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((H + Tile<T>::N - 1) / Tile<T>::N));
@@ -116,12 +142,10 @@ template <int J>
 cudaError_t launch_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a, const float* b,
                         const float* sect, const __nv_bfloat16* wt, const float* bias, int H, float w0,
                         __nv_bfloat16* out, cudaStream_t stream) {
-  const size_t bytes = bf16_smem_bytes<__nv_bfloat16>(ring_rows(L));
-  if (bytes > 48 * 1024) {
-    const cudaError_t err = cudaFuncSetAttribute(sh_siren_bf16_kernel<J>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(bytes));
-    if (err != cudaSuccess) return err;
-  }
+  const size_t bytes = first_layer_smem_bytes(L, 2);
+  static_assert(sizeof(__nv_bfloat16) == 2, "first_layer_smem_bytes counts 2-byte operands");
+  const cudaError_t err = opt_in_once(reinterpret_cast<const void*>(sh_siren_bf16_kernel<J>), bytes);
+  if (err != cudaSuccess) return err;
   const int64_t tiles = (n + Bf16Tile::M - 1) / Bf16Tile::M;
   if (tiles > 0x7fffffff) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((H + Bf16Tile::N - 1) / Bf16Tile::N));
@@ -130,6 +154,26 @@ cudaError_t launch_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, 
 }
 
 }  // namespace
+
+size_t sh_siren_smem_bytes(int L, int elem_bytes) { return first_layer_smem_bytes(L, elem_bytes); }
+
+cudaError_t device_smem_optin(int device, size_t* bytes) {
+  static std::mutex mu;
+  static std::set<std::pair<int, size_t>> known;  // (device, limit), a handful of entries
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& [d, limit] : known) {
+    if (d == device) {
+      *bytes = limit;
+      return cudaSuccess;
+    }
+  }
+  int limit = 0;
+  const cudaError_t err = cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (err != cudaSuccess) return err;
+  known.insert({device, static_cast<size_t>(limit)});
+  *bytes = static_cast<size_t>(limit);
+  return cudaSuccess;
+}
 
 cudaError_t launch_sh_siren_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a,
                                  const float* b, const float* sect, const __nv_bfloat16* wt, const float* bias, int H,

@@ -23,5 +23,12 @@ cudaError_t launch_sh_siren_bf16(const float* lonlat, int64_t s0, int64_t s1, in
                                  const float* b, const float* sect, const __nv_bfloat16* wt, const float* bias, int H,
                                  float w0, __nv_bfloat16* out, cudaStream_t stream);
 
+// Bytes of dynamic shared memory the fused first layer needs at degree L (elem_bytes 4, 8, or 2
+// for the bf16 kernel; bf16_tile.h) and the device's opt-in limit per block (queried once per
+// device). A launch that needs more than the limit returns cudaErrorInvalidConfiguration; the
+// glue checks first and takes SH + cuBLAS instead.
+size_t sh_siren_smem_bytes(int L, int elem_bytes);
+cudaError_t device_smem_optin(int device, size_t* bytes);
+
 }  // namespace kernels
 }  // namespace satclip

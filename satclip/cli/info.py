@@ -27,6 +27,10 @@ def run(args) -> int:
         b = ext["build"]
         print(f"  built for torch {b.get('torch_version')}, CUDA kernels {b.get('with_cuda')} "
               f"(arches {b.get('cuda_architectures') or '-'})")
+        if b.get("with_cuda") in (True, "ON", "TRUE", "1"):
+            # aten::mm with out_dtype: bf16 x bf16 -> float32 GEMMs; without it the bf16 mode's
+            # cuBLAS GEMMs run in TF32 on bf16-rounded operands (same values, other speed)
+            print(f"  bf16 GEMMs with float32 output (aten::mm out_dtype): {b.get('bf16_gemm_out_float32')}")
     width = max(len(op) for op in info["ops"])
     for op, row in info["ops"].items():
         print(f"  {op:<{width}}  cpu: {row['cpu']}")

@@ -146,3 +146,24 @@ def test_bf16_hidden_layer_matches_reference(sim, n, K, H):
     err = (out - want).abs()
     # the same bf16 operands; float32 sums in another order: at most one bf16 step apart
     assert err.max().item() <= 2 ** -7 and (err > 0).float().mean().item() < 0.05
+
+
+# Opt-in shared memory per block (cudaDevAttrMaxSharedMemoryPerBlockOptin) of three chip kinds.
+OPTIN = {"sm_90 (H100/H200)": 232448, "sm_80 (A100)": 166912, "sm_86/89": 101376}
+
+
+def test_first_layer_shared_memory_against_device_limits(sim):
+    """The bytes the launchers request, compared with each chip's opt-in limit as the CUDA glue
+    compares them (first_layer_fusable): float L = 51-64 does not fit sm_86/89 chips, which then
+    take SH + cuBLAS instead of failing the launch; everything fits Hopper."""
+    sim.first_layer_smem_bytes_sim.restype = ctypes.c_size_t
+    sim.first_layer_smem_bytes_sim.argtypes = [ctypes.c_int, ctypes.c_int]
+    need = lambda L, e: sim.first_layer_smem_bytes_sim(L, e)  # noqa: E731
+    assert need(40, 4) == (2 * 40 - 1) * 256 * 4 == 80896  # L = 40 float: 79 KB, over the 48 KB default
+    assert need(64, 8) == (2 * 64 - 1) * 128 * 8
+    for L in range(1, 65):
+        for e in (2, 4, 8):
+            assert need(L, e) <= OPTIN["sm_90 (H100/H200)"] and need(L, e) <= OPTIN["sm_80 (A100)"]
+    too_big = [L for L in range(1, 65) if need(L, 4) > OPTIN["sm_86/89"]]
+    assert too_big == list(range(51, 65))
+    assert all(need(L, 2) <= OPTIN["sm_86/89"] for L in range(1, 65))  # the bf16 ring stays small

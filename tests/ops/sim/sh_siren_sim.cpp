@@ -32,7 +32,8 @@ int run(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const T* wt, 
   // band did not write, or a write past the end, shows (NaN in the output / a changed guard).
   const T nan = std::numeric_limits<T>::quiet_NaN();
   constexpr int M = Tile<T>::M, N = Tile<T>::N;
-  std::vector<T> smem(smem_elems<T>(L) + kGuard, nan);
+  // sized as the launcher sizes the launch (first_layer_smem_bytes), so a write past it shows
+  std::vector<T> smem(first_layer_smem_bytes(L, sizeof(T)) / sizeof(T) + kGuard, nan);
   T* A = smem.data();
   T* B = A + static_cast<size_t>(2 * L - 1) * M;
   struct Acc {
@@ -245,6 +246,9 @@ int run_siren_bf16(const float* x_f, int64_t n, int64_t K, const float* wt_f, co
 }  // namespace
 
 extern "C" {
+// The launchers' shared-memory size (bf16_tile.h), for the device-limit test.
+size_t first_layer_smem_bytes_sim(int L, int elem_bytes) { return first_layer_smem_bytes(L, elem_bytes); }
+
 int siren_bf16_sim(const float* x, int64_t n, int64_t K, const float* wt, const float* bias, int H, float w0,
                    float* out) {
   return run_siren_bf16(x, n, K, wt, bias, H, w0, out);
