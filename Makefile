@@ -14,7 +14,7 @@ NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>
 CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)
 SOURCES := $(shell find csrc satclip -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.in' \)) CMakeLists.txt pyproject.toml
 
-.PHONY: demo test test-fallback test-base-isa bench bench-compare bench-smoke clean
+.PHONY: demo test test-fallback test-base-isa bench bench-compare bench-smoke compat-build clean
 
 # Re-run when this file changes (new tools); pip skips what is already installed.
 $(VENV)/.deps: Makefile
@@ -68,6 +68,11 @@ bench-smoke: $(VENV)/.installed
 	SATCLIP_BENCH_SMOKE=1 $(VENV)/bin/pytest -q -c benchmarks/pytest.ini benchmarks --benchmark-disable
 	$(VPY) benchmarks/history.py compare --dir benchmarks/fixtures/history > /dev/null; test $$? -le 1
 	$(VPY) benchmarks/history.py plot --dir benchmarks/fixtures/history --png $$(mktemp -d)/ratios.png
+
+# The CUDA build compiled and linked against the GPU machine's torch (2.11.0 + CUDA 13.0), so a
+# build that would fail there is caught here (about 2 minutes plus a 530 MB download, cached).
+compat-build: $(VENV)/.installed
+	PYTHON=$(VPY) bash benchmarks/torch_compat_build.sh 2.11.0
 
 clean:
 	rm -rf build $(VENV)

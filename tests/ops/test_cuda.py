@@ -185,3 +185,67 @@ def test_streaming_clip_loss_cuda_matches_cpu(gathered, log_scale):
 
     for a, b_ in zip(run("cuda"), run("cpu")):
         torch.testing.assert_close(a, b_, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("L", [1, 16, 17, 24, 32, 33, 40, 41, 64])  # both ends of every order bucket
+@pytest.mark.parametrize("dtype,precision,tol", [(torch.float64, "float32", 1e-10), (torch.float32, "float32", 1e-4),
+                                                 (torch.float32, "bf16", 3e-2)])
+def test_first_layer_every_order_bucket(L, dtype, precision, tol):
+    """The fused first layer against the CPU op in every order bucket, the float64 J = 8 bucket
+    (L = 17-32) and the bf16 J = 16 bucket (L = 17-32) included; H = 200: a partial output tile."""
+    _require_kernel("sh_siren_layer")
+    g = torch.Generator().manual_seed(L)
+    x = lonlat_points(300, dtype=dtype)
+    w = ((torch.rand(200, L * L, generator=g, dtype=torch.float64) * 2 - 1) / (L * L)).to(dtype)
+    b = ((torch.rand(200, generator=g, dtype=torch.float64) * 2 - 1) / (L * L)).to(dtype)
+    want = ops.sh_siren_layer(x, L, w, b, 30.0, precision).double()
+    got = ops.sh_siren_layer(x.cuda(), L, w.cuda(), b.cuda(), 30.0, precision).double().cpu()
+    assert ((got - want).abs().max() / want.abs().max()).item() < tol
+
+
+def test_first_call_inside_cuda_graph_capture():
+    """The SH tables of a degree no other test uses are uploaded during capture (outside the
+    captured stream and the graph's memory pool); the replayed graph gives the eager result."""
+    _require_kernel()
+    L = 23
+    x = lonlat_points(500, dtype=torch.float32).cuda()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.stream(side), torch.cuda.graph(graph):
+        y = ops.spherical_harmonics(x, L)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert (y.cpu() - ops.spherical_harmonics(x.cpu(), L)).abs().max().item() < 1e-4
+
+
+def test_fused_choice_is_bucketed_and_bounded():
+    """Batch sizes within one power-of-two bucket share one timed decision."""
+    _require_kernel("location_encoder_forward")
+    ops._cuda_fused("auto")
+    enc = LocationEncoder(12, 128, 2, 32).cuda().eval()
+    with torch.no_grad():
+        enc(lonlat_points(5000, dtype=torch.float32).cuda())
+        before = ops._cuda_fused("").splitlines()
+        for n in (5001, 6000, 7000, 8192):
+            enc(lonlat_points(n, dtype=torch.float32).cuda())
+        after = ops._cuda_fused("").splitlines()
+    assert after == before and any("[<=8192, 144]" in line for line in after), after
+
+
+def test_bf16_hidden_layer_refuses_what_its_16_byte_loads_cannot_read():
+    """A hidden width that is not a multiple of 8 takes cuBLAS even when the fused kernels are
+    forced, and matches the CPU op."""
+    _require_kernel("location_encoder_forward")
+    torch.manual_seed(0)
+    enc = LocationEncoder(10, 260, 2, 32).eval()
+    enc.precision = "bf16"
+    x = lonlat_points(1000, dtype=torch.float32)
+    with torch.no_grad():
+        want = enc(x).double()
+        ops._cuda_fused("fused")
+        try:
+            got = enc.cuda()(x.cuda()).double().cpu()
+        finally:
+            ops._cuda_fused("auto")
+    assert ((got - want).norm(dim=1) / want.norm(dim=1)).max().item() < 2e-3
