@@ -14,6 +14,7 @@
 #include <sstream>
 #include <utility>
 
+#include "cuda/sh_siren_layer.h"
 #include "cuda_glue.h"
 
 namespace satclip {
@@ -117,4 +118,24 @@ bool choose_fused(const at::Tensor& input, const std::string& shape, const std::
 }  // namespace cuda
 }  // namespace satclip
 
-TORCH_LIBRARY_FRAGMENT(satclip, m) { m.def("_cuda_fused(str mode=\"\") -> str", &satclip::cuda::fused_mode); }
+namespace satclip {
+namespace cuda {
+namespace {
+
+// satclip::_cuda_wmma_ld(ld): sets the bf16 kernels' shared-memory leading dimension (128 or
+// 136; 0 keeps it) and returns it, so that one GPU run times both (benchmarks/gpu_steps.py).
+int64_t wmma_ld_op(int64_t ld) {
+  if (ld != 0) {
+    TORCH_CHECK(kernels::set_wmma_ld(static_cast<int>(ld)), "satclip::_cuda_wmma_ld: ld must be 128 or 136, got ", ld);
+  }
+  return kernels::wmma_ld();
+}
+
+}  // namespace
+}  // namespace cuda
+}  // namespace satclip
+
+TORCH_LIBRARY_FRAGMENT(satclip, m) {
+  m.def("_cuda_fused(str mode=\"\") -> str", &satclip::cuda::fused_mode);
+  m.def("_cuda_wmma_ld(int ld=0) -> int", &satclip::cuda::wmma_ld_op);
+}

@@ -12,10 +12,14 @@
 //
 // Tile: 128 points x 128 outputs, 256 threads = 8 warps as 4 (points) x 2 (outputs); a warp
 // owns 32 x 64 outputs = 2 x 4 WMMA tiles of 16 x 16 (k-step 16).
-// Shared memory:
-//   A  [R][128] bf16: feature k of the tile's points, point-contiguous (WMMA matrix_a,
-//                     col-major, ldm 128), consumed in 16-row blocks
-//   B  [R][128] bf16: rows k of W^T (matrix_b, row-major, ldm 128), loaded per batch of blocks
+// Shared memory (LD: the leading dimension of A and B in elements, a kernel template parameter,
+// 128 or 136; kWmmaLds):
+//   A  [R][LD] bf16: feature k of the tile's points, point-contiguous in the first 128 (WMMA
+//                    matrix_a, col-major, ldm LD), consumed in 16-row blocks
+//   B  [R][LD] bf16: rows k of W^T in the first 128 (matrix_b, row-major, ldm LD), loaded per
+//                    batch of blocks
+//   With LD = 128 every row starts 256 bytes after the last, in the same bank: a fragment load
+//   reads 8 rows that collide (8-way bank conflict); LD = 136 shifts each row by 16 bytes.
 //   scratch [8][16][16] float: one accumulator tile of each warp, for the epilogue
 // First layer: the SH features are produced band by band (2l+1 features, not a multiple of
 // 16), so A is a ring of R rows (R a multiple of 16 with room for 15 leftover rows plus the
@@ -47,43 +51,46 @@ SATCLIP_HD int ring_rows(int L) { return (2 * L + 14 + 15) / 16 * 16; }
 
 SATCLIP_HD int round_up16(int x) { return (x + 15) / 16 * 16; }
 
-// Shared memory of a kernel whose A and B hold `rows` feature rows each.
+// The leading dimensions the bf16 kernels are compiled for (elements; multiples of 8 as WMMA
+// requires for 16-bit types): 128 (no padding) and 136 (16 bytes of padding per row).
+constexpr int kWmmaLds[2] = {128, 136};
+SATCLIP_HD constexpr bool valid_wmma_ld(int ld) { return ld == 128 || ld == 136; }
+
+// Shared memory of a kernel whose A and B hold `rows` feature rows each, LD elements apart.
 template <typename Bf>
-SATCLIP_HD size_t bf16_smem_bytes(int rows) {
-  return static_cast<size_t>(rows) * (Bf16Tile::M + Bf16Tile::N) * sizeof(Bf) +
-         static_cast<size_t>(kThreads / 32) * 256 * sizeof(float);
+SATCLIP_HD size_t bf16_smem_bytes(int rows, int ld = Bf16Tile::M) {
+  return static_cast<size_t>(rows) * 2 * ld * sizeof(Bf) + static_cast<size_t>(kThreads / 32) * 256 * sizeof(float);
 }
 
 // Dynamic shared memory (bytes) of the fused first-layer kernels at degree L: elem_bytes 4
-// (float SIMT), 8 (double SIMT) or 2 (the bf16 tensor-core kernel). The launchers size their
+// (float SIMT), 8 (double SIMT) or 2 (the bf16 tensor-core kernel, leading dimension ld). The launchers size their
 // launches with it and the CUDA glue compares it with the device's opt-in limit (first layers
 // that do not fit take SH + cuBLAS): float L = 51-64 need more than the 99 KB of sm_86/89.
-SATCLIP_HD size_t first_layer_smem_bytes(int L, int elem_bytes) {
+SATCLIP_HD size_t first_layer_smem_bytes(int L, int elem_bytes, int ld = Bf16Tile::M) {
   if (elem_bytes == 2) {
-    return static_cast<size_t>(ring_rows(L)) * (Bf16Tile::M + Bf16Tile::N) * 2 +
-           static_cast<size_t>(kThreads / 32) * 256 * sizeof(float);
+    return static_cast<size_t>(ring_rows(L)) * 2 * ld * 2 + static_cast<size_t>(kThreads / 32) * 256 * sizeof(float);
   }
   return elem_bytes == 8 ? smem_elems<double>(L) * sizeof(double) : smem_elems<float>(L) * sizeof(float);
 }
 
 // Ring rows [from, to) (mod R) to zero.
 template <typename Bf>
-SATCLIP_HD void zero_ring_rows(int tid, Bf* ring, int from, int to, int R) {
+SATCLIP_HD void zero_ring_rows(int tid, Bf* ring, int from, int to, int R, int ld) {
   constexpr int M = Bf16Tile::M;
   for (int idx = tid; idx < (to - from) * M; idx += kThreads) {
-    ring[((from + idx / M) % R) * M + idx % M] = Bf(0.0f);
+    ring[((from + idx / M) % R) * ld + idx % M] = Bf(0.0f);
   }
 }
 
 // Rows k0 .. k0 + rows - 1 of W^T (bf16, [K, H] row-major), columns n0 .. n0 + N - 1, into B;
 // zero past K or H.
 template <typename Bf>
-SATCLIP_HD void load_b_rows(int tid, const Bf* wt, int64_t K, int H, int64_t k0, int rows, int n0, Bf* B) {
+SATCLIP_HD void load_b_rows(int tid, const Bf* wt, int64_t K, int H, int64_t k0, int rows, int n0, Bf* B, int ld) {
   constexpr int N = Bf16Tile::N;
   for (int idx = tid; idx < rows * N; idx += kThreads) {
     const int kk = idx / N, c = idx % N;
     const int64_t k = k0 + kk;
-    B[kk * N + c] = k < K && n0 + c < H ? wt[k * H + n0 + c] : Bf(0.0f);
+    B[kk * ld + c] = k < K && n0 + c < H ? wt[k * H + n0 + c] : Bf(0.0f);
   }
 }
 
@@ -105,7 +112,7 @@ SATCLIP_HD void load8(const Bf* p, Bf* v) {
 // to 32 consecutive points, so they do not conflict.
 template <typename Bf>
 SATCLIP_HD void load_a_blocks(int tid, const Bf* x, int64_t n, int64_t K, int64_t row0, int64_t k0, int nblocks,
-                              Bf* A) {
+                              Bf* A, int ld) {
   constexpr int M = Bf16Tile::M;
   static_assert(kThreads == 2 * M, "two threads per point, 8 features each");
   const int p = tid % M, half = tid / M;
@@ -119,7 +126,7 @@ SATCLIP_HD void load_a_blocks(int tid, const Bf* x, int64_t n, int64_t K, int64_
     } else {
       for (int i = 0; i < 8; ++i) v[i] = row < n && k + i < K ? x[row * K + k + i] : Bf(0.0f);
     }
-    for (int i = 0; i < 8; ++i) A[(kk + i) * M + p] = v[i];
+    for (int i = 0; i < 8; ++i) A[(kk + i) * ld + p] = v[i];
   }
 }
 
@@ -130,17 +137,16 @@ SATCLIP_HD void load_a_blocks(int tid, const Bf* x, int64_t n, int64_t K, int64_
 #endif
 template <class Mma, typename Bf>
 SATCLIP_HD void mma_warp(int warp, const Bf* ring, int r0, int nblocks, int R, const Bf* B,
-                         typename Mma::Acc (&acc)[Bf16Tile::FM][Bf16Tile::FN]) {
-  constexpr int M = Bf16Tile::M, N = Bf16Tile::N;
+                         typename Mma::Acc (&acc)[Bf16Tile::FM][Bf16Tile::FN], int ld) {
   const int wm = warp % Bf16Tile::kWarpsM, wn = warp / Bf16Tile::kWarpsM;
   for (int blk = 0; blk < nblocks; ++blk) {
     const int r = (r0 + 16 * blk) % R;
     typename Mma::A fa[Bf16Tile::FM];
     typename Mma::B fb[Bf16Tile::FN];
 #pragma unroll
-    for (int i = 0; i < Bf16Tile::FM; ++i) Mma::load_a(fa[i], ring + r * M + wm * Bf16Tile::WM + 16 * i, M);
+    for (int i = 0; i < Bf16Tile::FM; ++i) Mma::load_a(fa[i], ring + r * ld + wm * Bf16Tile::WM + 16 * i, ld);
 #pragma unroll
-    for (int j = 0; j < Bf16Tile::FN; ++j) Mma::load_b(fb[j], B + 16 * blk * N + wn * Bf16Tile::WN + 16 * j, N);
+    for (int j = 0; j < Bf16Tile::FN; ++j) Mma::load_b(fb[j], B + 16 * blk * ld + wn * Bf16Tile::WN + 16 * j, ld);
 #pragma unroll
     for (int i = 0; i < Bf16Tile::FM; ++i) {
 #pragma unroll

@@ -7,6 +7,7 @@
 // are regenerated for each output tile: a few percent of the GEMM's work).
 #include "sh_siren_layer.h"
 
+#include <atomic>
 #include <mutex>
 #include <set>
 #include <utility>
@@ -91,7 +92,7 @@ cudaError_t launch(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, co
   return cudaGetLastError();
 }
 
-template <int J>
+template <int J, int LD>
 __global__ void __launch_bounds__(kThreads, 1)
     sh_siren_bf16_kernel(const float* __restrict__ lonlat, int64_t s0, int64_t s1, int64_t n, int L,
                          const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ sect,
@@ -102,8 +103,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   extern __shared__ __align__(128) unsigned char smem_bf16[];
   const int R = ring_rows(L);
   Bf* ring = reinterpret_cast<Bf*>(smem_bf16);
-  Bf* B = ring + static_cast<size_t>(R) * Bf16Tile::M;
-  float* scratch = reinterpret_cast<float*>(B + static_cast<size_t>(R) * Bf16Tile::N);
+  Bf* B = ring + static_cast<size_t>(R) * LD;
+  float* scratch = reinterpret_cast<float*>(B + static_cast<size_t>(R) * LD);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * Bf16Tile::M;
   const int n0 = static_cast<int>(blockIdx.y) * Bf16Tile::N;
@@ -118,18 +119,18 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   int produced = 0, consumed = 0;  // ring rows, the same in every thread
   for (int l = 0; l < L; ++l) {
-    gen_band<float, J, Bf>(tid, l, a, b, st, ring, produced % R, R);
+    gen_band<float, J, Bf>(tid, l, a, b, st, ring, produced % R, R, LD);
     produced += 2 * l + 1;
     int ready = produced;
     if (l == L - 1) {
       ready = round_up16(produced);
-      zero_ring_rows<Bf>(tid, ring, produced, ready, R);
+      zero_ring_rows<Bf>(tid, ring, produced, ready, R, LD);
     }
     const int nb = (ready - consumed) / 16;
     if (nb > 0) {
-      load_b_rows<Bf>(tid, wt, K, H, consumed, 16 * nb, n0, B);
+      load_b_rows<Bf>(tid, wt, K, H, consumed, 16 * nb, n0, B, LD);
       __syncthreads();
-      mma_warp<WmmaBf16, Bf>(warp, ring, consumed % R, nb, R, B, acc);
+      mma_warp<WmmaBf16, Bf>(warp, ring, consumed % R, nb, R, B, acc, LD);
       __syncthreads();
       consumed += 16 * nb;
     }
@@ -138,24 +139,37 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-template <int J>
+template <int J, int LD>
 cudaError_t launch_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a, const float* b,
                         const float* sect, const __nv_bfloat16* wt, const float* bias, int H, float w0,
                         __nv_bfloat16* out, cudaStream_t stream) {
-  const size_t bytes = first_layer_smem_bytes(L, 2);
+  const size_t bytes = first_layer_smem_bytes(L, 2, LD);
   static_assert(sizeof(__nv_bfloat16) == 2, "first_layer_smem_bytes counts 2-byte operands");
-  const cudaError_t err = opt_in_once(reinterpret_cast<const void*>(sh_siren_bf16_kernel<J>), bytes);
+  const cudaError_t err = opt_in_once(reinterpret_cast<const void*>(sh_siren_bf16_kernel<J, LD>), bytes);
   if (err != cudaSuccess) return err;
   const int64_t tiles = (n + Bf16Tile::M - 1) / Bf16Tile::M;
   if (tiles > 0x7fffffff) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((H + Bf16Tile::N - 1) / Bf16Tile::N));
-  sh_siren_bf16_kernel<J><<<grid, kThreads, bytes, stream>>>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out);
+  sh_siren_bf16_kernel<J, LD><<<grid, kThreads, bytes, stream>>>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0,
+                                                                 out);
   return cudaGetLastError();
 }
 
 }  // namespace
 
-size_t sh_siren_smem_bytes(int L, int elem_bytes) { return first_layer_smem_bytes(L, elem_bytes); }
+size_t sh_siren_smem_bytes(int L, int elem_bytes) { return first_layer_smem_bytes(L, elem_bytes, wmma_ld()); }
+
+namespace {
+std::atomic<int> g_wmma_ld{136};
+}  // namespace
+
+int wmma_ld() { return g_wmma_ld.load(std::memory_order_relaxed); }
+
+bool set_wmma_ld(int ld) {
+  if (!valid_wmma_ld(ld)) return false;
+  g_wmma_ld.store(ld, std::memory_order_relaxed);
+  return true;
+}
 
 cudaError_t device_smem_optin(int device, size_t* bytes) {
   static std::mutex mu;
@@ -185,8 +199,13 @@ cudaError_t launch_sh_siren_bf16(const float* lonlat, int64_t s0, int64_t s1, in
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
   if (err != cudaSuccess) return err;
   if (major < 8) return cudaErrorNotSupported;  // bf16 WMMA needs sm_80
+  const int ld = wmma_ld();
   return with_orders<float>(
-      L, [&]<int J>() { return launch_bf16<J>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream); },
+      L,
+      [&]<int J>() {
+        return ld == 128 ? launch_bf16<J, 128>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream)
+                         : launch_bf16<J, 136>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream);
+      },
       cudaErrorInvalidValue);
 }
 

@@ -125,11 +125,11 @@ SATCLIP_HD void gen_init(int tid, const T* lonlat, int64_t s0, int64_t s1, int64
 }
 
 // Degree l of the thread's orders into A: feature l +- m of the band goes to row
-// (base + l +- m) mod R of A (R = 0: no wrap), stored as Out (T, or bf16 for the tensor-core
-// kernel, rounded to nearest even).
+// (base + l +- m) mod R of A (R = 0: no wrap), rows ld elements apart (default M), stored as
+// Out (T, or bf16 for the tensor-core kernel, rounded to nearest even).
 template <typename T, int J, typename Out = T>
 SATCLIP_HD void gen_band(int tid, int l, const T* a, const T* b, GenState<T, J>& st, Out* A, int base = 0,
-                         int R = 0) {
+                         int R = 0, int ld = Tile<T>::M) {
   constexpr int M = Tile<T>::M, G = groups<T>();
   const int pt = tid % M, g = tid / M;
   const int64_t t0 = tri(l, 0);
@@ -144,8 +144,8 @@ SATCLIP_HD void gen_band(int tid, int l, const T* a, const T* b, GenState<T, J>&
       }
       st.p1[j] = p0;
       const int rp = base + l + m, rn = base + l - m;
-      A[(R > 0 ? rp % R : rp) * M + pt] = static_cast<Out>(p0 * st.fc[j]);
-      if (m > 0) A[(R > 0 ? rn % R : rn) * M + pt] = static_cast<Out>(p0 * st.fs[j]);
+      A[(R > 0 ? rp % R : rp) * ld + pt] = static_cast<Out>(p0 * st.fc[j]);
+      if (m > 0) A[(R > 0 ? rn % R : rn) * ld + pt] = static_cast<Out>(p0 * st.fs[j]);
     }
   }
 }

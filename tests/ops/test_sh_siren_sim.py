@@ -24,9 +24,9 @@ def sim(tmp_path_factory):
     dll = build_sim("sh_siren_sim", tmp_path_factory.mktemp("sim"))
     dll.sh_siren_sim_f32.argtypes = _ARGS + [ctypes.c_float, ctypes.c_void_p]
     dll.sh_siren_sim_f64.argtypes = _ARGS + [ctypes.c_double, ctypes.c_void_p]
-    dll.sh_siren_bf16_sim.argtypes = _ARGS + [ctypes.c_float, ctypes.c_void_p]
+    dll.sh_siren_bf16_sim.argtypes = _ARGS + [ctypes.c_float, ctypes.c_void_p, ctypes.c_int]
     dll.siren_bf16_sim.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
-                                   ctypes.c_int, ctypes.c_float, ctypes.c_void_p]
+                                   ctypes.c_int, ctypes.c_float, ctypes.c_void_p, ctypes.c_int]
     return dll
 
 
@@ -42,7 +42,7 @@ def run_sim(dll, lonlat: torch.Tensor, L: int, weight: torch.Tensor, bias: torch
     return out
 
 
-def run_sim_bf16(dll, lonlat: torch.Tensor, L: int, weight: torch.Tensor, bias: torch.Tensor, w0: float):
+def run_sim_bf16(dll, lonlat: torch.Tensor, L: int, weight: torch.Tensor, bias: torch.Tensor, w0: float, ld: int):
     """The simulated bf16 tensor-core kernel: W^T rounded to bf16 as the glue does; the bf16
     results come back as float32."""
     wt = ref.round_operand(weight.float(), "bf16").t().contiguous()
@@ -50,7 +50,7 @@ def run_sim_bf16(dll, lonlat: torch.Tensor, L: int, weight: torch.Tensor, bias: 
     x = lonlat.float()
     out = torch.full((x.shape[0], weight.shape[0]), float("nan"), dtype=torch.float32)
     rc = dll.sh_siren_bf16_sim(x.data_ptr(), x.stride(0), x.stride(1), x.shape[0], L, wt.data_ptr(), b.data_ptr(),
-                               weight.shape[0], w0, out.data_ptr())
+                               weight.shape[0], w0, out.data_ptr(), ld)
     assert rc == 0, "the simulated kernel wrote past its shared memory" if rc == 2 else f"rc={rc}"
     return out
 
@@ -110,12 +110,14 @@ def test_degrees_outside_the_fused_range_are_refused(sim):
 
 # bf16 tile: 128 x 128, features through a ring of 16-row blocks; L covers every order count
 # and ring sizes, including L = 1 (one feature, one zero-padded block) and L = 64.
+# Both shared-memory leading dimensions the kernels are compiled for (128 and 136, padded).
+@pytest.mark.parametrize("ld", [128, 136])
 @pytest.mark.parametrize("L,n,H", [(1, 5, 3), (2, 129, 64), (10, 130, 100), (17, 129, 128), (33, 40, 129),
                                    (40, 257, 200), (64, 66, 70)])
-def test_bf16_tensor_core_tile_matches_reference(sim, L, n, H):
+def test_bf16_tensor_core_tile_matches_reference(sim, L, n, H, ld):
     x = lonlat_points(n - 13 if n > 13 else 0)[:n].float()
     w, b = layer(L, H, torch.float32)
-    got = run_sim_bf16(sim, x, L, w, b, 30.0)
+    got = run_sim_bf16(sim, x, L, w, b, 30.0, ld)
     want = ref.sh_siren_layer(x, L, w, b, 30.0, "bf16").float()
     assert torch.isfinite(got).all()  # every output written, no poisoned (NaN) operand used
     assert torch.equal(got, got.bfloat16().float())  # stored as bf16
@@ -131,15 +133,16 @@ def test_bf16_tensor_core_tile_matches_reference(sim, L, n, H):
 
 # Hidden layer, bf16 tensor cores: K covers one partial block (8), steps of 64 features with a
 # partial last step (200), SatCLIP's 512; N and H partial tiles.
+@pytest.mark.parametrize("ld", [128, 136])
 @pytest.mark.parametrize("n,K,H", [(5, 8, 3), (129, 200, 130), (300, 512, 256), (64, 72, 600)])
-def test_bf16_hidden_layer_matches_reference(sim, n, K, H):
+def test_bf16_hidden_layer_matches_reference(sim, n, K, H, ld):
     g = torch.Generator().manual_seed(3)
     x = ref.round_operand(torch.rand(n, K, generator=g) * 2 - 1, "bf16")  # a previous layer's output
     w = (torch.rand(H, K, generator=g) * 2 - 1) * (6 / K) ** 0.5  # SIREN's hidden init (w0 = 1)
     b = (torch.rand(H, generator=g) * 2 - 1) / K ** 0.5
     out = torch.full((n, H), float("nan"))
     wt = ref.round_operand(w, "bf16").t().contiguous()
-    rc = sim.siren_bf16_sim(x.data_ptr(), n, K, wt.data_ptr(), b.data_ptr(), H, 1.0, out.data_ptr())
+    rc = sim.siren_bf16_sim(x.data_ptr(), n, K, wt.data_ptr(), b.data_ptr(), H, 1.0, out.data_ptr(), ld)
     assert rc == 0, "the simulated kernel wrote past its shared memory" if rc == 2 else f"rc={rc}"
     want = ref.siren_layer(x, ref.round_operand(w, "bf16"), b, 1.0, None, False)[0].bfloat16().float()
     assert torch.isfinite(out).all() and torch.equal(out, out.bfloat16().float())
@@ -167,3 +170,13 @@ def test_first_layer_shared_memory_against_device_limits(sim):
     too_big = [L for L in range(1, 65) if need(L, 4) > OPTIN["sm_86/89"]]
     assert too_big == list(range(51, 65))
     assert all(need(L, 2) <= OPTIN["sm_86/89"] for L in range(1, 65))  # the bf16 ring stays small
+    # (bf16 at the unpadded leading dimension here; the padded one is checked in the simulation)
+
+
+def test_unknown_leading_dimension_is_refused(sim):
+    x = lonlat_points(3)[:5].float()
+    w, b = layer(4, 8, torch.float32)
+    out = torch.zeros(5, 8)
+    wt = w.t().contiguous()
+    assert sim.sh_siren_bf16_sim(x.data_ptr(), x.stride(0), x.stride(1), 5, 4, wt.data_ptr(), b.data_ptr(), 8, 30.0,
+                                 out.data_ptr(), 132) == 1

@@ -160,7 +160,8 @@ int finish(const std::vector<SimBf16>& A, const std::vector<SimBf16>& B, const s
 // wt: W^T already rounded to bf16 values (float), [L*L, H]; out: the bf16 results as float.
 template <int J>
 int run_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* wt_f, const float* bias,
-             int H, float w0, float* out_f) {
+             int H, float w0, float* out_f, int ld) {
+  if (!valid_wmma_ld(ld)) return 1;
   constexpr int M = Bf16Tile::M, N = Bf16Tile::N, kWarps = kThreads / 32;
   std::vector<float> a(L * (L + 1) / 2), b(a.size()), sect(L);
   sh_coefficients<float>(L, a.data(), b.data(), sect.data());
@@ -169,7 +170,10 @@ int run_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, cons
   std::vector<SimBf16> out(n * H, SimBf16(std::numeric_limits<float>::quiet_NaN()));
   const int R = ring_rows(L);
   const SimBf16 nan16(std::numeric_limits<float>::quiet_NaN());
-  std::vector<SimBf16> ring(static_cast<size_t>(R) * M + kGuard, nan16), B(static_cast<size_t>(R) * N + kGuard, nan16);
+  // sized as the launcher sizes the launch: A and B of R rows, ld apart (the padding stays NaN,
+  // so a fragment that read it would show)
+  if (first_layer_smem_bytes(L, 2, ld) != static_cast<size_t>(R) * 2 * ld * 2 + kWarps * 256 * sizeof(float)) return 3;
+  std::vector<SimBf16> ring(static_cast<size_t>(R) * ld + kGuard, nan16), B(static_cast<size_t>(R) * ld + kGuard, nan16);
   std::vector<float> scratch(kWarps * 256);
   std::vector<GenState<float, J>> st(kThreads);
   std::vector<WarpAcc> acc(kWarps);  // each warp's accumulator fragments
@@ -182,22 +186,25 @@ int run_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, cons
       std::fill(acc.begin(), acc.end(), WarpAcc{});
       int produced = 0, consumed = 0;
       for (int l = 0; l < L; ++l) {
-        for (int t = 0; t < kThreads; ++t) gen_band<float, J, SimBf16>(t, l, a.data(), b.data(), st[t], ring.data(), produced % R, R);
+        for (int t = 0; t < kThreads; ++t)
+          gen_band<float, J, SimBf16>(t, l, a.data(), b.data(), st[t], ring.data(), produced % R, R, ld);
         produced += 2 * l + 1;
         int ready = produced;
         if (l == L - 1) {
           ready = round_up16(produced);
-          for (int t = 0; t < kThreads; ++t) zero_ring_rows<SimBf16>(t, ring.data(), produced, ready, R);
+          for (int t = 0; t < kThreads; ++t) zero_ring_rows<SimBf16>(t, ring.data(), produced, ready, R, ld);
         }
         const int nb = (ready - consumed) / 16;
         if (nb > 0) {
           std::fill(B.begin(), B.end() - kGuard, nan16);
-          for (int t = 0; t < kThreads; ++t) load_b_rows<SimBf16>(t, wt.data(), K, H, consumed, 16 * nb, n0, B.data());
+          for (int t = 0; t < kThreads; ++t)
+            load_b_rows<SimBf16>(t, wt.data(), K, H, consumed, 16 * nb, n0, B.data(), ld);
           // __syncthreads()
-          for (int w = 0; w < kWarps; ++w) mma_warp<HostMma, SimBf16>(w, ring.data(), consumed % R, nb, R, B.data(), acc[w].f);
+          for (int w = 0; w < kWarps; ++w)
+            mma_warp<HostMma, SimBf16>(w, ring.data(), consumed % R, nb, R, B.data(), acc[w].f, ld);
           // __syncthreads(): the consumed rows are stale from here on
           for (int r = consumed; r < consumed + 16 * nb; ++r)
-            for (int p = 0; p < M; ++p) ring[(r % R) * M + p] = nan16;
+            for (int p = 0; p < M; ++p) ring[(r % R) * ld + p] = nan16;
           consumed += 16 * nb;
         }
       }
@@ -209,15 +216,16 @@ int run_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, cons
 
 // x: [n, K] bf16 values as float; wt: W^T rounded to bf16 values, [K, H]; out as float.
 int run_siren_bf16(const float* x_f, int64_t n, int64_t K, const float* wt_f, const float* bias, int H, float w0,
-                   float* out_f) {
-  if (K % 8 != 0) return 1;
+                   float* out_f, int ld) {
+  if (K % 8 != 0 || !valid_wmma_ld(ld)) return 1;
   constexpr int M = Bf16Tile::M, N = Bf16Tile::N, R = 16 * kHiddenBlocks, kWarps = kThreads / 32;
   const SimBf16 nan16(std::numeric_limits<float>::quiet_NaN());
   // NaN after the last row: a read past the end of x (a 16-byte load across K) shows in the output.
   std::vector<SimBf16> x = to_bf16(x_f, n * K);
   x.resize(n * K + 64, nan16);
   const std::vector<SimBf16> wt = to_bf16(wt_f, K * H);
-  std::vector<SimBf16> out(n * H, nan16), A(R * M + kGuard, nan16), B(R * N + kGuard, nan16);
+  if (bf16_smem_bytes<SimBf16>(R, ld) != static_cast<size_t>(R) * 2 * ld * 2 + kWarps * 256 * sizeof(float)) return 3;
+  std::vector<SimBf16> out(n * H, nan16), A(R * ld + kGuard, nan16), B(R * ld + kGuard, nan16);
   std::vector<float> scratch(kWarps * 256);
   std::vector<WarpAcc> acc(kWarps);
   for (int64_t bx = 0; bx * M < n; ++bx) {
@@ -230,11 +238,11 @@ int run_siren_bf16(const float* x_f, int64_t n, int64_t K, const float* wt_f, co
         std::fill(A.begin(), A.end() - kGuard, nan16);  // a step reads only what it loaded
         std::fill(B.begin(), B.end() - kGuard, nan16);
         for (int t = 0; t < kThreads; ++t) {
-          load_a_blocks<SimBf16>(t, x.data(), n, K, row0, k0, nb, A.data());
-          load_b_rows<SimBf16>(t, wt.data(), K, H, k0, 16 * nb, n0, B.data());
+          load_a_blocks<SimBf16>(t, x.data(), n, K, row0, k0, nb, A.data(), ld);
+          load_b_rows<SimBf16>(t, wt.data(), K, H, k0, 16 * nb, n0, B.data(), ld);
         }
         // __syncthreads()
-        for (int w = 0; w < kWarps; ++w) mma_warp<HostMma, SimBf16>(w, A.data(), 0, nb, R, B.data(), acc[w].f);
+        for (int w = 0; w < kWarps; ++w) mma_warp<HostMma, SimBf16>(w, A.data(), 0, nb, R, B.data(), acc[w].f, ld);
         // __syncthreads()
       }
       epilogue_warps(acc, scratch, bias, w0, n, H, row0, n0, out.data());
@@ -250,14 +258,14 @@ extern "C" {
 size_t first_layer_smem_bytes_sim(int L, int elem_bytes) { return first_layer_smem_bytes(L, elem_bytes); }
 
 int siren_bf16_sim(const float* x, int64_t n, int64_t K, const float* wt, const float* bias, int H, float w0,
-                   float* out) {
-  return run_siren_bf16(x, n, K, wt, bias, H, w0, out);
+                   float* out, int ld) {
+  return run_siren_bf16(x, n, K, wt, bias, H, w0, out, ld);
 }
 
 int sh_siren_bf16_sim(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* wt, const float* bias,
-                      int H, float w0, float* out) {
+                      int H, float w0, float* out, int ld) {
   return with_orders<float>(
-      L, [&]<int J>() { return run_bf16<J>(lonlat, s0, s1, n, L, wt, bias, H, w0, out); }, 1);
+      L, [&]<int J>() { return run_bf16<J>(lonlat, s0, s1, n, L, wt, bias, H, w0, out, ld); }, 1);
 }
 
 int sh_siren_sim_f32(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* wt,
