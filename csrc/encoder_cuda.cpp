@@ -2,7 +2,8 @@
 // inference, chunk by chunk, in the three precision modes.
 //   float32 / float64: exact; TF32 forced off; the first layer on chip or through SH + cuBLAS,
 //                      whichever choose_fused picks; the other layers cuBLAS + sine pass.
-//   tf32:              operands rounded to tf32, GEMMs on TF32 tensor cores.
+//   tf32:              operands rounded to tf32 where they are produced (SH kernel, sine pass),
+//                      GEMMs on TF32 tensor cores.
 //   bf16:              operands stored as bf16 where they are produced (the SH kernel, the
 //                      fused kernels and the sine pass round their float32 results to nearest
 //                      even on the way out: exactly the reference's operand rounding), products
@@ -92,6 +93,32 @@ at::Tensor encoder_forward_bf16(const at::Tensor& lonlat, int64_t L, at::TensorL
 }
 #endif
 
+// tf32: the operands are rounded where they are made -- the SH kernel stores TF32-rounded
+// features, the sine pass stores TF32-rounded activations, the weights are rounded once -- so
+// no separate rounding pass reads and writes the activations (about five elementwise passes of
+// 8 bytes per element each before). GEMMs on TF32 tensor cores (Tf32Scope), float32 sums.
+at::Tensor encoder_forward_tf32(const at::Tensor& lonlat, int64_t L, at::TensorList weights_in, at::TensorList biases,
+                                double w0_first, double w0_hidden, int64_t chunk_size) {
+  const int64_t width = check_encoder(lonlat, L, weights_in, biases, chunk_size, c10::DeviceType::CUDA);
+  const Tf32Scope tf32(true);
+  std::vector<at::Tensor> w;
+  for (const at::Tensor& x : weights_in) w.push_back(round_operand(x, Precision::kTF32).t());
+  const int64_t n = lonlat.size(0);
+  at::Tensor out = at::empty({n, width}, lonlat.options());
+  for (int64_t lo = 0; lo < n; lo += chunk_size) {
+    const at::Tensor pts = lonlat.slice(0, lo, std::min(n, lo + chunk_size));
+    at::Tensor h = sh_tf32(pts, L);
+    for (size_t i = 0; i + 1 < w.size(); ++i) {
+      at::Tensor z = at::addmm(biases[i], h, w[i]);
+      sine_tf32_(z, i == 0 ? w0_first : w0_hidden);
+      h = z;
+    }
+    at::Tensor dst = out.slice(0, lo, lo + pts.size(0));
+    at::addmm_out(dst, biases.back(), h, w.back());
+  }
+  return out;
+}
+
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden,
                                     int64_t chunk_size, c10::string_view precision) {
@@ -102,7 +129,10 @@ at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::Ten
     return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size);
   }
 #endif
-  // tf32 (and bf16 without aten::mm.dtype): operands rounded to the mode, TF32 tensor cores.
+  if (precision == "tf32" && lonlat.scalar_type() == at::kFloat) {
+    return encoder_forward_tf32(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size);
+  }
+  // bf16 without aten::mm.dtype: operands rounded to bf16 (ATen passes), TF32 tensor cores.
   const Tf32Scope tf32(precision != "float32");
   bool on_chip = false;
   const int64_t n = lonlat.size(0);

@@ -89,6 +89,17 @@ at::Tensor sh_bf16(const at::Tensor& lonlat, int64_t L) {
   return h;
 }
 
+at::Tensor sh_tf32(const at::Tensor& lonlat, int64_t L) {
+  const int64_t n = lonlat.size(0);
+  at::Tensor h = at::empty({n, L * L}, lonlat.options());
+  const ShTables& t = sh_tables(L, at::kFloat, lonlat.device());
+  SATCLIP_CUDA_CHECK(kernels::launch_sh_fwd_tf32(lonlat.const_data_ptr<float>(), lonlat.stride(0), lonlat.stride(1),
+                                                 n, static_cast<int>(L), t.a.const_data_ptr<float>(),
+                                                 t.b.const_data_ptr<float>(), t.sect.const_data_ptr<float>(),
+                                                 h.mutable_data_ptr<float>(), stream_of(lonlat)));
+  return h;
+}
+
 at::Tensor first_layer_bf16_cublas(const at::Tensor& lonlat, int64_t L, const at::Tensor& w16, const at::Tensor& bias,
                                    double w0) {
   return hidden_bf16_cublas(sh_bf16(lonlat, L), w16, bias, w0);

@@ -24,6 +24,8 @@ at::Tensor first_layer_bf16_cublas(const at::Tensor& lonlat, int64_t L, const at
                                    double w0);
 // SH of lonlat (float32) stored as bf16, [N, L*L].
 at::Tensor sh_bf16(const at::Tensor& lonlat, int64_t L);
+// SH in float32, TF32-rounded where stored (the tf32 mode's first operand).
+at::Tensor sh_tf32(const at::Tensor& lonlat, int64_t L);
 
 // Whether an on-chip first-layer kernel covers L (1..64), and in bf16 the device (sm_80+).
 bool first_layer_fusable(int64_t L, bool bf16, const at::Tensor& like);

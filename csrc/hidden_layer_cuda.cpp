@@ -43,6 +43,11 @@ at::Tensor sine_bf16(const at::Tensor& z, const at::Tensor& bias, double w0) {
   return h;
 }
 
+void sine_tf32_(at::Tensor& z, double w0) {
+  SATCLIP_CUDA_CHECK(kernels::launch_sine_tf32(z.mutable_data_ptr<float>(), static_cast<float>(w0), z.numel(),
+                                               stream_of(z)));
+}
+
 at::Tensor hidden_bf16_cublas(const at::Tensor& h, const at::Tensor& w16, const at::Tensor& bias, double w0) {
 #ifdef SATCLIP_HAS_MM_OUT_DTYPE
   return sine_bf16(at::mm(h, w16.t(), at::kFloat), bias, w0);

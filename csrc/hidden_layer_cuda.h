@@ -17,6 +17,8 @@ bool hidden_bf16_fusable(const at::Tensor& h);
 
 // bf16(sin(w0 * (z + bias))) of a float32 GEMM result z [rows, cols].
 at::Tensor sine_bf16(const at::Tensor& z, const at::Tensor& bias, double w0);
+// tf32 mode, in place on a contiguous float32 z = x W^T + b: tf32(sin(w0 z)), the next operand.
+void sine_tf32_(at::Tensor& z, double w0);
 
 }  // namespace cuda
 }  // namespace satclip

@@ -8,6 +8,8 @@
 // tensor-core GEMM epilogue is the next step (see the README).
 #include "siren_epilogue.h"
 
+#include "tf32_round.h"
+
 namespace satclip {
 namespace kernels {
 namespace {
@@ -51,7 +53,20 @@ __global__ void bias_sine_bf16_kernel(const float* __restrict__ z, const float* 
   }
 }
 
+__global__ void sine_tf32_kernel(float* __restrict__ z, float w0, int64_t numel) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    z[i] = round_tf32(sinf(w0 * z[i]));
+  }
+}
+
 }  // namespace
+
+cudaError_t launch_sine_tf32(float* z, float w0, int64_t numel, cudaStream_t stream) {
+  if (numel == 0) return cudaSuccess;
+  sine_tf32_kernel<<<blocks_for(numel), kThreads, 0, stream>>>(z, w0, numel);
+  return cudaGetLastError();
+}
 
 cudaError_t launch_bias_sine_bf16(const float* z, const float* bias, float w0, int64_t rows, int64_t cols,
                                   __nv_bfloat16* out, cudaStream_t stream) {

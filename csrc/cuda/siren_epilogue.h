@@ -20,6 +20,10 @@ cudaError_t launch_siren_epilogue(T* z, const T* mask, T w0, int64_t numel, T* c
 cudaError_t launch_bias_sine_bf16(const float* z, const float* bias, float w0, int64_t rows, int64_t cols,
                                   __nv_bfloat16* out, cudaStream_t stream);
 
+// tf32 precision mode: z[i] = tf32(sin(w0 * z[i])) in place, z the GEMM's float32 result with
+// the bias already added; the TF32 rounding (tf32_round.h) is the next GEMM's operand rounding.
+cudaError_t launch_sine_tf32(float* z, float w0, int64_t numel, cudaStream_t stream);
+
 // gz = gy * w0 * cos (* mask)
 template <typename T>
 cudaError_t launch_siren_grad_epilogue(const T* gy, const T* cos, const T* mask, T w0, int64_t numel, T* gz,

@@ -12,6 +12,7 @@
 // neighbouring lanes with shuffles, reduces across the warp; no [N, 2, L*L] tensor.
 // Numerics: as the CPU kernels (same header), compute type = storage type.
 #include "spherical_harmonics.h"
+#include "tf32_round.h"
 
 #include "../sh_math.h"
 #include "sh_warp.h"
@@ -128,6 +129,16 @@ cudaError_t launch_sh_fwd_bf16(const float* lonlat, int64_t s0, int64_t s1, int6
   return with_lane_chunks(L, [&]<int J>() {
     sh_fwd_kernel<float, J, __nv_bfloat16>
         <<<grid_for(n), kThreads, 0, stream>>>(lonlat, s0, s1, n, L, a, b, sect, out);
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_sh_fwd_tf32(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a,
+                               const float* b, const float* sect, float* out, cudaStream_t stream) {
+  if (n == 0 || L == 0) return cudaSuccess;
+  return with_lane_chunks(L, [&]<int J>() {
+    sh_fwd_kernel<float, J, Tf32>
+        <<<grid_for(n), kThreads, 0, stream>>>(lonlat, s0, s1, n, L, a, b, sect, reinterpret_cast<Tf32*>(out));
     return cudaGetLastError();
   });
 }

@@ -22,6 +22,10 @@ cudaError_t launch_sh_fwd(const T* lonlat, int64_t s0, int64_t s1, int64_t n, in
 cudaError_t launch_sh_fwd_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a,
                                const float* b, const float* sect, __nv_bfloat16* out, cudaStream_t stream);
 
+// The same in float32, stored TF32-rounded (tf32_round.h): the tf32 mode's first operand.
+cudaError_t launch_sh_fwd_tf32(const float* lonlat, int64_t s0, int64_t s1, int64_t n, int L, const float* a,
+                               const float* b, const float* sect, float* out, cudaStream_t stream);
+
 // grad: [N, L*L] with row stride g0 (feature stride 1); out: [N, 2] d/d(lon, lat), deg^-1.
 template <typename T>
 cudaError_t launch_sh_bwd(const T* grad, int64_t g0, const T* lonlat, int64_t s0, int64_t s1, int64_t n,
