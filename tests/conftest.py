@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -114,3 +115,24 @@ def build_sim(name: str, out_dir) -> "ctypes.CDLL":
     subprocess.run([cxx, "-std=c++20", "-O2", "-shared", "-fPIC", f"-I{root / 'csrc'}",
                     str(root / "tests" / "ops" / "sim" / f"{name}.cpp"), "-o", str(lib)], check=True)
     return ctypes.CDLL(str(lib))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """SATCLIP_TEST_TIMEOUT=S: a test running longer than S seconds fails with TimeoutError (the
+    GPU check sets it: a hung kernel costs one test, not the window). SIGALRM, main thread only;
+    pytest-timeout is not needed (the GPU machine may not have it)."""
+    limit = int(os.environ.get("SATCLIP_TEST_TIMEOUT", "0") or 0)
+    if limit <= 0 or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expired(signum, frame):
+        raise TimeoutError(f"{item.nodeid} ran longer than SATCLIP_TEST_TIMEOUT={limit} s")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(limit)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

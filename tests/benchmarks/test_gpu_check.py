@@ -85,3 +85,16 @@ def test_summary_reports_failures_and_targets(tmp_path, monkeypatch):
     assert "| smoke-sh | failed (rc 1) | 4 | 0/1/0 | FAILED forward L=10: 0.5 |" in text
     assert "| L=40 encoder float32 >= 2e7 points/s | 3e+07 | yes |" in text
     assert "| L=40 encoder bf16 >= 2e8 points/s | not measured | - |" in text
+
+
+def test_per_test_timeout_of_the_cuda_step(tmp_path):
+    """SATCLIP_TEST_TIMEOUT (tests/conftest.py), which the GPU check sets for its pytest step:
+    a hung test fails with TimeoutError and the next one still runs."""
+    import shutil
+    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_hang.py").write_text("import time\n\ndef test_hangs():\n    time.sleep(30)\n\n"
+                                           "def test_after():\n    assert True\n")
+    env = {**os.environ, "SATCLIP_TEST_TIMEOUT": "1"}
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert "TimeoutError" in res.stdout and "1 failed, 1 passed" in res.stdout, res.stdout[-2000:]
