@@ -12,6 +12,7 @@ CUDA_VERSION=${CUDA_VERSION:-13.0}
 CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/satclip-torch-compat}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
+case $PY in */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY");; esac  # absolute, venv kept
 command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || { echo "torch_compat_build: no nvcc: skipped"; exit 0; }
 mkdir -p "$CACHE"
 site="$CACHE/torch-$VERSION"
