@@ -6,14 +6,21 @@ import argparse
 
 HELP = "linear and MLP probes on offline tasks, with baselines"
 QUICK_POINTS = 1000
-DESCRIPTION = ("Frozen embeddings + probes on air temperature, land/sea, Koppen class, elevation and population, "
-               "against raw lon/lat, raw SH features and a randomly initialised encoder.")
+DESCRIPTION = ("Frozen embeddings + probes on air temperature, precipitation, land/sea, Koppen class (main and full), "
+               "elevation, population and country, or on your own table (--task), against raw lon/lat, raw SH "
+               "features and a randomly initialised encoder; several --checkpoint side by side.")
 
 
 def add_arguments(pv: argparse.ArgumentParser) -> None:
-    pv.add_argument("--checkpoint", help="encoder to evaluate (default: the bundled default model); the baselines "
-                                         "are always included")
-    pv.add_argument("--tasks", help="comma-separated subset of air_temp,land_sea,koppen,elevation,population")
+    pv.add_argument("--checkpoint", action="append", help="encoder to evaluate (default: the bundled default model); "
+                    "repeat it to compare several side by side; the baselines are always included")
+    pv.add_argument("--tasks", help="comma-separated subset of air_temp,land_sea,koppen,elevation,population,"
+                                    "precipitation,country,koppen_full (default: all, or none when --task is given)")
+    pv.add_argument("--task", help="your own task: a CSV or Parquet table with lon, lat and --target")
+    pv.add_argument("--target", help="--task: the column to predict")
+    pv.add_argument("--kind", choices=["regression", "classification"], help="--task: what the target is")
+    pv.add_argument("--lon-col", default="lon", help="--task: longitude column (default lon)")
+    pv.add_argument("--lat-col", default="lat", help="--task: latitude column (default lat)")
     pv.add_argument("--probes", help="comma-separated subset of linear,mlp (default both)")
     pv.add_argument("--splits", help="comma-separated subset of random,spatial (default both)")
     pv.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3; 1 with --quick)")
@@ -34,7 +41,7 @@ def run(args) -> int:
     from ..evaluation.run import evaluate
     from ..evaluation.tasks import TASKS
 
-    tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
+    tasks = tuple(args.tasks.split(",")) if args.tasks else (() if args.task else TASKS)
     probes = tuple(args.probes.split(",")) if args.probes else PROBES
     splits = tuple(args.splits.split(",")) if args.splits else SPLITS
     for value, allowed, what in ((tasks, TASKS, "task"), (probes, PROBES, "probe"), (splits, SPLITS, "split")):
@@ -53,6 +60,13 @@ def run(args) -> int:
     try:
         if args.baselines_only and args.checkpoint:
             raise ValueError("--baselines-only and --checkpoint exclude each other")
+        if args.task:
+            if not (args.target and args.kind):
+                raise ValueError("--task needs --target COLUMN and --kind regression|classification")
+            from ..evaluation.tasks import user_task
+            tasks = tasks + (user_task(args.task, args.target, args.kind, args.lon_col, args.lat_col),)
+        elif args.target or args.kind:
+            raise ValueError("--target and --kind describe a --task table; give --task too")
         features = feature_sets(args.checkpoint, args.legendre_polys, default_model=not args.baselines_only)
         result = evaluate(features, tasks=tasks, probes=probes, splits=splits, seeds=tuple(range(seeds)),
                           progress=progress, max_points=QUICK_POINTS if args.quick else None)

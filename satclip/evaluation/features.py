@@ -13,18 +13,35 @@ from ..checkpoint import fused_pair
 from ..nn import ComposedLocationEncoder, LocationEncoder
 
 
+def _names(paths) -> list[str]:
+    """Short, distinct names for checkpoint paths: the file name, with parent folders added
+    where two files share it."""
+    parts = [Path(str(p)).parts for p in paths]
+    depth = [1] * len(parts)
+    while True:
+        names = ["/".join(p[-d:]) for p, d in zip(parts, depth)]
+        clash = [i for i, n in enumerate(names) if names.count(n) > 1 and depth[i] < len(parts[i])]
+        if not clash:
+            return names
+        for i in clash:
+            depth[i] += 1
+
+
 def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bool = False) -> dict:
-    """name -> function(lonlat [n, 2] float64 numpy) -> features [n, d] numpy. With
-    ``default_model`` (and no checkpoint) the bundled default model is the encoder evaluated."""
-    enc, name = None, None
-    if checkpoint is not None:
+    """name -> function(lonlat [n, 2] float64 numpy) -> features [n, d] numpy. ``checkpoint``: one
+    path or a list of them (evaluated side by side; the baselines follow the first one's L and
+    architecture). With ``default_model`` (and no checkpoint) the bundled default model is the
+    encoder evaluated."""
+    encoders = {}
+    paths = [] if checkpoint is None else ([checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint))
+    if paths:
         from ..checkpoint import load
-        enc = load(checkpoint, dtype=torch.float64)
-        name = f"checkpoint {Path(str(checkpoint)).name}"
+        for path, short in zip(paths, _names(paths)):
+            encoders[f"checkpoint {short}"] = load(path, dtype=torch.float64)
     elif default_model:
         from ..checkpoint import default_model as bundled
-        enc = bundled(dtype=torch.float64)
-        name = "bundled default model"
+        encoders["bundled default model"] = bundled(dtype=torch.float64)
+    enc = next(iter(encoders.values()), None)
     cfg = enc.config() if enc is not None else None
     if cfg is not None:
         legendre_polys = cfg["legendre_polys"]
@@ -48,6 +65,6 @@ def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bo
             f"SH L={L}": lambda ll: F.spherical_harmonics(torch.from_numpy(ll), L).numpy(),
             (f"random-init encoder L={L}" if cfg is None or cfg["le_type"] == "sphericalharmonics"
              else f"random-init {cfg['le_type']}+{cfg['pe_type']}"): run(rand)}
-    if enc is not None:
-        sets[name] = run(enc)
+    for name, e in encoders.items():
+        sets[name] = run(e)
     return sets

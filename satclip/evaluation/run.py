@@ -4,12 +4,13 @@ part, next to the best constant predictor; :func:`summarise` gives mean and std 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
 from .probes import PROBES, SPLITS, constant_baseline, fit_predict, score, split
-from .tasks import TASKS, load_task
+from .tasks import TASKS, Task, load_task
 
 
 def evaluate(features: dict, tasks=TASKS, probes=PROBES, splits=SPLITS, seeds=(0, 1, 2), progress=None,
@@ -19,11 +20,12 @@ def evaluate(features: dict, tasks=TASKS, probes=PROBES, splits=SPLITS, seeds=(0
     rows = []
     t0 = time.perf_counter()
     loaded = {}
-    for name in tasks:
-        task = load_task(name)
+    for item in tasks:  # a built-in task's name or a Task (a user task)
+        task = item if isinstance(item, Task) else load_task(item)
+        name = task.name
         if max_points is not None and len(task) > max_points:
             keep = np.sort(np.random.default_rng(0).choice(len(task), size=max_points, replace=False))
-            task.lonlat, task.y = task.lonlat[keep], task.y[keep]
+            task = dataclasses.replace(task, lonlat=task.lonlat[keep], y=task.y[keep])  # the caller's Task untouched
         loaded[name] = task
     for name, task in loaded.items():
         feats = {fname: fn(task.lonlat) for fname, fn in features.items()}

