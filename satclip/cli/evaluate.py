@@ -15,7 +15,10 @@ def add_arguments(pv: argparse.ArgumentParser) -> None:
     pv.add_argument("--checkpoint", action="append", help="encoder to evaluate (default: the bundled default model); "
                     "repeat it to compare several side by side; the baselines are always included")
     pv.add_argument("--tasks", help="comma-separated subset of air_temp,land_sea,koppen,elevation,population,"
-                                    "precipitation,country,koppen_full (default: all, or none when --task is given)")
+                                    "precipitation,country,koppen_full,housing_ames,housing_sacramento,unemployment,"
+                                    "species (default: all, or none when --task is given)")
+    pv.add_argument("--geoclip", action="store_true", help="add GeoCLIP's pretrained location encoder as a peer "
+                                                            "baseline (needs the geoclip package; runs offline)")
     pv.add_argument("--task", help="your own task: a CSV or Parquet table with lon, lat and --target")
     pv.add_argument("--target", help="--task: the column to predict")
     pv.add_argument("--kind", choices=["regression", "classification"], help="--task: what the target is")
@@ -67,7 +70,8 @@ def run(args) -> int:
             tasks = tasks + (user_task(args.task, args.target, args.kind, args.lon_col, args.lat_col),)
         elif args.target or args.kind:
             raise ValueError("--target and --kind describe a --task table; give --task too")
-        features = feature_sets(args.checkpoint, args.legendre_polys, default_model=not args.baselines_only)
+        features = feature_sets(args.checkpoint, args.legendre_polys, default_model=not args.baselines_only,
+                                geoclip=args.geoclip)
         result = evaluate(features, tasks=tasks, probes=probes, splits=splits, seeds=tuple(range(seeds)),
                           progress=progress, max_points=QUICK_POINTS if args.quick else None)
     except (ValueError, FileNotFoundError, ImportError) as exc:

