@@ -1,5 +1,6 @@
 """The evaluation report: a markdown table of mean +- std per task, split, probe and feature
-set (:func:`markdown`), bar charts and the land/sea prediction map (:func:`plot`, matplotlib)."""
+set (:func:`markdown`), bar charts, the land/sea prediction map and, per task, a map of the
+probe's errors on the test points (:func:`plot`, :func:`error_maps`, matplotlib)."""
 
 from __future__ import annotations
 
@@ -33,18 +34,27 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mapped_features(names) -> str:
+    """The feature set the maps show: the (first) evaluated encoder, else the last baseline."""
+    return next((f for f in names if f.startswith(("checkpoint ", "bundled default model"))), list(names)[-1])
+
+
 def plot(result: dict, features: dict, png: Path) -> list[Path]:
-    """Bar chart of every task (random split), and for land_sea a map of the MLP probe's
-    prediction on a 2-degree grid from the last feature set."""
+    """Bar chart of every task (random split), for land_sea a map of the MLP probe's prediction
+    on a 2-degree grid, and the error maps (:func:`error_maps`), from :func:`mapped_features`."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     summ = [s for s in summarise(result) if s["split"] == "random"]
     tasks = list(result["tasks"])
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 4), squeeze=False)
+    cols = min(4, len(tasks))
+    rows_ = (len(tasks) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_, cols, figsize=(4 * cols, 4 * rows_), squeeze=False)
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
     feats = result["features"]
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(axes.flat, tasks):
         for pi, probe in enumerate(result["probes"]):
             vals = [next((s["mean"] for s in summ if (s["task"], s["probe"], s["features"]) == (task, probe, f)), 0)
                     for f in feats]
@@ -63,7 +73,7 @@ def plot(result: dict, features: dict, png: Path) -> list[Path]:
     written = [png]
     if "land_sea" in tasks:
         task = load_task("land_sea")
-        fname = feats[-1]
+        fname = mapped_features(feats)
         fn = features[fname]
         lon = np.arange(-179, 180, 2.0)
         lat = np.arange(-89, 90, 2.0)
@@ -85,7 +95,58 @@ def plot(result: dict, features: dict, png: Path) -> list[Path]:
         fig.savefig(mpng, dpi=100, bbox_inches="tight")
         plt.close(fig)
         written.append(mpng)
+    written += error_maps(result, features, png.with_name(png.stem + "_errors.png"))
     return written
+
+
+def error_maps(result: dict, features: dict, png: Path) -> list[Path]:
+    """One panel per task: the test points of the first random split (seed 0), coloured by the
+    MLP probe's residual (regression: prediction - truth, symmetric colour scale at the 95th
+    percentile) or by right / wrong (classification), for :func:`mapped_features` (the evaluated
+    encoder when there is one); each panel framed to its task's points, coastlines drawn."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..plotting import draw_coastlines
+    from .probes import split
+
+    tasks = result.get("_tasks") or {n: load_task(n) for n in result["tasks"]}
+    fname = mapped_features(result["features"])
+    fn = features[fname]
+    cols = min(4, len(tasks))
+    rows_ = (len(tasks) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_, cols, figsize=(5 * cols, 3.6 * rows_), squeeze=False)
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    for ax, (name, task) in zip(axes.flat, tasks.items()):
+        test = split(task.lonlat, "random", 0)
+        x = fn(task.lonlat)
+        pred, _ = fit_predict("mlp", task.kind, x[~test], task.y[~test], x[test], 0)
+        ll = task.lonlat[test]
+        if task.kind == "regression":
+            err = pred - task.y[test]
+            lim = float(np.percentile(np.abs(err), 95)) or 1.0
+            sc = ax.scatter(ll[:, 0], ll[:, 1], c=err, cmap="RdBu_r", vmin=-lim, vmax=lim, s=6)
+            fig.colorbar(sc, ax=ax, shrink=0.8, label="prediction - truth")
+        else:
+            right = pred == task.y[test]
+            ax.scatter(ll[~right, 0], ll[~right, 1], c="#d62728", s=6, label=f"wrong ({(~right).mean():.0%})")
+            ax.scatter(ll[right, 0], ll[right, 1], c="#2ca02c", s=4, alpha=0.5, label="right")
+            ax.legend(fontsize=7, loc="lower left")
+        x0, y0 = task.lonlat.min(0)
+        x1, y1 = task.lonlat.max(0)
+        pad = max(0.02, 0.05 * max(x1 - x0, y1 - y0))
+        if max(x1 - x0, y1 - y0) > 5:  # coastlines where they can be seen at this scale
+            draw_coastlines(ax, linewidth=0.3)
+        ax.set_xlim(max(-180, x0 - pad), min(180, x1 + pad))
+        ax.set_ylim(max(-90, y0 - pad), min(90, y1 + pad))
+        ax.set_title(f"{name}: MLP probe on {fname}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+    return [png]
 
 
 def write_report(result: dict, features: dict, out) -> list[Path]:
@@ -93,7 +154,8 @@ def write_report(result: dict, features: dict, out) -> list[Path]:
     returns the files written (no charts without matplotlib)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "evaluation.json").write_text(json.dumps({**result, "summary": summarise(result)}, indent=1))
+    public = {k: v for k, v in result.items() if not k.startswith("_")}
+    (out / "evaluation.json").write_text(json.dumps({**public, "summary": summarise(result)}, indent=1))
     (out / "evaluation.md").write_text(markdown(result))
     written = [out / "evaluation.json", out / "evaluation.md"]
     try:

@@ -43,6 +43,7 @@ def evaluate(features: dict, tasks=TASKS, probes=PROBES, splits=SPLITS, seeds=(0
                         if progress:
                             progress(rows[-1])
     return {"rows": rows, "seconds": round(time.perf_counter() - t0, 1),
+            "_tasks": loaded,  # the Task objects, for the report's maps (not written to JSON)
             "tasks": {n: {"n": len(t), "kind": t.kind, "metric": t.metric, "description": t.description}
                       for n, t in loaded.items()},
             "features": list(features), "probes": list(probes), "splits": list(splits), "seeds": list(seeds)}

@@ -95,7 +95,9 @@ def test_cli_evaluate(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "+-" not in text  # one seed: no spread printed
     assert text.strip().splitlines()[-1] == "wrote " + ", ".join(
-        str(tmp_path / f) for f in ("evaluation.json", "evaluation.md", "evaluation.png"))
+        str(tmp_path / f) for f in ("evaluation.json", "evaluation.md", "evaluation.png", "evaluation_errors.png"))
+    assert (tmp_path / "evaluation_errors.png").stat().st_size > 5000  # the per-task error map
+    assert "_tasks" not in (tmp_path / "evaluation.json").read_text()
     with pytest.raises(SystemExit, match="unknown task"):
         main(["evaluate", "--tasks", "rainfall"])
 
