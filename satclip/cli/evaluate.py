@@ -19,6 +19,9 @@ def add_arguments(pv: argparse.ArgumentParser) -> None:
                                     "species (default: all, or none when --task is given)")
     pv.add_argument("--geoclip", action="store_true", help="add GeoCLIP's pretrained location encoder as a peer "
                                                             "baseline (needs the geoclip package; runs offline)")
+    pv.add_argument("--encodings", help="comma-separated positional encodings of the original (wrap, theory, grid, "
+                                        "spherec, spherecplus, spherem, spheremplus, direct, cartesian3d): each adds "
+                                        "its raw features and a random-init encoder with a SIREN as baselines")
     pv.add_argument("--task", help="your own task: a CSV or Parquet table with lon, lat and --target")
     pv.add_argument("--target", help="--task: the column to predict")
     pv.add_argument("--kind", choices=["regression", "classification"], help="--task: what the target is")
@@ -71,7 +74,8 @@ def run(args) -> int:
         elif args.target or args.kind:
             raise ValueError("--target and --kind describe a --task table; give --task too")
         features = feature_sets(args.checkpoint, args.legendre_polys, default_model=not args.baselines_only,
-                                geoclip=args.geoclip)
+                                geoclip=args.geoclip,
+                                encodings=tuple(args.encodings.split(",")) if args.encodings else ())
         result = evaluate(features, tasks=tasks, probes=probes, splits=splits, seeds=tuple(range(seeds)),
                           progress=progress, max_points=QUICK_POINTS if args.quick else None)
     except (ValueError, FileNotFoundError, ImportError) as exc:

@@ -50,8 +50,35 @@ def geoclip_features():
     return f
 
 
+def encoding_baselines(names) -> dict:
+    """For each of the original's other positional encodings (``wrap``, ``theory``, ``grid``,
+    ``sphere*``, ...): its raw features and a randomly initialised encoder of it with a SIREN
+    (seed 0; the original's defaults: 16 frequencies between radii 1 and 260, hidden 256, 2
+    layers, 256 outputs)."""
+    from ..nn.positional_encodings import FREQUENCY_ENCODINGS, PLAIN_ENCODINGS, positional_encoding
+    known = PLAIN_ENCODINGS + FREQUENCY_ENCODINGS
+    sets = {}
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown positional encoding {name!r}; expected among {list(known)}")
+        kw = dict(frequency_num=16, min_radius=1.0, max_radius=260.0)
+        raw = positional_encoding(name, **kw)
+        torch.manual_seed(0)
+        rand = ComposedLocationEncoder(name, "siren", capacity=256, num_hidden_layers=2, embed_dim=256, **kw)
+        rand = rand.double().eval()
+
+        def make(module):
+            def f(ll):
+                with torch.no_grad():
+                    return module(torch.from_numpy(np.ascontiguousarray(ll))).numpy()
+            return f
+        sets[f"raw {name}"] = make(raw)
+        sets[f"random-init {name}+siren"] = make(rand)
+    return sets
+
+
 def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bool = False,
-                 geoclip: bool = False) -> dict:
+                 geoclip: bool = False, encodings=()) -> dict:
     """name -> function(lonlat [n, 2] float64 numpy) -> features [n, d] numpy. ``checkpoint``: one
     path or a list of them (evaluated side by side; the baselines follow the first one's L and
     architecture). With ``default_model`` (and no checkpoint) the bundled default model is the
@@ -89,6 +116,7 @@ def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bo
             f"SH L={L}": lambda ll: F.spherical_harmonics(torch.from_numpy(ll), L).numpy(),
             (f"random-init encoder L={L}" if cfg is None or cfg["le_type"] == "sphericalharmonics"
              else f"random-init {cfg['le_type']}+{cfg['pe_type']}"): run(rand)}
+    sets.update(encoding_baselines(encodings))
     for name, e in encoders.items():
         sets[name] = run(e)
     if geoclip:

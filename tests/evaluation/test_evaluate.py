@@ -213,3 +213,17 @@ def test_cli_user_task_and_several_checkpoints(tmp_path, capsys):
         main(["evaluate", "--task", str(path)])
     with pytest.raises(SystemExit, match="give --task too"):
         main(["evaluate", "--target", "warm"])
+
+
+def test_other_encodings_as_baselines():
+    feats = feature_sets(None, legendre_polys=4, encodings=("wrap", "spherecplus"))
+    assert {"raw wrap", "random-init wrap+siren", "raw spherecplus", "random-init spherecplus+siren"} <= set(feats)
+    ll = T.air_temp().lonlat[:50]
+    assert feats["raw wrap"](ll).shape == (50, 4) and feats["raw spherecplus"](ll).shape == (50, 12 * 16)
+    assert feats["random-init spherecplus+siren"](ll).shape == (50, 256)
+    res = evaluate({k: v for k, v in feats.items() if "wrap" in k}, tasks=("air_temp",), probes=("linear",),
+                   splits=("random",), seeds=(0,))
+    for s in summarise(res):
+        assert s["mean"] > s["constant"] + 0.3, s  # temperature follows latitude: wrap's cos/sin(lat) carry it
+    with pytest.raises(ValueError, match="unknown positional encoding 'hexagons'"):
+        feature_sets(None, encodings=("hexagons",))
