@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import functional as F
 from ..ops import ops
+from . import iso_latitude
 from .siren import SirenNet
 from .spherical_harmonics import SphericalHarmonics
 
@@ -37,19 +38,36 @@ class LocationEncoder(nn.Module):
         precision: GEMM operand precision of the fused inference path (float32 encoders):
             ``"float32"`` (exact, default), ``"tf32"`` or ``"bf16"`` (see
             :func:`satclip.functional.location_encoder`). Training always runs exact.
+        factorise: inference on points that share latitudes (grids, HEALPix rings) with the
+            first layer factorised over latitude rows (:mod:`satclip.nn.iso_latitude`):
+            ``"auto"`` (default: when a batch has at most one distinct latitude per 32 points),
+            ``"always"`` or ``"never"``. Precision ``"float32"`` only; the same numbers to
+            float rounding.
 
     Inputs in another float dtype than the parameters are cast to the parameters' dtype.
     """
 
     def __init__(self, legendre_polys: int = 10, dim_hidden: int = 512, num_hidden_layers: int = 2,
                  dim_out: int = 256, harmonics: str = "analytic", dropout: bool = True, fused: bool = True,
-                 precision: str = "float32"):
+                 precision: str = "float32", factorise: str = "auto"):
         super().__init__()
         self.posenc = SphericalHarmonics(legendre_polys, harmonics)
         self.nnet = SirenNet(legendre_polys * legendre_polys, dim_hidden, dim_out, num_hidden_layers,
                              dropout=dropout)
         self.fused = fused
         self.precision = precision
+        self.factorise = factorise
+
+    @property
+    def factorise(self) -> str:
+        """Inference factorised over latitude rows: "auto", "always" or "never"."""
+        return self._factorise
+
+    @factorise.setter
+    def factorise(self, value: str) -> None:
+        if value not in iso_latitude.FACTORISE:
+            raise ValueError(f"factorise must be one of {iso_latitude.FACTORISE}, got {value!r}")
+        self._factorise = value
 
     @property
     def precision(self) -> str:
@@ -93,6 +111,9 @@ class LocationEncoder(nn.Module):
         needs_grad = torch.is_grad_enabled() and (lonlat.requires_grad or any(
             p.requires_grad for p in self.parameters()))
         if self.fused and not needs_grad and not self.training:
+            if self.precision == "float32" and len(self.nnet.layers) >= 1 and (
+                    self.factorise == "always" or (self.factorise == "auto" and iso_latitude.worth_it(lonlat))):
+                return iso_latitude.encoder_forward(self, lonlat)
             layers = list(self.nnet.layers)
             weights = [w_first] + [l.weight for l in layers[1:]] + [self.nnet.last_layer.weight]
             biases = [l._bias() for l in layers] + [self.nnet.last_layer._bias()]

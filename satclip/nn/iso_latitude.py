@@ -1,0 +1,135 @@
+"""The encoder's first layer factorised over latitude rows, for point sets whose points share
+latitudes (lat/lon grids, land-only grid rows, HEALPix rings, tables with repeated latitudes).
+
+The first layer's pre-activation is ``z = W Y(lat, lon) + b`` with ``W`` the first weight (SH
+convention folded in, so ``Y`` is orthonormal; feature ``k = l*l + l + m``). Each feature is a
+product of a latitude part and a longitude part,
+``Y_lm(lat, lon) = Q_l|m|(lat) t_m(lon)`` with ``t_m = cos(m lon)`` (m >= 0) or ``sin(|m| lon)``
+(m < 0) and ``Q_l|m|`` the value of the ``+|m|`` feature at ``lon = 0``, so
+
+    z = sum over m of  A_m(lat) t_m(lon) + b,      A_m(lat) = sum over l >= |m| of W[:, (l, m)] Q_l|m|(lat).
+
+``A`` costs ``L^2 H`` per distinct latitude (float64, then cast); each point then takes
+``2L - 1`` terms per output instead of ``L^2``: at ``L = 40`` a first layer 20x cheaper, and the
+whole encoder (hidden 512, 2 sine layers, 256 out) about 2.8x fewer multiply-adds. The longitude
+parts come from a float64 angle-addition recurrence (``e^{i m x} = e^{i (m-1) x} e^{i x}``), cast
+to the working dtype. The remaining layers are the usual fused sine layers.
+
+The results equal the plain path to the working precision's rounding (different summation
+order). Used automatically (``LocationEncoder.factorise = "auto"``) when a batch holds at least
+4,096 points and at most one distinct latitude per 32 points.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from .. import functional as F
+from ..ops import ops
+
+MIN_POINTS = 4096
+MIN_POINTS_PER_LATITUDE = 32
+FACTORISE = ("auto", "always", "never")
+
+
+def worth_it(lonlat: torch.Tensor) -> bool:
+    """True for a batch with few distinct latitudes for its size (the ``"auto"`` rule)."""
+    n = lonlat.shape[0]
+    if n < MIN_POINTS:
+        return False
+    return int(torch.unique(lonlat[:, 1]).numel()) * MIN_POINTS_PER_LATITUDE <= n
+
+
+@lru_cache(maxsize=16)
+def _by_order(L: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    """Features sorted by order m (then degree): the permutation, the ``+|m|`` feature of each
+    (whose value at lon = 0 is the latitude part), and where each order's block starts."""
+    perm, plus, starts = [], [], []
+    for m in range(-(L - 1), L):
+        starts.append(len(perm))
+        for l in range(abs(m), L):
+            perm.append(l * l + l + m)
+            plus.append(l * l + l + abs(m))
+    starts.append(len(perm))
+    return torch.tensor(perm), torch.tensor(plus), tuple(starts)
+
+
+def _row_weights(lat: torch.Tensor, L: int, w: torch.Tensor) -> torch.Tensor:
+    """``A``: ``[R, 2L - 1, H]`` float64 (order index ``m + L - 1``), one GEMM per order."""
+    perm, plus, starts = _by_order(L)
+    y0 = ops.spherical_harmonics(torch.stack([torch.zeros_like(lat), lat], 1).double(), L)  # t_m(0) = 1 or 0
+    q = y0[:, plus.to(lat.device)]                   # [R, K], features in order-major order
+    wt = w.double()[:, perm.to(w.device)].T.contiguous()  # [K, H], the same order
+    a = torch.empty(q.shape[0], 2 * L - 1, w.shape[0], dtype=torch.float64, device=w.device)
+    for j in range(2 * L - 1):
+        torch.mm(q[:, starts[j]:starts[j + 1]], wt[starts[j]:starts[j + 1]], out=a[:, j])
+    return a
+
+
+def _longitude_parts(lon: torch.Tensor, L: int, dtype) -> torch.Tensor:
+    """``[n, 2L - 1]``: ``sin(|m| lon)`` for m < 0, ``cos(m lon)`` for m >= 0 (float64 recurrence;
+    computed once per distinct longitude when they repeat, as on a grid)."""
+    ulon, inv = torch.unique(lon, return_inverse=True)
+    if ulon.numel() * 4 > lon.numel():
+        ulon, inv = lon, None
+    x = torch.deg2rad(ulon.double())
+    c1, s1 = torch.cos(x), torch.sin(x)
+    cos = [torch.ones_like(x)]
+    sin = [torch.zeros_like(x)]
+    for _ in range(1, L):
+        c, s = cos[-1], sin[-1]
+        cos.append(c * c1 - s * s1)
+        sin.append(s * c1 + c * s1)
+    t = torch.stack(sin[:0:-1] + cos, 1).to(dtype)  # m = -(L-1) .. -1 (sin |m|), then 0 .. L-1 (cos m)
+    return t if inv is None else t[inv]
+
+
+def _rows_forward(enc, lonlat: torch.Tensor, lat_rows: torch.Tensor, counts: list[int], w_first, out) -> None:
+    """Points of consecutive latitude rows (``lat_rows``, ``counts`` points each, contiguous in
+    ``lonlat``) through the whole encoder into ``out``."""
+    L = enc.legendre_polys
+    layers = list(enc.nnet.layers)
+    a = _row_weights(lat_rows, L, w_first).to(lonlat.dtype)   # [R, 2L-1, H]
+    t = _longitude_parts(lonlat[:, 0], L, lonlat.dtype)        # [n, 2L-1]
+    b = layers[0]._bias()
+    z = torch.empty(lonlat.shape[0], w_first.shape[0], dtype=lonlat.dtype, device=lonlat.device)
+    lo = 0
+    for r, c in enumerate(counts):                             # one GEMM per latitude row
+        torch.addmm(b, t[lo:lo + c], a[r], out=z[lo:lo + c])
+        lo += c
+    h = torch.sin(z.mul_(layers[0].w0))
+    for layer in layers[1:]:
+        h = F.siren_layer(h, layer.weight, layer._bias(), layer.w0)
+    last = enc.nnet.last_layer
+    torch.addmm(last._bias(), h, last.weight.T, out=out)
+
+
+def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 16384) -> torch.Tensor:
+    """The whole :class:`~satclip.nn.LocationEncoder` (inference) with the factorised first layer:
+    points grouped by latitude (kept in place when already grouped, as grid rows are), then
+    whole rows at a time, about ``chunk_points`` points per step (bounded memory)."""
+    n = lonlat.shape[0]
+    out = torch.empty(n, enc.dim_out, dtype=lonlat.dtype, device=lonlat.device)
+    if n == 0:
+        return out
+    ulat, inv, counts = torch.unique(lonlat[:, 1], return_inverse=True, return_counts=True)
+    order = None
+    if not bool((inv[1:] >= inv[:-1]).all()):       # rows not contiguous: group them
+        order = torch.argsort(inv, stable=True)
+        lonlat = lonlat[order]
+    w_first = enc.folded_first_weight()
+    target = out if order is None else torch.empty_like(out)
+    counts = counts.tolist()
+    r0, lo = 0, 0
+    while r0 < len(counts):
+        r1, size = r0, 0
+        while r1 < len(counts) and (size == 0 or size + counts[r1] <= chunk_points):
+            size += counts[r1]
+            r1 += 1
+        _rows_forward(enc, lonlat[lo:lo + size], ulat[r0:r1], counts[r0:r1], w_first, target[lo:lo + size])
+        r0, lo = r1, lo + size
+    if order is not None:
+        out[order] = target
+    return out
