@@ -29,7 +29,7 @@ def group_rates(data: dict) -> dict[str, dict[str, float]]:
 
 def ratios(row: dict[str, float]) -> list[tuple[str, str, float]]:
     """``(impl, against, ratio)`` for every impl of one group that has a baseline in it: the
-    fallback (or, for the loss, the materialised one), the original (impl "original-*"), a ceiling
+    fallback (or, for the loss, the materialised one; for grids, the unfactorised encoder), the original (impl "original-*"), a ceiling
     (bare GEMMs / the encoder alone)."""
     out = []
     original = next((k for k in row if k.startswith("original")), None)
@@ -37,9 +37,9 @@ def ratios(row: dict[str, float]) -> list[tuple[str, str, float]]:
     for impl, pps in sorted(row.items()):
         if impl in PEERS:  # another library's speed is context, not this package's to track
             continue
-        for base in ("fallback", "materialised", original, ceiling):
+        for base in ("fallback", "materialised", "unfactorised", original, ceiling):
             if base and base in row and impl != base and not impl.startswith("original") and impl not in CEILINGS \
-                    and impl != "materialised":
+                    and impl not in ("materialised", "unfactorised"):
                 out.append((impl, base, pps / row[base]))
     return out
 
@@ -52,13 +52,13 @@ def main(path: str) -> str:
              f"Machine: {mi.get('cpu', {}).get('brand_raw', '?')}, {mi.get('cpu', {}).get('count', '?')} logical CPUs; "
              f"python {mi.get('python_version', '?')}; run {data.get('datetime', '?')}.",
              "Points per second from the best of the rounds (higher is better).", "",
-             "| group | impl | points/s | vs fallback (or materialised) | x original | vs ceiling (bare GEMMs / encoder alone) |",
+             "| group | impl | points/s | vs fallback (or materialised / unfactorised) | x original | vs ceiling (bare GEMMs / encoder alone) |",
              "| --- | --- | --- | --- | --- | --- |"]
     for group in sorted(groups):
         row = groups[group]
         by_impl: dict = defaultdict(dict)
         for impl, base, r in ratios(row):
-            kind = ("fallback" if base in ("fallback", "materialised") else
+            kind = ("fallback" if base in ("fallback", "materialised", "unfactorised") else
                     "original" if base.startswith("original") else "ceiling")
             by_impl[impl][kind] = r
         for impl, pps in sorted(row.items(), key=lambda kv: -kv[1]):
