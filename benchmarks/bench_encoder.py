@@ -2,12 +2,15 @@
 the fused compiled op vs the pure-PyTorch fallback, and the three bare GEMMs of the same shapes
 (the ceiling: the encoder should spend >= 85% of its time in them). The bare GEMMs run on the
 same chunks of points as the encoder, on precomputed inputs, so the ratio measures exactly
-what the encoder adds: spherical harmonics, sines and bookkeeping."""
+what the encoder adds: spherical harmonics, sines and bookkeeping. "original": the original
+SatCLIP encoder re-created (benchmarks/original.py; float64, its own SH evaluation) on the same
+points, the "x original" column of the report (the original runs in float64 in both groups)."""
 
 import pytest
 import torch
 
 from conftest import points, run, size
+from original import OriginalLocationEncoder
 from satclip.ops import reference as ref
 from satclip import functional as F
 from satclip.nn import LocationEncoder
@@ -15,7 +18,7 @@ from satclip.nn import LocationEncoder
 DTYPES = {"fp32": torch.float32, "fp64": torch.float64}
 
 
-@pytest.mark.parametrize("impl", ["fused", "fallback", "bare-gemms"])
+@pytest.mark.parametrize("impl", ["fused", "fallback", "bare-gemms", "original"])
 @pytest.mark.parametrize("dt", list(DTYPES))
 @pytest.mark.parametrize("L", [10, 40])
 def bench_encoder_forward(benchmark, L, dt, impl):
@@ -31,6 +34,10 @@ def bench_encoder_forward(benchmark, L, dt, impl):
     with torch.no_grad():
         if impl == "fused":
             fn = lambda: enc(x)  # noqa: E731
+        elif impl == "original":
+            orig = OriginalLocationEncoder(L).double().eval()
+            x64 = x.double()
+            fn = lambda: orig(x64)  # noqa: E731
         elif impl == "fallback":
             fn = lambda: ref.location_encoder_forward(x, L, w, b, 30.0, 1.0, chunk)  # noqa: E731
         else:

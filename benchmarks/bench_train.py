@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from conftest import SMOKE, points, run, size
+from original import OriginalLocationEncoder
 from satclip.ops import reference as ref
 
 lightning = pytest.importorskip("lightning")
@@ -104,38 +105,6 @@ def bench_train_resnet18_end_to_end(benchmark, impl):
 
 
 # -- against the original recipe ------------------------------------------------------------------
-class _OriginalSirenLayer(torch.nn.Module):
-    """The original's Siren layer: F.linear, dropout before the activation, sin(w0 * x)."""
-
-    def __init__(self, d_in, d_out, w0, sine=True, dropout=False):
-        super().__init__()
-        self.linear, self.w0, self.sine, self.dropout = torch.nn.Linear(d_in, d_out), w0, sine, dropout
-
-    def forward(self, x):
-        out = self.linear(x)
-        if self.dropout:
-            out = torch.nn.functional.dropout(out, training=self.training)
-        return torch.sin(self.w0 * out) if self.sine else out
-
-
-class _OriginalLocationEncoder(torch.nn.Module):
-    """The original location side in float64: its "analytic" SH as it evaluates them
-    (satclip.compat: sympy-expanded expressions in torch) and a SIREN of plain layers."""
-
-    def __init__(self, L, hidden=512, out=256):
-        super().__init__()
-        self.L = L
-        self.layers = torch.nn.ModuleList([_OriginalSirenLayer(L * L, hidden, 30.0, dropout=True),
-                                           _OriginalSirenLayer(hidden, hidden, 1.0, dropout=True)])
-        self.last = _OriginalSirenLayer(hidden, out, 1.0, sine=False)
-
-    def forward(self, lonlat):
-        from satclip.compat import original_analytic_sh
-        x = original_analytic_sh(lonlat, self.L)
-        for layer in self.layers:
-            x = layer(x)
-        return self.last(x)
-
 
 @pytest.mark.parametrize("batch", [512, 8192])
 @pytest.mark.parametrize("impl", ["original-float64", "satclip-float32", "satclip-float64"])
@@ -148,7 +117,7 @@ def bench_train_location_side_vs_original(benchmark, impl, batch):
     torch.manual_seed(0)
     lonlat = points(n, torch.float64)
     if impl == "original-float64":
-        enc = _OriginalLocationEncoder(10).double().train()
+        enc = OriginalLocationEncoder(10).double().train()
         opt = torch.optim.AdamW(enc.parameters(), lr=1e-4, weight_decay=0.01)
         x, grad = lonlat, torch.randn(n, 256, dtype=torch.float64)
     else:
@@ -215,7 +184,7 @@ def bench_train_cached_step_vs_original(benchmark, impl, batch):
     proj = torch.nn.Linear(512, 256)
     ls = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
     if impl == "original-float64":
-        enc, streaming, kw = _OriginalLocationEncoder(10).double().train(), False, {}
+        enc, streaming, kw = OriginalLocationEncoder(10).double().train(), False, {}
         x = lonlat
     else:
         from satclip.nn import LocationEncoder
