@@ -95,6 +95,20 @@ inline bool check_sh_siren_layer(const at::Tensor& lonlat, int64_t L, const at::
   return true;
 }
 
+// The optional per-feature factors of satclip::spherical_harmonics ([L*L], lonlat's dtype and
+// device); returned contiguous, or undefined when absent.
+inline at::Tensor check_sh_scale(const std::optional<at::Tensor>& scale, const at::Tensor& lonlat, int64_t L,
+                                 const char* op) {
+  if (!scale.has_value() || !scale->defined()) return at::Tensor();
+  const at::Tensor& s = *scale;
+  TORCH_CHECK(s.dim() == 1 && s.size(0) == L * L, op, ": expected scale of shape [", L * L,
+              "] (one factor per feature), got ", s.sizes());
+  TORCH_CHECK(s.scalar_type() == lonlat.scalar_type() && s.device() == lonlat.device(), op, ": scale (",
+              s.scalar_type(), ", ", s.device(), ") must match lonlat (", lonlat.scalar_type(), ", ",
+              lonlat.device(), ")");
+  return s.contiguous();
+}
+
 template <typename T>
 const T* ptr_or_null(const at::Tensor& t) {
   return t.defined() ? t.const_data_ptr<T>() : nullptr;

@@ -67,19 +67,22 @@ void advise_huge_pages(const at::Tensor& t) {
 #endif
 }
 
-at::Tensor sh_forward(const at::Tensor& lonlat, int64_t L) {
+at::Tensor sh_forward_op(const at::Tensor& lonlat, int64_t L, const std::optional<at::Tensor>& scale) {
   check_lonlat(lonlat, "satclip::spherical_harmonics", c10::DeviceType::CPU);
   check_degree(L, "satclip::spherical_harmonics");
+  const at::Tensor s = check_sh_scale(scale, lonlat, L, "satclip::spherical_harmonics");
   const int64_t n = lonlat.size(0);
   at::Tensor out = at::empty({n, L * L}, lonlat.options());
   advise_huge_pages(out);
   AT_DISPATCH_FLOATING_TYPES(lonlat.scalar_type(), "satclip_sh_fwd_cpu", [&] {
     SATCLIP_CPU_CALL(sh_fwd<scalar_t>, lonlat.const_data_ptr<scalar_t>(), lonlat.stride(0),
                      lonlat.stride(1), n, static_cast<int>(L), out.mutable_data_ptr<scalar_t>(),
-                     at::get_num_threads());
+                     ptr_or_null<scalar_t>(s), at::get_num_threads());
   });
   return out;
 }
+
+at::Tensor sh_forward(const at::Tensor& lonlat, int64_t L) { return sh_forward_op(lonlat, L, std::nullopt); }
 
 at::Tensor sh_backward(const at::Tensor& grad, const at::Tensor& lonlat, int64_t L) {
   const char* op = "satclip::spherical_harmonics_backward";
@@ -178,7 +181,7 @@ TORCH_LIBRARY_FRAGMENT(satclip, m) {
 }
 
 TORCH_LIBRARY_IMPL(satclip, CPU, m) {
-  m.impl("spherical_harmonics", &satclip::sh_forward);
+  m.impl("spherical_harmonics", &satclip::sh_forward_op);
   m.impl("spherical_harmonics_backward", &satclip::sh_backward);
   m.impl("siren_layer", &satclip::siren_layer);
   m.impl("siren_layer_backward", &satclip::siren_layer_backward);

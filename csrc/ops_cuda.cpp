@@ -153,11 +153,25 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> siren_layer_backward(
   return {need_grad_x ? at::mm(gz, weight) : x.new_empty({0}), at::mm(gz.t(), x), gz.sum(0)};
 }
 
+namespace {
+
+// The registered op: SH, then the optional per-feature factors in one more pass (on the GPU the
+// SH kernel is bound by its output's bandwidth; storing the factor inside the kernel is left for
+// a GPU session to measure).
+at::Tensor sh_forward_op(const at::Tensor& lonlat, int64_t L, const std::optional<at::Tensor>& scale) {
+  const at::Tensor s = check_sh_scale(scale, lonlat, L, "satclip::spherical_harmonics");
+  at::Tensor y = sh_forward(lonlat, L);
+  if (s.defined()) y.mul_(s);
+  return y;
+}
+
+}  // namespace
+
 }  // namespace cuda
 }  // namespace satclip
 
 TORCH_LIBRARY_IMPL(satclip, CUDA, m) {
-  m.impl("spherical_harmonics", &satclip::cuda::sh_forward);
+  m.impl("spherical_harmonics", &satclip::cuda::sh_forward_op);
   m.impl("spherical_harmonics_backward", &satclip::cuda::sh_backward);
   m.impl("siren_layer", &satclip::cuda::siren_layer);
   m.impl("siren_layer_backward", &satclip::cuda::siren_layer_backward);

@@ -110,10 +110,11 @@ def spherical_harmonics(lonlat: torch.Tensor, legendre_polys: int, *, convention
     L = _check_degree(legendre_polys)
     if validate:
         validate_lonlat(lonlat)
-    y = ops.spherical_harmonics(lonlat, L)
-    if convention != "orthonormal":
-        y = y * convention_factors(L, convention, dtype=y.dtype, device=y.device)
-    return y
+    if convention == "orthonormal":
+        return ops.spherical_harmonics(lonlat, L)
+    # the convention's per-feature factors applied where the kernel stores (no second pass)
+    return ops.spherical_harmonics(lonlat, L, convention_factors(L, convention, dtype=lonlat.dtype,
+                                                                  device=lonlat.device))
 
 
 def siren_layer(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, w0: float = 1.0,

@@ -66,8 +66,20 @@ struct Coefficients {
 
 }  // namespace
 
+// scale (nullable, [K]): each feature times its factor, applied to a block of V rows right after
+// they are written (still in cache), so a convention costs no second pass over the output.
 template <typename T>
-void sh_fwd(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, T* out, int threads) {
+inline void scale_rows(T* rows, int64_t count, int64_t K, const T* scale) {
+  if (scale == nullptr) return;
+  for (int64_t r = 0; r < count; ++r) {
+    T* row = rows + r * K;
+#pragma omp simd
+    for (int64_t k = 0; k < K; ++k) row[k] *= scale[k];
+  }
+}
+
+template <typename T>
+void sh_fwd(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, T* out, const T* scale, int threads) {
   if (n == 0 || L == 0) return;
   constexpr int V = Lanes<T>::value;
   const Coefficients<T> co(L);
@@ -87,11 +99,13 @@ void sh_fwd(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, T* out, i
       }
       sh_forward_lanes<T, V, T>(lon, lat, L, co.a.data(), co.b.data(), co.sect.data(), out + i0 * K,
                                 K);
+      scale_rows(out + i0 * K, V, K, scale);
     } else {
       for (int64_t i = i0; i < n; ++i) {
         const T lon = lonlat[i * s0], lat = lonlat[i * s0 + s1];
         sh_forward_lanes<T, 1, T>(&lon, &lat, L, co.a.data(), co.b.data(), co.sect.data(),
                                   out + i * K, K);
+        scale_rows(out + i * K, 1, K, scale);
       }
     }
   }
@@ -185,7 +199,7 @@ void siren_grad_epilogue(const T* gy, const T* cos, const T* mask, T w0, int64_t
 }
 
 #define SATCLIP_INSTANTIATE(T)                                                                     \
-  template void sh_fwd<T>(const T*, int64_t, int64_t, int64_t, int, T*, int);                      \
+  template void sh_fwd<T>(const T*, int64_t, int64_t, int64_t, int, T*, const T*, int);            \
   template void sh_bwd<T>(const T*, int64_t, int64_t, const T*, int64_t, int64_t, int64_t, int, T*, \
                           int);                                                                    \
   template void siren_epilogue<T>(T*, const T*, T, int64_t, T*, int);                              \

@@ -14,7 +14,8 @@ namespace kernels {
   namespace ISA {                                                                                 \
   /* lonlat: [N, 2] (lon, lat) degrees with strides (s0, s1); out: [N, L*L] orthonormal SH. */   \
   template <typename T>                                                                           \
-  void sh_fwd(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, T* out, int threads);    \
+  void sh_fwd(const T* lonlat, int64_t s0, int64_t s1, int64_t n, int L, T* out, const T* scale,   \
+              int threads);                                                                          \
   /* grad: [N, L*L] (row stride g0, feature stride g1); out: [N, 2] d/d(lon, lat) in deg^-1. */  \
   template <typename T>                                                                           \
   void sh_bwd(const T* grad, int64_t g0, int64_t g1, const T* lonlat, int64_t s0, int64_t s1,     \

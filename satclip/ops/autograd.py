@@ -13,14 +13,19 @@ from . import reference as ref
 from .schemas import ops
 
 def _sh_setup(ctx, inputs, output):
-    lonlat, L = inputs
-    ctx.save_for_backward(lonlat)
+    lonlat, L, scale = inputs
+    if scale is not None and scale.requires_grad:
+        raise ValueError("satclip::spherical_harmonics: scale is a constant (a convention's per-feature factors); "
+                         "it does not take gradients")
+    ctx.save_for_backward(lonlat, scale)
     ctx.L = L
 
 
 def _sh_backward(ctx, grad):
-    (lonlat,) = ctx.saved_tensors
-    return ops.spherical_harmonics_backward(grad.contiguous(), lonlat, ctx.L), None
+    lonlat, scale = ctx.saved_tensors
+    if scale is not None:
+        grad = grad * scale
+    return ops.spherical_harmonics_backward(grad.contiguous(), lonlat, ctx.L), None, None
 
 
 torch.library.register_autograd("satclip::spherical_harmonics", _sh_backward, setup_context=_sh_setup)

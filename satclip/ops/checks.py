@@ -30,6 +30,15 @@ def degree(L: int, op: str) -> None:
         _fail(op, f"legendre_polys must be in [0, 4096], got {L}")
 
 
+def scale(s, x: torch.Tensor, L: int, op: str) -> None:
+    if s is None:
+        return
+    if s.dim() != 1 or s.shape[0] != L * L:
+        _fail(op, f"expected scale of shape [{L * L}] (one factor per feature), got {_shape(s)}")
+    if s.dtype != x.dtype or s.device != x.device:
+        _fail(op, f"scale ({s.dtype}, {s.device}) must match lonlat ({x.dtype}, {x.device})")
+
+
 def sh_grad(grad: torch.Tensor, x: torch.Tensor, L: int, op: str) -> None:
     n = x.shape[0]
     if grad.dim() != 2 or grad.shape[0] != n or grad.shape[1] != L * L:

@@ -8,7 +8,7 @@ import torch
 from . import schemas  # noqa: F401  (the schemas must exist first)
 
 @torch.library.register_fake("satclip::spherical_harmonics")
-def _sh_fake(lonlat, legendre_polys):
+def _sh_fake(lonlat, legendre_polys, scale=None):
     return lonlat.new_empty(lonlat.shape[0], legendre_polys * legendre_polys)
 
 

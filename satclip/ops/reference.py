@@ -112,10 +112,14 @@ def _chunk(L: int, device: torch.device) -> int:
     return max(64, min(8192, (1 << 20) // (L * L)))
 
 
-def spherical_harmonics(lonlat: torch.Tensor, L: int) -> torch.Tensor:
-    """``[N, 2]`` (lon, lat) degrees -> ``[N, L*L]`` orthonormal real SH, dtype of the input."""
+def spherical_harmonics(lonlat: torch.Tensor, L: int, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``[N, 2]`` (lon, lat) degrees -> ``[N, L*L]`` orthonormal real SH, dtype of the input;
+    each feature ``k`` times ``scale[k]`` when ``scale`` (``[L*L]``) is given."""
     checks.lonlat(lonlat, "satclip::spherical_harmonics")
     checks.degree(L, "satclip::spherical_harmonics")
+    checks.scale(scale, lonlat, L, "satclip::spherical_harmonics")
+    if scale is not None:
+        return spherical_harmonics(lonlat, L) * scale
     if L == 0:
         return lonlat.new_zeros(lonlat.shape[0], 0)
     n, step = lonlat.shape[0], _chunk(L, lonlat.device)

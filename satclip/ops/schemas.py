@@ -9,7 +9,8 @@ fallback, so the ops exist and agree on every machine.
 
 Ops (all coordinates are ``[N, 2]`` (lon, lat) in degrees, lon first):
 
-``spherical_harmonics(lonlat, L) -> [N, L*L]``
+``spherical_harmonics(lonlat, L, scale=None) -> [N, L*L]`` (each feature times ``scale[k]`` when given: a
+SH convention applied where the kernel stores, not in a second pass)
     Orthonormal real SH, feature ``l*l + l + m`` (see ``csrc/sh_math.h``).
 ``spherical_harmonics_backward(grad, lonlat, L) -> [N, 2]``
     ``grad @ dY/d(lon, lat)`` per point, in degrees^-1.
@@ -50,7 +51,7 @@ from . import reference as ref
 _lib = torch.library.Library("satclip", "DEF")  # noqa: the library object must stay alive
 
 SCHEMAS = {
-    "spherical_harmonics": "spherical_harmonics(Tensor lonlat, int legendre_polys) -> Tensor",
+    "spherical_harmonics": "spherical_harmonics(Tensor lonlat, int legendre_polys, Tensor? scale=None) -> Tensor",
     "spherical_harmonics_backward":
         "spherical_harmonics_backward(Tensor grad, Tensor lonlat, int legendre_polys) -> Tensor",
     "siren_layer":

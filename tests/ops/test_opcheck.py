@@ -27,6 +27,8 @@ def test_opcheck_spherical_harmonics(device, dtype):
     torch.library.opcheck(ops.spherical_harmonics.default, (x, 6))
     torch.library.opcheck(ops.spherical_harmonics.default, (x.clone().requires_grad_(True), 5))
     torch.library.opcheck(ops.spherical_harmonics.default, (x.t().contiguous().t(), 4))  # strided
+    scale = torch.linspace(-2, 3, 25, dtype=dtype, device=device)  # a convention's per-feature factors
+    torch.library.opcheck(ops.spherical_harmonics.default, (x.clone().requires_grad_(True), 5, scale))
     g = torch.randn(x.shape[0], 16, dtype=dtype, device=device)
     torch.library.opcheck(ops.spherical_harmonics_backward.default, (g, x, 4))
     torch.library.opcheck(ops.spherical_harmonics_backward.default,
