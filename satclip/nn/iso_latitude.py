@@ -16,8 +16,8 @@ parts come from a float64 angle-addition recurrence (``e^{i m x} = e^{i (m-1) x}
 to the working dtype. The remaining layers are the usual fused sine layers.
 
 The results equal the plain path to the working precision's rounding (different summation
-order). Used automatically (``LocationEncoder.factorise = "auto"``) when a batch holds at least
-4,096 points and at most one distinct latitude per 32 points.
+order). Used automatically (``LocationEncoder.factorise = "auto"``) when L >= 20 and a batch
+holds at least 4,096 points and at most one distinct latitude per 32 points.
 """
 
 from __future__ import annotations
@@ -31,13 +31,18 @@ from ..ops import ops
 
 MIN_POINTS = 4096
 MIN_POINTS_PER_LATITUDE = 32
+# Below this degree the first layer is too small a share of the encoder for the factorisation to
+# pay for its own passes (measured on a 0.25-degree grid chunk: L = 10 0.82-0.97x, L = 40
+# 1.7-2.2x, L = 100 5.3-5.9x the unfactorised encoder; benchmarks/bench_grid.py).
+MIN_DEGREE = 20
 FACTORISE = ("auto", "always", "never")
 
 
-def worth_it(lonlat: torch.Tensor) -> bool:
-    """True for a batch with few distinct latitudes for its size (the ``"auto"`` rule)."""
+def worth_it(lonlat: torch.Tensor, legendre_polys: int) -> bool:
+    """True for a batch with few distinct latitudes for its size at a degree where the first
+    layer matters (the ``"auto"`` rule)."""
     n = lonlat.shape[0]
-    if n < MIN_POINTS:
+    if n < MIN_POINTS or legendre_polys < MIN_DEGREE:
         return False
     return int(torch.unique(lonlat[:, 1]).numel()) * MIN_POINTS_PER_LATITUDE <= n
 

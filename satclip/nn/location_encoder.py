@@ -40,7 +40,7 @@ class LocationEncoder(nn.Module):
             :func:`satclip.functional.location_encoder`). Training always runs exact.
         factorise: inference on points that share latitudes (grids, HEALPix rings) with the
             first layer factorised over latitude rows (:mod:`satclip.nn.iso_latitude`):
-            ``"auto"`` (default: when a batch has at most one distinct latitude per 32 points),
+            ``"auto"`` (default: L >= 20 and at most one distinct latitude per 32 points),
             ``"always"`` or ``"never"``. Precision ``"float32"`` only; the same numbers to
             float rounding.
 
@@ -112,7 +112,7 @@ class LocationEncoder(nn.Module):
             p.requires_grad for p in self.parameters()))
         if self.fused and not needs_grad and not self.training:
             if self.precision == "float32" and len(self.nnet.layers) >= 1 and (
-                    self.factorise == "always" or (self.factorise == "auto" and iso_latitude.worth_it(lonlat))):
+                    self.factorise == "always" or (self.factorise == "auto" and iso_latitude.worth_it(lonlat, self.legendre_polys))):
                 return iso_latitude.encoder_forward(self, lonlat)
             layers = list(self.nnet.layers)
             weights = [w_first] + [l.weight for l in layers[1:]] + [self.nnet.last_layer.weight]

@@ -69,7 +69,7 @@ def test_auto_rule_and_refusals(monkeypatch):
     calls = []
     real = I.encoder_forward
     monkeypatch.setattr(I, "encoder_forward", lambda enc, ll, **k: calls.append(len(ll)) or real(enc, ll, **k))
-    enc = LocationEncoder(6, 32, 2, 8).eval()
+    enc = LocationEncoder(20, 32, 2, 8).eval()
     g = torch.Generator().manual_seed(0)
     scattered = torch.stack([torch.rand(8000, generator=g) * 360 - 180, torch.rand(8000, generator=g) * 180 - 90], 1)
     grid = _grid_rows(0.5, [10.25, 10.75, 11.25, 11.75, 12.25, 12.75], torch.float32)  # 4,320 points, 6 latitudes
@@ -79,6 +79,7 @@ def test_auto_rule_and_refusals(monkeypatch):
         enc(grid[:100])                # too few points for the rule
         enc.precision = "tf32"
         enc(grid)                      # the reduced precisions keep the plain path
+        LocationEncoder(10, 32, 2, 8).eval()(grid)  # L < 20: the first layer is too small a share
     assert calls == [len(grid)]
     with pytest.raises(ValueError, match="factorise must be one of"):
         enc.factorise = "yes"
