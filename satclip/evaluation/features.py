@@ -14,6 +14,14 @@ from ..checkpoint import fused_pair
 from ..nn import ComposedLocationEncoder, LocationEncoder
 
 
+def _as_features(module):
+    """A module as a feature function: lonlat [n, 2] float64 numpy -> [n, d] numpy, no gradient."""
+    def f(ll):
+        with torch.no_grad():
+            return module(torch.from_numpy(np.ascontiguousarray(ll))).numpy()
+    return f
+
+
 def _names(paths) -> list[str]:
     """Short, distinct names for checkpoint paths: the file name, with parent folders added
     where two files share it."""
@@ -65,15 +73,8 @@ def encoding_baselines(names) -> dict:
         raw = positional_encoding(name, **kw)
         torch.manual_seed(0)
         rand = ComposedLocationEncoder(name, "siren", capacity=256, num_hidden_layers=2, embed_dim=256, **kw)
-        rand = rand.double().eval()
-
-        def make(module):
-            def f(ll):
-                with torch.no_grad():
-                    return module(torch.from_numpy(np.ascontiguousarray(ll))).numpy()
-            return f
-        sets[f"raw {name}"] = make(raw)
-        sets[f"random-init {name}+siren"] = make(rand)
+        sets[f"raw {name}"] = _as_features(raw)
+        sets[f"random-init {name}+siren"] = _as_features(rand.double().eval())
     return sets
 
 
@@ -106,19 +107,13 @@ def feature_sets(checkpoint=None, legendre_polys: int = 10, *, default_model: bo
         rand = ComposedLocationEncoder(**cfg)
     rand = rand.double().eval()
 
-    def run(model):
-        def f(ll):
-            with torch.no_grad():
-                return model(torch.from_numpy(ll)).numpy()
-        return f
-
     sets = {"lon/lat": lambda ll: ll.copy(),
             f"SH L={L}": lambda ll: F.spherical_harmonics(torch.from_numpy(ll), L).numpy(),
             (f"random-init encoder L={L}" if cfg is None or cfg["le_type"] == "sphericalharmonics"
-             else f"random-init {cfg['le_type']}+{cfg['pe_type']}"): run(rand)}
+             else f"random-init {cfg['le_type']}+{cfg['pe_type']}"): _as_features(rand)}
     sets.update(encoding_baselines(encodings))
     for name, e in encoders.items():
-        sets[name] = run(e)
+        sets[name] = _as_features(e)
     if geoclip:
         sets["GeoCLIP (pretrained)"] = geoclip_features()
     return sets

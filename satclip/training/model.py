@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoint import fused_pair
 from ..nn import ComposedLocationEncoder, LocationEncoder
 from ..nn.composed_encoder import HARMONICS
 
@@ -127,7 +128,7 @@ class SatCLIP(nn.Module):
         # the location side first: a bad configuration is named before timm builds anything
         if le_type == "sphericalharmonics" and harmonics_calculation not in HARMONICS:
             raise ValueError(f"unknown harmonics_calculation {harmonics_calculation!r}; expected one of {HARMONICS}")
-        if (le_type, pe_type) == ("sphericalharmonics", "siren") and harmonics_calculation != "discretized":
+        if fused_pair({"le_type": le_type, "pe_type": pe_type, "harmonics_calculation": harmonics_calculation}):
             location = LocationEncoder(legendre_polys, capacity, num_hidden_layers, embed_dim,
                                        harmonics=harmonics_calculation)
         else:
