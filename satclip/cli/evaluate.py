@@ -30,8 +30,9 @@ def add_arguments(pv: argparse.ArgumentParser) -> None:
     pv.add_argument("--probes", help="comma-separated subset of linear,mlp (default both)")
     pv.add_argument("--splits", help="comma-separated subset of random,spatial (default both)")
     pv.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3; 1 with --quick)")
-    pv.add_argument("--quick", action="store_true", help="a quick look (about a minute on 2 cores): one seed, at "
-                                                           f"most {QUICK_POINTS} points per task")
+    pv.add_argument("--quick", action="store_true", help="a quick look (under 2 minutes on 2 cores): one "
+                    f"seed, at most {QUICK_POINTS} points per task, no penalty search (ridge: leave-one-out alpha, "
+                    "logistic: C = 1), MLP at most 100 epochs")
     pv.add_argument("--baselines-only", action="store_true", help="no encoder: only lon/lat, raw SH and a "
                                                                    "random-init encoder at --legendre-polys")
     pv.add_argument("--legendre-polys", type=int, default=10, help="L of the baselines with --baselines-only "
@@ -77,7 +78,8 @@ def run(args) -> int:
                                 geoclip=args.geoclip,
                                 encodings=tuple(args.encodings.split(",")) if args.encodings else ())
         result = evaluate(features, tasks=tasks, probes=probes, splits=splits, seeds=tuple(range(seeds)),
-                          progress=progress, max_points=QUICK_POINTS if args.quick else None)
+                          progress=progress, max_points=QUICK_POINTS if args.quick else None,
+                          quick=args.quick)
     except (ValueError, FileNotFoundError, ImportError) as exc:
         raise SystemExit(f"satclip evaluate: {exc}") from None
     print(markdown(result))

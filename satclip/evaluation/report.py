@@ -31,6 +31,10 @@ def markdown(result: dict) -> str:
     tasks = result["tasks"]
     lines += ["", "Tasks: " + "; ".join(f"{n}: {t['description']}, n = {t['n']}" for n, t in tasks.items()) + ".",
               f"Seeds {result['seeds']}; {result['seconds']} s."]
+    if result.get("quick"):
+        lines.append(f"Quick run (--quick): at most {result.get('max_points')} points per task, penalties not "
+                     "searched (ridge: leave-one-out alpha, logistic: C = 1), MLP at most 100 epochs; "
+                     "a first look, not the numbers to report.")
     return "\n".join(lines) + "\n"
 
 
@@ -78,7 +82,8 @@ def plot(result: dict, features: dict, png: Path) -> list[Path]:
         lon = np.arange(-179, 180, 2.0)
         lat = np.arange(-89, 90, 2.0)
         grid = np.stack(np.meshgrid(lon, lat), -1).reshape(-1, 2)
-        pred, _ = fit_predict("mlp", task.kind, fn(task.lonlat), task.y, fn(grid), 0)
+        pred, _ = fit_predict("mlp", task.kind, fn(task.lonlat), task.y, fn(grid), 0,
+                              result.get("quick", False))
         from matplotlib.colors import ListedColormap
         from matplotlib.patches import Patch
 
@@ -122,7 +127,7 @@ def error_maps(result: dict, features: dict, png: Path) -> list[Path]:
     for ax, (name, task) in zip(axes.flat, tasks.items()):
         test = split(task.lonlat, "random", 0)
         x = fn(task.lonlat)
-        pred, _ = fit_predict("mlp", task.kind, x[~test], task.y[~test], x[test], 0)
+        pred, _ = fit_predict("mlp", task.kind, x[~test], task.y[~test], x[test], 0, result.get("quick", False))
         ll = task.lonlat[test]
         if task.kind == "regression":
             err = pred - task.y[test]

@@ -14,9 +14,10 @@ from .tasks import TASKS, Task, load_task
 
 
 def evaluate(features: dict, tasks=TASKS, probes=PROBES, splits=SPLITS, seeds=(0, 1, 2), progress=None,
-             max_points: int | None = None) -> dict:
+             max_points: int | None = None, quick: bool = False) -> dict:
     """``max_points``: evaluate each task on at most that many of its points (a fixed random
-    subset, the same on every run): what ``satclip evaluate --quick`` uses."""
+    subset, the same on every run); ``quick``: the probes' cheaper settings (see
+    :mod:`.probes`). ``satclip evaluate --quick`` uses both."""
     rows = []
     t0 = time.perf_counter()
     loaded = {}
@@ -36,7 +37,7 @@ def evaluate(features: dict, tasks=TASKS, probes=PROBES, splits=SPLITS, seeds=(0
                 const = score(task.kind, task.y[test], constant_baseline(task.kind, task.y[train], int(test.sum())))
                 for probe in probes:
                     for fname, x in feats.items():
-                        pred, _ = fit_predict(probe, task.kind, x[train], task.y[train], x[test], seed)
+                        pred, _ = fit_predict(probe, task.kind, x[train], task.y[train], x[test], seed, quick)
                         rows.append({"task": name, "split": sp, "seed": seed, "probe": probe, "features": fname,
                                      "metric": task.metric, "score": score(task.kind, task.y[test], pred),
                                      "constant": const, "n_train": int(train.sum()), "n_test": int(test.sum())})
@@ -46,7 +47,8 @@ def evaluate(features: dict, tasks=TASKS, probes=PROBES, splits=SPLITS, seeds=(0
             "_tasks": loaded,  # the Task objects, for the report's maps (not written to JSON)
             "tasks": {n: {"n": len(t), "kind": t.kind, "metric": t.metric, "description": t.description}
                       for n, t in loaded.items()},
-            "features": list(features), "probes": list(probes), "splits": list(splits), "seeds": list(seeds)}
+            "features": list(features), "probes": list(probes), "splits": list(splits), "seeds": list(seeds),
+            "quick": quick, "max_points": max_points}
 
 
 def summarise(result: dict) -> list[dict]:
