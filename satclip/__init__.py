@@ -1,10 +1,11 @@
 """satclip: fast, faithful SatCLIP location encoders.
 
 ``import satclip; enc = satclip.load("satclip-vit16-l10.ckpt"); emb = enc(lonlat)`` with
-``lonlat`` a ``[N, 2]`` tensor of (lon, lat) in degrees, lon first.
+``lonlat`` a ``[N, 2]`` tensor of (lon, lat) in degrees, lon first. The whole model (image side
+too): ``model = satclip.load_model(ckpt)``; ``satclip.locate(model, images, gallery, k)``.
 
 Public API only; the layers below, each a subpackage (imports point down this list):
-``cli`` -> ``embedding`` / ``evaluation`` / ``training`` -> ``checkpoint`` -> ``nn`` ->
+``cli`` -> ``imagery`` -> ``embedding`` / ``evaluation`` / ``training`` -> ``checkpoint`` -> ``nn`` ->
 ``functional`` -> ``ops`` (schemas, fallbacks, the compiled ``_C.so``).
 """
 
@@ -27,5 +28,14 @@ from .checkpoint import default_model, load, save
 from .embedding import embed
 from .nn import LocationEncoder
 
-__all__ = ["LocationEncoder", "__version__", "backend_info", "default_model", "embed", "extension_loaded",
-           "functional", "load", "nn", "save"]
+__all__ = ["Gallery", "LocationEncoder", "__version__", "backend_info", "default_model", "embed",
+           "extension_loaded", "functional", "load", "load_model", "locate", "nn", "save"]
+
+_IMAGERY = ("Gallery", "load_model", "locate")  # the image side: timm / rasterio, imported when first used
+
+
+def __getattr__(name):
+    if name in _IMAGERY:
+        from . import imagery
+        return getattr(imagery, name)
+    raise AttributeError(f"module 'satclip' has no attribute {name!r}")

@@ -192,6 +192,20 @@ def _hf_download(repo_id: str) -> Path:
     return Path(huggingface_hub.hf_hub_download(repo_id, sorted(files)[0]))
 
 
+def resolve_source(source) -> Path:
+    """A checkpoint file from a path or a Hugging Face repo id (downloaded only then)."""
+    path = Path(os.fspath(source))
+    if not path.exists():
+        s = str(source)
+        if s.count("/") == 1 and not s.startswith((".", "/")) and not s.endswith((".ckpt", ".safetensors")):
+            path = _hf_download(s)
+        else:
+            raise FileNotFoundError(f"checkpoint not found: {source}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; pass the checkpoint file inside it")
+    return path
+
+
 def load(source, *, device=None, dtype=None, weights_only: bool = True):
     """Loads a location encoder in eval mode (default dtype float64, as the original): a
     :class:`satclip.nn.LocationEncoder` for spherical harmonics + SIREN (the released models,
@@ -210,15 +224,7 @@ def load(source, *, device=None, dtype=None, weights_only: bool = True):
             ``hyper_parameters`` that disagree with the weights.
     """
     dtype = _resolve_dtype(dtype)
-    path = Path(os.fspath(source))
-    if not path.exists():
-        s = str(source)
-        if s.count("/") == 1 and not s.startswith((".", "/")) and not s.endswith((".ckpt", ".safetensors")):
-            path = _hf_download(s)
-        else:
-            raise FileNotFoundError(f"checkpoint not found: {source}")
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory; pass the checkpoint file inside it")
+    path = resolve_source(source)
     if _is_safetensors(path):
         return _load_export(path, device, dtype)
     return _load_lightning(path, device, dtype, weights_only)

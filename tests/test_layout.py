@@ -1,5 +1,5 @@
 """The package layout: imports point down the layers only (kernels <- ops <- functional <- nn <-
-checkpoint <- embedding / evaluation / training <- cli), siblings of one layer do not import each
+checkpoint <- embedding / evaluation / training <- imagery <- cli), siblings of one layer do not import each
 other, and nothing inside the package imports the top-level ``satclip`` (the public API)."""
 
 import ast
@@ -14,7 +14,7 @@ PKG = Path(satclip.__file__).resolve().parent
 # Rank of each top-level part of the package; an import may only reach a part of lower rank,
 # or the same part. Parts of equal rank are siblings and may not import each other.
 RANK = {"_version": 0, "data": 0, "ops": 1, "functional": 2, "compat": 2, "plotting": 2, "nn": 3, "checkpoint": 4,
-        "embedding": 5, "evaluation": 5, "training": 5, "cli": 6}
+        "embedding": 5, "evaluation": 5, "training": 5, "imagery": 6, "cli": 7}
 TOP = ("__init__", "__main__")  # the public API: may import anything, imported by no one inside
 
 

@@ -56,8 +56,6 @@ class SatCLIPLightningModule(L.LightningModule):
                  pretrained_required: bool = True,
                  eval_downstream: bool = False, air_temp_data_path=None, election_data_path=None):
         super().__init__()
-        if in_channels != 13:
-            raise ValueError(f"in_channels must be 13 (12 Sentinel-2 bands + zero B10), got {in_channels}")
         if location_dtype not in _DTYPES:
             raise ValueError(f"location_dtype must be one of {list(_DTYPES)}, got {location_dtype!r}")
         self.save_hyperparameters(ignore=["pretrained_required", "eval_downstream", "air_temp_data_path",
@@ -65,14 +63,16 @@ class SatCLIPLightningModule(L.LightningModule):
         self.model = SatCLIP(embed_dim, vision_layers, in_channels, legendre_polys, harmonics_calculation, capacity,
                              num_hidden_layers, visual_weights, freeze_backbone, _DTYPES[location_dtype],
                              pretrained_required, le_type=le_type, pe_type=pe_type, frequency_num=frequency_num,
-                             min_radius=min_radius, max_radius=max_radius)
+                             min_radius=min_radius, max_radius=max_radius, image_resolution=image_resolution,
+                             vision_width=vision_width, vision_patch_size=vision_patch_size)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         hp = {k: self.hparams[k] for k in ORIGINAL_HPARAMS}
         # The original only knows the moco_* names; a plain backbone of the same architecture has
         # the same state_dict layout, so it is recorded under that name (the real one is kept below).
-        hp["vision_layers"] = ORIGINAL_NAME.get(hp["vision_layers"], hp["vision_layers"])
+        if isinstance(hp["vision_layers"], str):
+            hp["vision_layers"] = ORIGINAL_NAME.get(hp["vision_layers"], hp["vision_layers"])
         hp.update(RELEASED_EXTRA_KEYS)
         checkpoint["hyper_parameters"] = hp
         checkpoint["satclip"] = {"version": __version__, "options": {k: self.hparams[k] for k in OPTIONS}}
@@ -145,19 +145,25 @@ class SatCLIPDataModule(L.LightningDataModule):
         crop_size: random-crop size (default: 224 for S2-100K, the patch size for Blue Marble).
         val_fraction: share of samples held out (a fixed split drawn with ``seed``).
         bluemarble_size, patch_px: size of the Blue Marble demo set.
+        bands: channels of the 13-band layout the model sees (default all 13; ``(3, 2, 1)`` for an
+            RGB model with ``in_channels=3``).
     """
 
     def __init__(self, data="bluemarble", batch_size: int = 512, num_workers: int = 0, crop_size: int | None = None,
                  val_fraction: float = 0.1, seed: int = 0, bluemarble_size: int = 8192, patch_px: int = 32,
-                 pin_memory: bool | None = None):
+                 pin_memory: bool | None = None, bands=None):
         super().__init__()
+        if bands is not None:
+            bands = tuple(int(b) for b in bands)
+            if not bands or min(bands) < 0 or max(bands) > 12:
+                raise ValueError(f"bands are channel indices of the 13-band layout (0..12), got {bands}")
         if batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (contrastive batches need negatives), got {batch_size}")
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
         self.crop_size, self.val_fraction, self.seed = crop_size, val_fraction, seed
-        self.bluemarble_size, self.patch_px = bluemarble_size, patch_px
+        self.bluemarble_size, self.patch_px, self.bands = bluemarble_size, patch_px, bands
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.train_set = self.val_set = None
 
@@ -195,11 +201,12 @@ class SatCLIPDataModule(L.LightningDataModule):
             from .s2100k import S2100KDataset
             crop = self.crop_size or 224
             make = lambda t: S2100KDataset(self.data, transform=t)
-        train_ds = make(TrainTransform(crop) if train_transform else EvalTransform(crop))
+        b = self.bands
+        train_ds = make(TrainTransform(crop, bands=b) if train_transform else EvalTransform(crop, bands=b))
         val_ds = None
         if self.val_fraction > 0:  # the same samples (patches cut / index read once), other transform
             val_ds = copy.copy(train_ds)
-            val_ds.transform = EvalTransform(crop)
+            val_ds.transform = EvalTransform(crop, bands=b)
         train, val = self._split(len(train_ds))
         return Subset(train_ds, train.tolist()), (Subset(val_ds, val.tolist()) if len(val) else None)
 

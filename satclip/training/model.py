@@ -16,7 +16,13 @@ into the original ``SatCLIP`` (and the original's into this one):
 ``moco_vit16``: SSL4EO-S12 MoCo backbones, frozen except the projection, as in the original) or
 the plain timm names (``resnet18``, ``resnet50``, ``vit_small_patch16_224``: trained from scratch
 unless ``freeze_backbone=True``). MoCo weights are never downloaded: pass the torchgeo weight
-file as ``visual_weights``, or have it in the torch hub cache.
+file as ``visual_weights``, or have it in the torch hub cache. As in the original, four ints
+(e.g. ``(3, 4, 6, 3)``) build CLIP's ``ModifiedResNet`` and one int CLIP's ``VisionTransformer``
+(:mod:`satclip.nn.clip_visual`; ``image_resolution``, ``vision_width`` and
+``vision_patch_size`` size them), trained from scratch.
+
+``in_channels`` is 13 for Sentinel-2 (and required by the MoCo weights); the other backbones take
+any count (e.g. 3 for RGB imagery).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from torch import nn
 
 from ..checkpoint import fused_pair
 from ..nn import ComposedLocationEncoder, LocationEncoder
+from ..nn.clip_visual import build_clip_visual
 from ..nn.composed_encoder import HARMONICS
 
 # original name -> (timm architecture, torchgeo SSL4EO-S12 MoCo weight file name)
@@ -86,11 +93,40 @@ def load_visual_weights(visual: nn.Module, path) -> None:
     visual.load_state_dict(state, strict=False)
 
 
-def build_visual(vision_layers: str, embed_dim: int, in_channels: int = IN_CHANNELS, visual_weights=None,
-                 pretrained_required: bool = True) -> nn.Module:
-    """timm image encoder ``[B, in_channels, H, W] -> [B, embed_dim]``."""
+def is_clip_visual(vision_layers) -> bool:
+    """Four ints (ModifiedResNet) or one int (VisionTransformer): the original's CLIP encoders."""
+    return isinstance(vision_layers, (tuple, list, int)) and not isinstance(vision_layers, bool)
+
+
+def parse_vision_layers(text: str):
+    """``"moco_resnet18"`` -> itself, ``"3,4,6,3"`` -> ``(3, 4, 6, 3)``, ``"12"`` -> ``12`` (the
+    command line's spelling of the original's three kinds)."""
+    text = str(text).strip().strip("()[]")
+    if text.replace(",", "").replace(" ", "").isdigit():
+        parts = [int(p) for p in text.split(",") if p.strip()]
+        return parts[0] if len(parts) == 1 and "," not in text else tuple(parts)
+    return text
+
+
+def build_visual(vision_layers, embed_dim: int, in_channels: int = IN_CHANNELS, visual_weights=None,
+                 pretrained_required: bool = True, image_resolution: int = 224, vision_width: int = 64,
+                 vision_patch_size: int = 32) -> nn.Module:
+    """Image encoder ``[B, in_channels, H, W] -> [B, embed_dim]``: timm for the names, CLIP's
+    ModifiedResNet / VisionTransformer for four ints / one int."""
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+    if is_clip_visual(vision_layers):
+        if visual_weights is not None:
+            raise ValueError("visual_weights loads timm backbones; a CLIP-style encoder (vision_layers "
+                             f"{vision_layers!r}) is trained from scratch or loaded from a SatCLIP checkpoint")
+        return build_clip_visual(vision_layers, embed_dim, image_resolution, vision_width, vision_patch_size,
+                                 in_channels)
     if vision_layers not in VISION_LAYERS:
-        raise ValueError(f"unknown vision_layers {vision_layers!r}; expected one of {VISION_LAYERS}")
+        raise ValueError(f"unknown vision_layers {vision_layers!r}; expected one of {VISION_LAYERS}, four ints "
+                         "(CLIP ModifiedResNet) or one int (CLIP VisionTransformer)")
+    if vision_layers in MOCO and in_channels != IN_CHANNELS and (visual_weights or pretrained_required):
+        raise ValueError(f"the {vision_layers} MoCo weights take {IN_CHANNELS} Sentinel-2 channels, not {in_channels}; "
+                         f"use {MOCO[vision_layers][0]!r} (from scratch) for other imagery")
     arch = MOCO[vision_layers][0] if vision_layers in MOCO else vision_layers
     kwargs = {"dynamic_img_size": True} if arch.startswith("vit") else {}
     visual = _timm().create_model(arch, pretrained=False, in_chans=in_channels, num_classes=embed_dim, **kwargs)
@@ -123,7 +159,8 @@ class SatCLIP(nn.Module):
                  num_hidden_layers: int = 2, visual_weights=None, freeze_backbone: bool | None = None,
                  location_dtype: torch.dtype = torch.float32, pretrained_required: bool = True,
                  le_type: str = "sphericalharmonics", pe_type: str = "siren", frequency_num: int = 16,
-                 min_radius: float = 1.0, max_radius: float = 260.0):
+                 min_radius: float = 1.0, max_radius: float = 260.0, image_resolution: int = 224,
+                 vision_width: int = 64, vision_patch_size: int = 32):
         super().__init__()
         # the location side first: a bad configuration is named before timm builds anything
         if le_type == "sphericalharmonics" and harmonics_calculation not in HARMONICS:
@@ -137,11 +174,17 @@ class SatCLIP(nn.Module):
                                                frequency_num=frequency_num, min_radius=min_radius,
                                                max_radius=max_radius, capacity=capacity,
                                                num_hidden_layers=num_hidden_layers, embed_dim=embed_dim)
-        self.visual = build_visual(vision_layers, embed_dim, in_channels, visual_weights, pretrained_required)
+        self.visual = build_visual(vision_layers, embed_dim, in_channels, visual_weights, pretrained_required,
+                                   image_resolution, vision_width, vision_patch_size)
         self.location = location.to(location_dtype)
         self.nnet = self.location.nnet  # registered twice, as in the original (model.nnet.* keys)
         self.logit_scale = nn.Parameter(torch.ones([]) * math.log(1 / 0.07))
-        self.freeze_backbone = vision_layers in MOCO if freeze_backbone is None else bool(freeze_backbone)
+        self.in_channels = in_channels
+        clip = is_clip_visual(vision_layers)
+        self.freeze_backbone = (not clip and vision_layers in MOCO) if freeze_backbone is None else bool(freeze_backbone)
+        if self.freeze_backbone and clip:
+            raise ValueError("freeze_backbone needs a timm backbone with a separate classifier; the CLIP-style "
+                             f"encoder {vision_layers!r} is trained whole")
         if self.freeze_backbone:
             self.visual.requires_grad_(False)
             self.visual.get_classifier().requires_grad_(True)
@@ -160,7 +203,11 @@ class SatCLIP(nn.Module):
         return self.visual.forward_head(self.visual.forward_features(image), pre_logits=True)
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
-        return self.visual(image)
+        """``[B, in_channels, H, W]`` -> ``[B, embed_dim]`` (not normalised), in the image
+        encoder's dtype."""
+        if image.dim() != 4 or image.shape[1] != self.in_channels:
+            raise ValueError(f"images must be [B, {self.in_channels}, H, W], got {list(image.shape)}")
+        return self.visual(image.to(next(self.visual.parameters()).dtype))
 
     def encode_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """Projection of cached pooled features: the frozen-backbone fast path."""

@@ -29,7 +29,16 @@ class TrainConfig:
     data: str = _h("'bluemarble' (bundled demo imagery) or an S2-100K directory (index.csv + images/)",
                    default="bluemarble")
     vision_layers: str = _h("moco_resnet18 | moco_resnet50 | moco_vit16 (frozen MoCo backbones, need weights) or "
-                            "resnet18 | resnet50 | vit_small_patch16_224 (trained from scratch)", default="resnet18")
+                            "resnet18 | resnet50 | vit_small_patch16_224 (trained from scratch), or the original's "
+                            "CLIP encoders: four ints '3,4,6,3' (ModifiedResNet) or one int '12' (VisionTransformer)",
+                            default="resnet18")
+    in_channels: int = _h("image channels the encoder takes: 13 (Sentinel-2, the MoCo backbones) or e.g. 3 (RGB)",
+                          default=13)
+    bands: str | None = _h("channels of the 13-band layout fed to the model, comma-separated (default: all 13; "
+                           "'3,2,1' = red, green, blue when in_channels is 3)", default=None)
+    vision_width: int = _h("CLIP encoders: stem width (ModifiedResNet; CLIP's RN50: 64) or width (ViT; heads = "
+                           "width / 64)", default=768)
+    vision_patch_size: int = _h("CLIP VisionTransformer: patch size in pixels", default=32)
     visual_weights: str | None = _h("torchgeo SSL4EO-S12 MoCo weight file for moco_* backbones", default=None)
     freeze_backbone: bool | None = _h("train only the image projection (default: yes for moco_*)", default=None)
     cache_features: bool = _h("frozen backbone only: compute image features once, then train the location side "
@@ -86,8 +95,31 @@ class TrainConfig:
             raise ValueError(f"checkpoint_on must be 'step' or 'val_loss', got {self.checkpoint_on!r}")
         if self.checkpoint_on == "val_loss" and self.val_fraction == 0:
             raise ValueError("checkpoint_on='val_loss' needs a validation split (val_fraction > 0)")
+        if self.in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {self.in_channels}")
+        if self.band_indices() is not None and len(self.band_indices()) != self.in_channels:
+            raise ValueError(f"bands {self.bands!r} select {len(self.band_indices())} channels but in_channels is "
+                             f"{self.in_channels}")
+        if self.in_channels not in (3, 13) and self.bands is None:
+            raise ValueError(f"in_channels={self.in_channels}: say which channels of the 13-band layout with bands "
+                             "(defaults exist for 13: all, and 3: red, green, blue)")
         if self.accumulate_grad_batches < 1:
             raise ValueError(f"accumulate_grad_batches must be >= 1, got {self.accumulate_grad_batches}")
+
+    def band_indices(self) -> tuple | None:
+        """The channels the data module selects (None: all 13)."""
+        if self.bands is not None:
+            return tuple(int(b) for b in str(self.bands).replace(" ", "").split(",") if b != "")
+        return (3, 2, 1) if self.in_channels == 3 else None
+
+    def visual_layers(self):
+        """``vision_layers`` as the model takes it (a name, a tuple of four ints or an int)."""
+        from .model import parse_vision_layers
+        return parse_vision_layers(self.vision_layers)
+
+    def image_resolution(self) -> int:
+        """The crop the image encoder sees (what sizes the CLIP encoders' positional embeddings)."""
+        return self.crop_size or (self.patch_px if str(self.data) == "bluemarble" else 224)
 
     @classmethod
     def for_recipe(cls, recipe: str = "fast", **values) -> "TrainConfig":
@@ -121,7 +153,7 @@ RECIPES = {"fast": {}, "original": {"max_epochs": 500, "checkpoint_on": "val_los
 
 
 def _module_kwargs(cfg: TrainConfig) -> dict:
-    return dict(embed_dim=cfg.embed_dim, vision_layers=cfg.vision_layers, legendre_polys=cfg.legendre_polys,
+    return dict(embed_dim=cfg.embed_dim, vision_layers=cfg.visual_layers(), legendre_polys=cfg.legendre_polys,
                 harmonics_calculation=cfg.harmonics_calculation, le_type=cfg.le_type, pe_type=cfg.pe_type,
                 frequency_num=cfg.frequency_num, min_radius=cfg.min_radius, max_radius=cfg.max_radius,
                 capacity=cfg.capacity,
@@ -129,7 +161,8 @@ def _module_kwargs(cfg: TrainConfig) -> dict:
                 weight_decay=cfg.weight_decay, visual_weights=cfg.visual_weights,
                 freeze_backbone=cfg.freeze_backbone, location_dtype=cfg.location_dtype,
                 gather_negatives=cfg.gather_negatives, streaming_loss=cfg.streaming_loss,
-                image_resolution=cfg.crop_size or 256)
+                image_resolution=cfg.image_resolution(), in_channels=cfg.in_channels,
+                vision_width=cfg.vision_width, vision_patch_size=cfg.vision_patch_size)
 
 
 def _launched_worker() -> bool:
@@ -153,7 +186,8 @@ def _prepare_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
             before = json.loads(saved.read_text())
             changed = {k: (before.get(k), v) for k, v in dataclasses.asdict(cfg).items()
                        if k not in ("max_steps", "max_epochs", "num_workers", "devices", "num_nodes", "strategy",
-                                    "accelerator", "ckpt_every", "keep_checkpoints", "log_every") and before.get(k) != v}
+                                    "accelerator", "ckpt_every", "keep_checkpoints", "log_every")
+                       and k in before and before[k] != v}  # an option added since the run began: not compared
             if changed:
                 raise ValueError(f"cannot resume {out}: the configuration differs from the saved one "
                                  f"(option: (saved, now)) {changed}")
@@ -214,7 +248,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, qu
         _init_from(module, cfg.init_from)
     dm_kwargs = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, crop_size=cfg.crop_size,
                      val_fraction=cfg.val_fraction, seed=cfg.seed, bluemarble_size=cfg.bluemarble_size,
-                     patch_px=cfg.patch_px)
+                     patch_px=cfg.patch_px, bands=cfg.band_indices())
     # Model and data are checked before the output directory is touched, so a refused run
     # leaves nothing behind that a corrected command would have to --overwrite.
     if cfg.cache_features:

@@ -39,20 +39,27 @@ def _tv():
     return v2
 
 
-class TrainTransform:
-    """Random crop (``crop_size``), flips, blur and coordinate jitter: the original recipe."""
+def select_bands(image: torch.Tensor, bands) -> torch.Tensor:
+    """``image[bands]`` (channels of the 13-band layout, e.g. ``(3, 2, 1)``: red, green, blue for
+    an RGB model); ``bands=None`` keeps all."""
+    return image if bands is None else image[list(bands)]
 
-    def __init__(self, crop_size: int = 224, blur: bool = True, jitter_deg: float = JITTER_DEG):
+
+class TrainTransform:
+    """Random crop (``crop_size``), flips, blur and coordinate jitter: the original recipe;
+    ``bands`` selects the channels first (see :func:`select_bands`)."""
+
+    def __init__(self, crop_size: int = 224, blur: bool = True, jitter_deg: float = JITTER_DEG, bands=None):
         v2 = _tv()
         steps = [v2.RandomCrop(crop_size, pad_if_needed=True), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
         if blur:
             steps.append(v2.GaussianBlur(3))
         self.augment = v2.Compose(steps)
-        self.jitter_deg = jitter_deg
+        self.jitter_deg, self.bands = jitter_deg, bands
 
     def __call__(self, sample: dict) -> dict:
         out = dict(sample)
-        out["image"] = self.augment(sample["image"])
+        out["image"] = self.augment(select_bands(sample["image"], self.bands))
         out["point"] = jitter(sample["point"], self.jitter_deg)
         return out
 
@@ -60,8 +67,8 @@ class TrainTransform:
 class EvalTransform:
     """Centre crop, no augmentation, no jitter (validation and feature caching)."""
 
-    def __init__(self, crop_size: int = 224):
-        self.crop = _tv().CenterCrop(crop_size)
+    def __init__(self, crop_size: int = 224, bands=None):
+        self.crop, self.bands = _tv().CenterCrop(crop_size), bands
 
     def __call__(self, sample: dict) -> dict:
-        return {**sample, "image": self.crop(sample["image"])}
+        return {**sample, "image": self.crop(select_bands(sample["image"], self.bands))}

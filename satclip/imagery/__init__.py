@@ -1,0 +1,14 @@
+"""The image side at inference: the whole SatCLIP model from a checkpoint (:mod:`.model`:
+``load_model``), image embeddings of GeoTIFF patches (:mod:`.images`: ``satclip embed-images``)
+and image-to-location retrieval (:mod:`.locate`: ``satclip locate``).
+
+Needs timm for the timm backbones (the ``train`` extra) and rasterio for GeoTIFFs; nothing here
+is imported by ``import satclip`` until used. May import :mod:`satclip.training` (the model's
+module tree), :mod:`satclip.embedding` (sinks, grids), :mod:`satclip.checkpoint` and below; not
+:mod:`satclip.cli`.
+"""
+
+from .locate import Gallery, locate
+from .model import load_model
+
+__all__ = ["Gallery", "load_model", "locate"]

@@ -1,0 +1,92 @@
+"""``load_model``: the whole SatCLIP model (image encoder, location encoder, temperature) from an
+original SatCLIP Lightning checkpoint or one written by ``satclip train``, offline.
+
+The image encoder is built from the checkpoint's ``hyper_parameters`` (``vision_layers``,
+``in_channels``, ``embed_dim``, ``image_resolution``, ``vision_width``, ``vision_patch_size``)
+and filled with its ``model.visual.*`` tensors; nothing is downloaded (the original's
+``get_satclip(..., return_all=True)`` fetches the MoCo backbone weights from the internet
+before overwriting them with the checkpoint's, microsoft/satclip#14). For ``moco_resnet18``,
+``moco_resnet50`` and ``moco_vit16`` the encoder is ``timm.create_model(arch, in_chans=13,
+num_classes=embed_dim)`` holding the checkpoint's weights, in eval mode: the original's module.
+
+Images, as the original was trained on them (S2-100K): ``[B, 13, H, W]`` float, the 12
+Sentinel-2 L2A bands' digital numbers / 10000 in the order B01 B02 B03 B04 B05 B06 B07 B08
+B8A B09 B11 B12 with a zero band inserted at index 10 (where the MoCo backbones expect B10);
+``satclip.training.transforms.s2_to_13_bands`` does this for ``[12, H, W]`` uint16 arrays. The
+released models saw 224 x 224 crops of 256 x 256 patches (10 m pixels).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..checkpoint import _encoder_from_lightning, _is_safetensors, _read_lightning, resolve_source
+from ..training.model import SatCLIP, is_clip_visual, parse_vision_layers
+
+_DTYPES = {None: None, "float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
+           torch.float64: torch.float64}
+
+
+def load_model(source, *, device=None, dtype=None, weights_only: bool = True) -> SatCLIP:
+    """The whole model in eval mode, with ``encode_image(images)``, ``encode_location(lonlat)``
+    (both ``[B, embed_dim]``, not normalised) and the learned ``logit_scale``.
+
+    Args:
+        source: a SatCLIP Lightning ``.ckpt`` (original or this package's) or a Hugging Face repo
+            id (needs ``huggingface_hub``; only then is anything downloaded).
+        device: where to put the model (default CPU).
+        dtype: ``None`` (default): image encoder float32, location encoder float64 (the
+            original's); ``torch.float32`` or ``torch.float64``: both.
+        weights_only: passed to ``torch.load``; keep True unless you trust the file.
+
+    Raises:
+        ValueError: a location-only file (a ``.safetensors`` export or a reduced checkpoint: use
+            ``satclip.load``), an unknown ``vision_layers``, or weights that do not fit.
+    """
+    if dtype not in _DTYPES:
+        raise TypeError(f"dtype must be None, torch.float32 or torch.float64, got {dtype}")
+    dtype = _DTYPES[dtype]
+    path = resolve_source(source)
+    if _is_safetensors(path):
+        raise ValueError(f"{path}: a location-only export (no image encoder); load it with satclip.load, or pass "
+                         "the training run's checkpoints/last.ckpt")
+    ckpt = _read_lightning(path, weights_only)
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    visual = {k: v for k, v in state.items() if k.startswith("visual.")}
+    if not visual:
+        raise ValueError(f"{path}: no image encoder in this checkpoint (no model.visual.* tensors; it was reduced to "
+                         "the location encoder); satclip.load reads its location encoder")
+    hp = dict(ckpt.get("hyper_parameters") or {})
+    location = _encoder_from_lightning(ckpt, path, None, dtype or torch.float64)
+    vision_layers = hp.get("vision_layers", "moco_resnet18")
+    if isinstance(vision_layers, str):
+        vision_layers = parse_vision_layers(vision_layers)
+    if is_clip_visual(vision_layers) and isinstance(vision_layers, list):
+        vision_layers = tuple(vision_layers)
+    cfg = location.config()
+    in_channels = int(hp.get("in_channels") or 13)
+    try:
+        model = SatCLIP(int(hp.get("embed_dim") or cfg["embed_dim"]), vision_layers, in_channels,
+                        legendre_polys=cfg.get("legendre_polys", 10), capacity=cfg.get("capacity", 256),
+                        num_hidden_layers=cfg.get("num_hidden_layers", 2), pretrained_required=False,
+                        freeze_backbone=False, image_resolution=int(hp.get("image_resolution") or 224),
+                        vision_width=int(hp.get("vision_width") or 768),
+                        vision_patch_size=int(hp.get("vision_patch_size") or 32), le_type=cfg["le_type"],
+                        pe_type=cfg["pe_type"], harmonics_calculation=cfg.get("harmonics_calculation", "analytic"),
+                        frequency_num=cfg.get("frequency_num", 16), min_radius=cfg.get("min_radius", 1.0),
+                        max_radius=cfg.get("max_radius", 260.0), location_dtype=dtype or torch.float64)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    model.location = location  # the checkpoint loader's encoder: its checks, its weights
+    model.nnet = location.nnet
+    try:
+        model.visual.load_state_dict({k[len("visual."):]: v for k, v in visual.items()}, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: the image encoder's weights do not fit vision_layers={vision_layers!r}, "
+                         f"in_channels={in_channels}: {str(exc).splitlines()[0]} ...") from None
+    if "logit_scale" in state:
+        model.logit_scale.data.copy_(state["logit_scale"].reshape(()))
+    if dtype is not None:
+        model.visual.to(dtype)
+        model.logit_scale.data = model.logit_scale.data.to(dtype)
+    return model.to(device or "cpu").eval()
