@@ -1,14 +1,15 @@
 """The ``satclip`` command: one subcommand per module of this package (``info``, ``demo``,
-``train``, ``embed``, ``evaluate``), each with ``add_arguments(parser)`` and ``run(args)``."""
+``train``, ``embed``, ``evaluate``, ``embed-images``, ``locate``), each with ``add_arguments(parser)`` and ``run(args)``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import demo, embed, evaluate, info, train
+from . import demo, embed, embed_images, evaluate, info, locate, train
 
-COMMANDS = {"info": info, "demo": demo, "train": train, "embed": embed, "evaluate": evaluate}
+COMMANDS = {"info": info, "demo": demo, "train": train, "embed": embed, "evaluate": evaluate,
+            "embed-images": embed_images, "locate": locate}
 
 
 def build_parser() -> argparse.ArgumentParser:

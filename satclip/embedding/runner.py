@@ -205,6 +205,8 @@ def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, ver
     lock = threading.Lock()
 
     def record(chunk, rec):
+        if chunk.skipped:
+            rec = dict(rec, skipped=list(chunk.skipped))
         with lock:
             manifest["done"].append(chunk.index)
             manifest["done"].sort()
@@ -236,10 +238,13 @@ def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, ver
     manifest["complete"] = len(manifest["done"]) == n_chunks
     write_manifest(out, manifest)
     rows = sum(r["rows"] for r in manifest["shards"].values())
+    skipped = [name for r in manifest["shards"].values() for name in r.get("skipped", ())]
     if manifest["complete"] and len(manifest["shards"]) == n_chunks:
-        if rows != len(source):
-            raise RuntimeError(f"{out}: {rows:,} rows written, but the input has {len(source):,}")
-        log(f"{rows:,} rows written of {len(source):,} expected")
+        if rows + len(skipped) != len(source):
+            raise RuntimeError(f"{out}: {rows:,} rows written and {len(skipped):,} inputs skipped, but the input has "
+                               f"{len(source):,}")
+        log(f"{rows:,} rows written of {len(source):,} expected"
+            + (f"; {len(skipped):,} unreadable inputs skipped (listed in the manifest's shards)" if skipped else ""))
     return out
 
 
@@ -276,10 +281,13 @@ def _stream(encoder, source, done, device, out_dtype, write, bar, interrupted) -
                         break
                     if isinstance(item, BaseException):
                         raise item
-                    ll = torch.from_numpy(np.stack([item.lon, item.lat], 1)).to(dtype)
-                    if device.type == "cuda":
-                        ll = ll.pin_memory().to(device, non_blocking=True)
-                    emb = to_host(encoder(ll), out_dtype, on_device=device.type == "cuda")
+                    if hasattr(encoder, "encode_chunk"):  # an encoder of other inputs (images): its own reading
+                        emb = to_host(encoder.encode_chunk(item), out_dtype, on_device=device.type == "cuda")
+                    else:
+                        ll = torch.from_numpy(np.stack([item.lon, item.lat], 1)).to(dtype)
+                        if device.type == "cuda":
+                            ll = ll.pin_memory().to(device, non_blocking=True)
+                        emb = to_host(encoder(ll), out_dtype, on_device=device.type == "cuda")
                     pending.append(writer.submit(write, item, emb))
                     while len(pending) > 2:  # bounded: at most two chunks waiting to be written
                         pending.pop(0).result()

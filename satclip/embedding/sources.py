@@ -29,6 +29,8 @@ class Chunk:
     lon: np.ndarray       # float64 [n], degrees
     lat: np.ndarray       # float64 [n], degrees
     extra: dict | None = None  # input columns carried to the output (name -> pyarrow array), tables only
+    payload: object = None     # what an encoder with encode_chunk() reads besides lon/lat (image tensors)
+    skipped: list | None = None  # inputs of this chunk left out (unreadable files), recorded in the manifest
 
 
 class Source:

@@ -124,7 +124,7 @@ def test_location_dtype_float64_like_the_original(tmp_path):
                                       ({"pe_type": "transformer"}, "unknown pe_type 'transformer'"),
                                       ({"le_type": "grid", "min_radius": 0.0}, "min_radius and max_radius must be > 0"),
                                       ({"harmonics_calculation": "legendre"}, "unknown harmonics_calculation"),
-                                      ({"in_channels": 4}, "in_channels"),
+                                      ({"in_channels": 0}, "in_channels must be a positive int"),
                                       ({"location_dtype": "float16"}, "location_dtype")])
 def test_refused_options(kw, match):
     with pytest.raises(ValueError, match=match):
