@@ -13,7 +13,7 @@ TOOLS   := scikit-build-core cmake ninja numpy pytest pytest-benchmark scipy saf
 # `make test` insists that the CUDA kernels were built whenever nvcc is present.
 NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)
-SOURCES := $(shell find csrc satclip -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.in' \)) CMakeLists.txt pyproject.toml
+SOURCES := $(shell find csrc satclip -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.in' -o -path 'satclip/data/*' \) -not -name '*.pyc') CMakeLists.txt pyproject.toml
 
 .PHONY: demo test test-fallback test-base-isa bench bench-compare bench-smoke compat-build clean
 

