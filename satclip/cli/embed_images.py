@@ -77,7 +77,8 @@ def run(args) -> int:
         run_embedding(ImageEmbedder(model), source, args.out, fmt=args.format, out_dtype=args.dtype,
                       device=args.device, overwrite=args.overwrite,
                       progress=not (args.quiet or not sys.stderr.isatty()), verify=args.verify, log=say)
-        say(f"done in {time.perf_counter() - t0:.1f} s")
+        source.write_inputs(args.out)
+        say(f"done in {time.perf_counter() - t0:.1f} s (row i is line i of {args.out}/_satclip/inputs.txt)")
     except EmbeddingInterrupted as exc:
         print(f"satclip embed-images: {exc}", file=sys.stderr)
         return 130

@@ -25,6 +25,7 @@ left out and named (log and manifest: ``shards[i]["skipped"]``), or, with ``on_e
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -160,8 +161,19 @@ class ImageFileSource(Source):
                         extra={"path": pa.array(kept, pa.string())}, payload=payload, skipped=skipped or None)
 
     def describe(self) -> dict:
-        return {"type": "images", "input": self.source, "files": len(self.files), "in_channels": self.in_channels,
-                "crop": self.crop, "scale": self.scale, "on_error": self.on_error}
+        # the list's hash: a resume after files were added, removed or renamed is refused
+        digest = hashlib.sha256("\n".join(self.files).encode()).hexdigest()
+        return {"type": "images", "input": self.source, "files": len(self.files), "files_sha256": digest,
+                "in_channels": self.in_channels, "crop": self.crop, "scale": self.scale, "on_error": self.on_error}
+
+    def write_inputs(self, out) -> Path:
+        """``<out>/_satclip/inputs.txt``: the files in row order (line ``i`` = id ``i``), which the
+        Zarr output (ids, no paths) needs to name its rows."""
+        path = Path(out) / "_satclip" / "inputs.txt"
+        tmp = path.with_name(".inputs.txt.tmp")
+        tmp.write_text("\n".join(self.files) + "\n")
+        tmp.replace(path)
+        return path
 
 
 class ImageEmbedder(torch.nn.Module):

@@ -62,6 +62,14 @@ def test_embed_images_equals_the_image_encoder(tmp_path, full_ckpt):
     np.testing.assert_allclose(np.asarray(df.embedding.iloc[0]), want, rtol=1e-5, atol=1e-6)
     man = json.loads((out / "_satclip" / "manifest.json").read_text())
     assert man["complete"] and man["source"]["type"] == "images" and man["dim"] == 16
+    assert (out / "_satclip" / "inputs.txt").read_text().split() == list(df.path)
+    zout = tmp_path / "zarr"
+    assert main(["embed-images", "--checkpoint", str(full_ckpt), "--images", str(S2), "--out", str(zout),
+                 "--format", "zarr", "--quiet"]) == 0
+    zarr = pytest.importorskip("zarr")
+    g = zarr.open(str(zout), mode="r")
+    np.testing.assert_allclose(g["embedding"][:], np.stack(df.embedding), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g["lat"][:], df.lat)
     # a rerun resumes (nothing to do) and the table input gives the same rows
     assert main(["embed-images", "--checkpoint", str(full_ckpt), "--images", str(S2), "--out", str(out),
                  "--batch-size", "3", "--quiet"]) == 0
