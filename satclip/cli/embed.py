@@ -46,6 +46,12 @@ def add_arguments(pe: argparse.ArgumentParser) -> None:
                                                            "checksum and redo damaged ones (default: sizes only)")
     pe.add_argument("--preview", metavar="PNG", help="also draw the first 3 principal components as RGB on a map")
     pe.add_argument("--quiet", action="store_true", help="no messages and no progress bar")
+    ray = pe.add_argument_group("Ray (optional: pip install 'ray[data]')")
+    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="encode and write the chunks on Ray encoder actors: a cluster's ADDRESS ('auto', "
+                          "'ray://host:10001') or, alone, a local Ray instance; same output as without it")
+    ray.add_argument("--ray-actors", type=int, default=None, help="encoder actors (default: one per GPU, else 2)")
+    ray.add_argument("--ray-cpus-per-actor", type=float, default=1, help="CPUs per actor (default 1)")
 
 
 def make_source(args):
@@ -88,6 +94,8 @@ def _check_dependencies(args) -> None:
         _needs("zarr", "--format zarr")
     if args.preview:
         _needs("matplotlib", "--preview")
+    if args.ray is not None:
+        _needs("ray", "--ray")
 
 
 def run(args) -> int:
@@ -124,9 +132,15 @@ def run(args) -> int:
         say(f"model {name} ({kind}), {len(source):,} points in {n} "
             f"chunk{'s' * (n != 1)} -> {args.out} ({args.format}, {args.dtype})")
         t0 = time.perf_counter()
+        executor = None
+        if args.ray is not None:
+            from ..embedding.ray_adapter import RayExecutor
+            executor = RayExecutor(args.ray or None, actors=args.ray_actors, cpus_per_actor=args.ray_cpus_per_actor)
+        elif args.ray_actors is not None:
+            raise ValueError("--ray-actors applies to --ray")
         run_embedding(enc, source, args.out, fmt=args.format, out_dtype=args.dtype, device=args.device,
                       overwrite=args.overwrite, progress=not (args.quiet or not sys.stderr.isatty()),
-                      verify=args.verify, log=say)
+                      verify=args.verify, log=say, executor=executor)
         say(f"done in {time.perf_counter() - t0:.1f} s")
         if args.preview:
             from ..embedding.preview import render_preview

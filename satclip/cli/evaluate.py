@@ -37,6 +37,10 @@ def add_arguments(pv: argparse.ArgumentParser) -> None:
                                                                    "random-init encoder at --legendre-polys")
     pv.add_argument("--legendre-polys", type=int, default=10, help="L of the baselines with --baselines-only "
                                                                    "(otherwise the evaluated encoder's)")
+    pv.add_argument("--reuse-baselines", metavar="EVALUATION_JSON",
+                    help="take the baselines' rows (everything but the evaluated checkpoints) from an earlier "
+                         "evaluation.json with the same settings instead of refitting them (same numbers: the "
+                         "fits are deterministic per seed)")
     pv.add_argument("--out", help="directory for evaluation.md/.json/.png")
     pv.add_argument("--quiet", action="store_true", help="no per-fit lines")
 
@@ -77,9 +81,14 @@ def run(args) -> int:
         features = feature_sets(args.checkpoint, args.legendre_polys, default_model=not args.baselines_only,
                                 geoclip=args.geoclip,
                                 encodings=tuple(args.encodings.split(",")) if args.encodings else ())
+        reuse = None
+        if args.reuse_baselines:
+            import json
+            from pathlib import Path
+            reuse = json.loads(Path(args.reuse_baselines).read_text())
         result = evaluate(features, tasks=tasks, probes=probes, splits=splits, seeds=tuple(range(seeds)),
                           progress=progress, max_points=QUICK_POINTS if args.quick else None,
-                          quick=args.quick)
+                          quick=args.quick, reuse=reuse)
     except (ValueError, FileNotFoundError, ImportError) as exc:
         raise SystemExit(f"satclip evaluate: {exc}") from None
     print(markdown(result))

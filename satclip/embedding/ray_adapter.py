@@ -1,59 +1,162 @@
-"""Distributed embedding with Ray Data (optional: ``pip install "ray[data]"``, imported lazily).
+"""Embedding on a Ray cluster (optional: ``pip install "ray[data]"``, imported lazily):
+``satclip embed ... --ray [ADDRESS]`` or ``run_embedding(..., executor=RayExecutor(...))``.
 
-``embed_parquet_with_ray`` reads Parquet points with ``ray.data.read_parquet``, maps batches
-through an actor class that loads the encoder once per worker (one GPU per actor where GPUs
-exist) and writes Parquet with an ``embedding`` column. The numbers are those of
-``satclip.embed`` on the same points; row order follows Ray's, so keep an id column.
+The driver (the process that runs the command) does what a local run does: it cuts the source
+into the same chunks (same ids and boundaries), creates the output, keeps the manifest and
+resumes; only encoding and writing move. Each chunk goes to an encoder actor (the encoder is
+shipped once per actor through the object store; one GPU per actor where the cluster has
+GPUs), which encodes it and writes its shard with the local sinks' atomic write (Parquet: a
+temporary file renamed into place; Zarr / npy: the chunk's own region), then returns the
+shard's record; the driver records it in the manifest. So:
+
+* the output, manifest, dtypes and metadata are a local run's (a run started locally can be
+  finished on Ray and the reverse; ``--verify`` works on either), and the rows of every shard are
+  the local run's, in the same order;
+* exactly once: a shard is recorded only after its file is complete; an actor that dies
+  mid-shard is restarted by Ray and the chunk is sent again (its half-written temporary file is
+  replaced, never recorded); a driver killed with ``kill -9`` resumes with the same command, and
+  chunks written but not yet recorded are written again over themselves.
+
+The output directory must be on a file system every node sees (NFS, a cluster file system, or
+one machine), as for any Ray job that writes files.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import os
+
+from .runner import encode_chunk, write_chunk
+from .sinks import make_sink
+
+# Test hook: an actor that receives this chunk index exits (os._exit) before writing it, once
+# (a marker file beside the output records that it happened): a real dead worker process.
+_EXIT_AT = "SATCLIP_TEST_RAY_ACTOR_EXIT_AT"
 
 
-class EncoderActor:
-    """Callable for ``Dataset.map_batches``: loads the encoder once, embeds numpy batches."""
-
-    def __init__(self, checkpoint: str, lon_col: str, lat_col: str, dtype: str, out_dtype: str, device: str):
-        import torch
-
-        from ..checkpoint import load
-
-        self.lon_col, self.lat_col, self.out_dtype = lon_col, lat_col, out_dtype
-        self.encoder = load(checkpoint, device=device, dtype=getattr(torch, dtype))
-
-    def __call__(self, batch: dict) -> dict:
-        from .api import embed
-
-        ll = np.stack([np.asarray(batch[self.lon_col], float), np.asarray(batch[self.lat_col], float)], 1)
-        batch["embedding"] = embed(self.encoder, ll, out_dtype=self.out_dtype)
-        return batch
-
-
-def embed_parquet_with_ray(checkpoint, paths, out_dir, *, lon_col: str = "lon", lat_col: str = "lat",
-                           batch_size: int = 65536, concurrency: int = 2, dtype: str = "float32",
-                           out_dtype: str = "float32", num_gpus: float | None = None,
-                           num_cpus: float = 1, num_blocks: int | None = None) -> None:
-    """Embeds Parquet points with Ray Data and writes Parquet files to ``out_dir``.
-
-    ``concurrency`` encoder actors, each reserving ``num_cpus`` CPUs and ``num_gpus`` GPUs
-    (default: 1 per actor when the cluster has GPUs, else 0). Leave CPUs for Ray's read and
-    write tasks: actors that reserve every CPU starve them and the pipeline stalls.
-    ``num_blocks`` repartitions the input so that every actor gets work on small inputs.
-    """
+def _ray():
     try:
         import ray
     except ImportError:
-        raise ImportError('the Ray adapter needs `pip install "ray[data]"`') from None
-    if not ray.is_initialized():
-        ray.init()
-    if num_gpus is None:
-        num_gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    device = "cuda" if num_gpus else "cpu"
-    ds = ray.data.read_parquet(paths)
-    if num_blocks:
-        ds = ds.repartition(num_blocks)
-    ds = ds.map_batches(EncoderActor, fn_constructor_args=(str(checkpoint), lon_col, lat_col, dtype, out_dtype, device),
-                        batch_size=batch_size, batch_format="numpy", concurrency=concurrency, num_gpus=num_gpus,
-                        num_cpus=num_cpus)
-    ds.write_parquet(str(out_dir))
+        raise ImportError('--ray needs Ray: pip install "ray[data]"') from None
+    return ray
+
+
+class _ShardWriter:
+    """The actor: the encoder (loaded once), a sink over the driver's output; one chunk per call."""
+
+    def __init__(self, encoder, fmt: str, sink_kwargs: dict, out_dtype: str, device: str, threads: int | None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = torch.device(device)
+        self.encoder = encoder.to(self.device).eval()
+        self.sink = make_sink(fmt, **sink_kwargs)
+        self.out_dtype = out_dtype
+        self.out = sink_kwargs["out"]
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def write(self, chunk) -> tuple[int, dict]:
+        import torch
+
+        at = os.environ.get(_EXIT_AT)
+        if at is not None and int(at) == chunk.index:
+            marker = self.out / "_satclip" / f"test-actor-exit-{chunk.index}"
+            if not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os._exit(1)
+        with torch.no_grad():
+            emb = encode_chunk(self.encoder, chunk, self.device, self.out_dtype)
+        rec = write_chunk(self.sink, chunk, emb, self.out_dtype)
+        self.sink.close()  # flush memmaps: the record must describe bytes on disk
+        return chunk.index, rec
+
+
+class RayExecutor:
+    """Runs a :func:`satclip.embedding.run_embedding` on Ray encoder actors.
+
+    Args:
+        address: a running cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``) or None
+            to start a local Ray instance (or use the one this process already joined).
+        actors: encoder actors (default: one per GPU on a GPU cluster, else 2).
+        cpus_per_actor: CPUs each actor reserves (and its torch threads); leave some for Ray.
+        gpus_per_actor: default 1 where the cluster has GPUs, else 0.
+        in_flight: chunks queued per actor (2: one encoding, one waiting).
+        max_retries: times a chunk is sent again after its actor died.
+    """
+
+    def __init__(self, address: str | None = None, actors: int | None = None, cpus_per_actor: float = 1,
+                 gpus_per_actor: float | None = None, in_flight: int = 2, max_retries: int = 3):
+        self.address, self.actors, self.cpus = address, actors, cpus_per_actor
+        self.gpus, self.in_flight, self.max_retries = gpus_per_actor, in_flight, max_retries
+        self.pids: list[int] = []
+
+    def _init(self):
+        ray = _ray()
+        if not ray.is_initialized():
+            kw = {"address": self.address} if self.address else {}
+            ray.init(include_dashboard=False, log_to_driver=False, **kw)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if self.gpus is None:
+            self.gpus = 1 if gpus >= 1 else 0
+        if self.actors is None:
+            self.actors = int(gpus) if self.gpus and gpus >= 1 else 2
+        if self.actors < 1:
+            raise ValueError(f"actors must be >= 1, got {self.actors}")
+        return ray
+
+    def run(self, encoder, chunks, *, fmt: str, sink_kwargs: dict, out_dtype: str, record, bar, interrupted) -> None:
+        ray = self._init()
+        device = "cuda" if self.gpus else "cpu"
+        threads = max(1, int(self.cpus)) if device == "cpu" else None
+        cls = ray.remote(_ShardWriter).options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=-1,
+                                               max_task_retries=0)
+        enc_ref = ray.put(encoder.to("cpu"))
+        actors = [cls.remote(enc_ref, fmt, sink_kwargs, out_dtype, device, threads) for _ in range(self.actors)]
+        self.pids = ray.get([a.pid.remote() for a in actors])
+        pending: dict = {}  # object ref -> (chunk, actor index, attempt)
+        load = [0] * len(actors)
+
+        def submit(chunk, attempt=0):
+            k = min(range(len(actors)), key=load.__getitem__)
+            load[k] += 1
+            pending[actors[k].write.remote(chunk)] = (chunk, k, attempt)
+
+        def collect(block: bool) -> None:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=None if block else 0)
+            for ref in ready:
+                chunk, k, attempt = pending.pop(ref)
+                load[k] -= 1
+                try:
+                    _, rec = ray.get(ref)
+                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                    # the actor died mid-chunk: Ray restarts it; the chunk goes out again
+                    if attempt >= self.max_retries:
+                        raise RuntimeError(f"chunk {chunk.index}: its encoder actor died {attempt + 1} times; "
+                                           "giving up (rerun the same command to resume)") from None
+                    submit(chunk, attempt + 1)
+                    continue
+                except ray.exceptions.RayTaskError as exc:
+                    raise exc.as_instanceof_cause() from None
+                record(chunk, rec)
+                if bar is not None:
+                    bar.update(1)
+
+        try:
+            for chunk in chunks:
+                while len(pending) >= self.in_flight * len(actors):
+                    collect(block=True)
+                submit(chunk)
+            while pending:
+                collect(block=True)
+        except KeyboardInterrupt:
+            for ref in list(pending):
+                ray.cancel(ref, force=True)
+            raise interrupted() from None
+        finally:
+            for a in actors:
+                ray.kill(a)
+            if bar is not None:
+                bar.close()

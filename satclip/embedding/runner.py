@@ -113,7 +113,7 @@ def _noop(msg: str) -> None:
 
 def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dtype: str = "float32",
                   device=None, overwrite: bool = False, progress: bool | None = None, verify: bool = False,
-                  log=None) -> Path:
+                  log=None, executor=None) -> Path:
     """Embeds every point of ``source`` into ``out`` (a directory); resumes a killed run.
 
     Args:
@@ -128,6 +128,10 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
         verify: read back every chunk already written against its CRC-32 (default: sizes only)
             and redo the damaged ones.
         log: called with one-line messages (resuming, damaged chunks, rows written).
+        executor: where chunks are encoded and written (default: here, reader -> encoder ->
+            writer threads); :class:`satclip.embedding.ray_adapter.RayExecutor` sends each
+            chunk to an encoder actor that writes its shard. The output, manifest and resume
+            are the same either way.
     Returns the output directory.
 
     Raises:
@@ -159,7 +163,7 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
     manifest = dict(want, satclip_version=__version__, done=[], shards={}, complete=False)
     try:
         return _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, verify, log, manifest,
-                    _prepare_output(out, want, overwrite))
+                    _prepare_output(out, want, overwrite), executor)
     except BaseException:
         if new_dir and not manifest["done"]:
             lock.release()
@@ -169,7 +173,8 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
         lock.release()
 
 
-def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, verify, log, manifest, have) -> Path:
+def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, verify, log, manifest, have,
+         executor=None) -> Path:
     n_chunks = source.num_chunks
     done = set(have.get("done", []))
     shards = {k: v for k, v in (have.get("shards") or {}).items() if int(k) in done}
@@ -177,10 +182,11 @@ def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, ver
     write_manifest(out, manifest)  # before the sink creates anything: a crash from here on leaves a resumable output
     dim = manifest["dim"]
     needs_n = fmt in ("npy", "zarr")
-    sink = make_sink(fmt, out=out, dim=dim, dtype=out_dtype, n=len(source) if needs_n else None,
-                     chunk_size=source.chunk_size, grid_shape=grid_shape,
-                     metadata={"satclip_version": __version__, "model": manifest["model"],
-                               "model_config": manifest["model_config"]})
+    sink_kwargs = dict(out=out, dim=dim, dtype=out_dtype, n=len(source) if needs_n else None,
+                       chunk_size=source.chunk_size, grid_shape=grid_shape,
+                       metadata={"satclip_version": __version__, "model": manifest["model"],
+                                 "model_config": manifest["model_config"]})
+    sink = make_sink(fmt, **sink_kwargs)
     if sink.created and done:
         log(f"{out}: the output's arrays were missing or unreadable and were created anew; "
             f"recomputing all {n_chunks} chunks")
@@ -218,10 +224,7 @@ def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, ver
 
     def write(chunk, emb):
         try:
-            if out_dtype == "int8":
-                rec = sink.write(chunk, *(emb if isinstance(emb, tuple) else quantize_int8(emb)))
-            else:
-                rec = sink.write(chunk, emb.astype(out_dtype, copy=False))
+            rec = write_chunk(sink, chunk, emb, out_dtype)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 with lock:
@@ -232,8 +235,13 @@ def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, ver
             raise
         record(chunk, rec)
 
-    _stream(encoder, source, done, device, out_dtype, write, _progress_bar(n_chunks, len(done), progress),
-            lambda: EmbeddingInterrupted(out, len(manifest["done"]), n_chunks))
+    bar = _progress_bar(n_chunks, len(done), progress)
+    interrupted = lambda: EmbeddingInterrupted(out, len(manifest["done"]), n_chunks)  # noqa: E731
+    if executor is None:
+        _stream(encoder, source, done, device, out_dtype, write, bar, interrupted)
+    else:
+        executor.run(encoder, source.chunks(skip=done), fmt=fmt, sink_kwargs=sink_kwargs, out_dtype=out_dtype,
+                     record=record, bar=bar, interrupted=interrupted)
     sink.close()
     manifest["complete"] = len(manifest["done"]) == n_chunks
     write_manifest(out, manifest)
@@ -250,7 +258,6 @@ def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, ver
 
 def _stream(encoder, source, done, device, out_dtype, write, bar, interrupted) -> None:
     """Reader thread -> encoder (this thread) -> writer thread, for every chunk not in ``done``."""
-    dtype = next(encoder.parameters()).dtype
     q: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
@@ -281,13 +288,7 @@ def _stream(encoder, source, done, device, out_dtype, write, bar, interrupted) -
                         break
                     if isinstance(item, BaseException):
                         raise item
-                    if hasattr(encoder, "encode_chunk"):  # an encoder of other inputs (images): its own reading
-                        emb = to_host(encoder.encode_chunk(item), out_dtype, on_device=device.type == "cuda")
-                    else:
-                        ll = torch.from_numpy(np.stack([item.lon, item.lat], 1)).to(dtype)
-                        if device.type == "cuda":
-                            ll = ll.pin_memory().to(device, non_blocking=True)
-                        emb = to_host(encoder(ll), out_dtype, on_device=device.type == "cuda")
+                    emb = encode_chunk(encoder, item, device, out_dtype)
                     pending.append(writer.submit(write, item, emb))
                     while len(pending) > 2:  # bounded: at most two chunks waiting to be written
                         pending.pop(0).result()
@@ -305,6 +306,25 @@ def _stream(encoder, source, done, device, out_dtype, write, bar, interrupted) -
         stop.set()
         if bar is not None:
             bar.close()
+
+
+def write_chunk(sink, chunk, emb, out_dtype: str) -> dict:
+    """Converts the encoder's output to ``out_dtype`` (int8: codes and per-point scales) and
+    writes the chunk's shard; returns the shard's record for the manifest."""
+    if out_dtype == "int8":
+        return sink.write(chunk, *(emb if isinstance(emb, tuple) else quantize_int8(emb)))
+    return sink.write(chunk, emb.astype(out_dtype, copy=False))
+
+
+def encode_chunk(encoder, chunk, device, out_dtype: str):
+    """The encoder's output for one chunk, on the host (see :func:`to_host`)."""
+    if hasattr(encoder, "encode_chunk"):  # an encoder of other inputs (images): its own reading
+        return to_host(encoder.encode_chunk(chunk), out_dtype, on_device=device.type == "cuda")
+    dtype = next(encoder.parameters()).dtype
+    ll = torch.from_numpy(np.stack([chunk.lon, chunk.lat], 1)).to(dtype)
+    if device.type == "cuda":
+        ll = ll.pin_memory().to(device, non_blocking=True)
+    return to_host(encoder(ll), out_dtype, on_device=device.type == "cuda")
 
 
 def to_host(emb: torch.Tensor, out_dtype: str, on_device: bool):

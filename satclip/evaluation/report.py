@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .probes import fit_predict
-from .run import summarise
+from .run import EVALUATED, summarise
 from .tasks import TASKS, load_task
 
 
@@ -31,6 +31,9 @@ def markdown(result: dict) -> str:
     tasks = result["tasks"]
     lines += ["", "Tasks: " + "; ".join(f"{n}: {t['description']}, n = {t['n']}" for n, t in tasks.items()) + ".",
               f"Seeds {result['seeds']}; {result['seconds']} s."]
+    if result.get("reused_rows"):
+        lines.append(f"{result['reused_rows']} baseline fits taken from an earlier run with the same settings "
+                     "(--reuse-baselines).")
     if result.get("quick"):
         lines.append(f"Quick run (--quick): at most {result.get('max_points')} points per task, penalties not "
                      "searched (ridge: leave-one-out alpha, logistic: C = 1), MLP at most 100 epochs; "
@@ -40,7 +43,7 @@ def markdown(result: dict) -> str:
 
 def mapped_features(names) -> str:
     """The feature set the maps show: the (first) evaluated encoder, else the last baseline."""
-    return next((f for f in names if f.startswith(("checkpoint ", "bundled default model"))), list(names)[-1])
+    return next((f for f in names if f.startswith(EVALUATED)), list(names)[-1])
 
 
 def plot(result: dict, features: dict, png: Path) -> list[Path]:

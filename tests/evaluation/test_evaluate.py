@@ -254,3 +254,17 @@ def test_other_encodings_as_baselines():
         assert s["mean"] > s["constant"] + 0.3, s  # temperature follows latitude: wrap's cos/sin(lat) carry it
     with pytest.raises(ValueError, match="unknown positional encoding 'hexagons'"):
         feature_sets(None, encodings=("hexagons",))
+
+
+def test_reuse_baselines_takes_their_rows_and_refits_the_evaluated_encoder():
+    feats = {k: v for k, v in feature_sets(None, legendre_polys=4).items() if k.startswith("SH")}
+    sh = next(iter(feats.values()))
+    feats["checkpoint mine"] = lambda ll: sh(ll)[:, :9]
+    args = dict(tasks=("air_temp",), probes=("linear",), splits=("random",), seeds=(0,), max_points=500)
+    first = evaluate(feats, **args)
+    again = evaluate(feats, **args, reuse=first)
+    assert again["reused_rows"] == 1 and [r.get("reused", False) for r in again["rows"]] == [True, False]
+    assert [r["score"] for r in again["rows"]] == [r["score"] for r in first["rows"]]
+    assert "baseline fits taken from an earlier run" in markdown(again)
+    with pytest.raises(ValueError, match="other --quick / point settings"):
+        evaluate(feats, **{**args, "max_points": 400}, reuse=first)
