@@ -51,7 +51,10 @@ def add_arguments(pe: argparse.ArgumentParser) -> None:
                      help="encode and write the chunks on Ray encoder actors: a cluster's ADDRESS ('auto', "
                           "'ray://host:10001') or, alone, a local Ray instance; same output as without it")
     ray.add_argument("--ray-actors", type=int, default=None, help="encoder actors (default: one per GPU, else 2)")
-    ray.add_argument("--ray-cpus-per-actor", type=float, default=1, help="CPUs per actor (default 1)")
+    ray.add_argument("--ray-cpus-per-actor", type=float, default=1, help="CPUs each actor reserves (default 1)")
+    ray.add_argument("--ray-threads", type=int, default=None,
+                     help="torch threads per CPU actor (default: this machine's count, which keeps the rows "
+                          "bit-identical to a local run here)")
 
 
 def make_source(args):
@@ -135,9 +138,10 @@ def run(args) -> int:
         executor = None
         if args.ray is not None:
             from ..embedding.ray_adapter import RayExecutor
-            executor = RayExecutor(args.ray or None, actors=args.ray_actors, cpus_per_actor=args.ray_cpus_per_actor)
-        elif args.ray_actors is not None:
-            raise ValueError("--ray-actors applies to --ray")
+            executor = RayExecutor(args.ray or None, actors=args.ray_actors, cpus_per_actor=args.ray_cpus_per_actor,
+                                   threads=args.ray_threads)
+        elif args.ray_actors is not None or args.ray_threads is not None:
+            raise ValueError("--ray-actors and --ray-threads apply to --ray")
         run_embedding(enc, source, args.out, fmt=args.format, out_dtype=args.dtype, device=args.device,
                       overwrite=args.overwrite, progress=not (args.quiet or not sys.stderr.isatty()),
                       verify=args.verify, log=say, executor=executor)

@@ -13,8 +13,8 @@ shard's record; the driver records it in the manifest. So:
   finished on Ray and the reverse; ``--verify`` works on either), and the rows of every shard are
   the local run's, in the same order;
 * exactly once: a shard is recorded only after its file is complete; an actor that dies
-  mid-shard is restarted by Ray and the chunk is sent again (its half-written temporary file is
-  replaced, never recorded); a driver killed with ``kill -9`` resumes with the same command, and
+  mid-shard is restarted by Ray, which sends it the chunk again (its half-written temporary
+  file is replaced, never recorded); a driver killed with ``kill -9`` resumes with the same command, and
   chunks written but not yet recorded are written again over themselves.
 
 The output directory must be on a file system every node sees (NFS, a cluster file system, or
@@ -28,8 +28,9 @@ import os
 from .runner import encode_chunk, write_chunk
 from .sinks import make_sink
 
-# Test hook: an actor that receives this chunk index exits (os._exit) before writing it, once
-# (a marker file beside the output records that it happened): a real dead worker process.
+# Test hook (read by the driver, handed to the actors): an actor that receives this chunk index
+# exits (os._exit) before writing it, once (a marker file in the output's state folder records
+# that it happened): a real dead worker process.
 _EXIT_AT = "SATCLIP_TEST_RAY_ACTOR_EXIT_AT"
 
 
@@ -44,7 +45,8 @@ def _ray():
 class _ShardWriter:
     """The actor: the encoder (loaded once), a sink over the driver's output; one chunk per call."""
 
-    def __init__(self, encoder, fmt: str, sink_kwargs: dict, out_dtype: str, device: str, threads: int | None):
+    def __init__(self, encoder, fmt: str, sink_kwargs: dict, out_dtype: str, device: str, threads: int | None,
+                 exit_at: str | None = None):
         import torch
 
         if threads:
@@ -53,16 +55,19 @@ class _ShardWriter:
         self.encoder = encoder.to(self.device).eval()
         self.sink = make_sink(fmt, **sink_kwargs)
         self.out_dtype = out_dtype
-        self.out = sink_kwargs["out"]
+        self.out, self.exit_at = sink_kwargs["out"], exit_at
 
-    def pid(self) -> int:
-        return os.getpid()
+    def describe(self) -> dict:
+        """Which satclip this actor runs: the driver refuses actors whose kernels differ from its own."""
+        from .. import ops
+
+        return {"pid": os.getpid(), "package": os.path.dirname(os.path.dirname(__file__)),
+                "compiled": ops.extension_loaded()}
 
     def write(self, chunk) -> tuple[int, dict]:
         import torch
 
-        at = os.environ.get(_EXIT_AT)
-        if at is not None and int(at) == chunk.index:
+        if self.exit_at is not None and int(self.exit_at) == chunk.index:
             marker = self.out / "_satclip" / f"test-actor-exit-{chunk.index}"
             if not marker.exists():
                 marker.write_text(str(os.getpid()))
@@ -83,13 +88,18 @@ class RayExecutor:
         actors: encoder actors (default: one per GPU on a GPU cluster, else 2).
         cpus_per_actor: CPUs each actor reserves (and its torch threads); leave some for Ray.
         gpus_per_actor: default 1 where the cluster has GPUs, else 0.
+        threads: torch threads per CPU actor (default: this process's count). The same count as
+            the local run keeps the rows bit-identical to it: the BLAS behind the hidden layers
+            rounds small chunks differently with other thread counts (1e-6, measured: a 6-point
+            chunk with 1 and 2 threads).
         in_flight: chunks queued per actor (2: one encoding, one waiting).
         max_retries: times a chunk is sent again after its actor died.
     """
 
     def __init__(self, address: str | None = None, actors: int | None = None, cpus_per_actor: float = 1,
-                 gpus_per_actor: float | None = None, in_flight: int = 2, max_retries: int = 3):
-        self.address, self.actors, self.cpus = address, actors, cpus_per_actor
+                 gpus_per_actor: float | None = None, threads: int | None = None, in_flight: int = 2,
+                 max_retries: int = 3):
+        self.address, self.actors, self.cpus, self.threads = address, actors, cpus_per_actor, threads
         self.gpus, self.in_flight, self.max_retries = gpus_per_actor, in_flight, max_retries
         self.pids: list[int] = []
 
@@ -107,37 +117,58 @@ class RayExecutor:
             raise ValueError(f"actors must be >= 1, got {self.actors}")
         return ray
 
+    def _check_actors(self, described: list, actors, ray) -> None:
+        """Rows are only the local run's, bit for bit, if the actors run the same kernels: an
+        actor that imported another satclip (a source checkout in the driver's working
+        directory, which Ray puts first on the workers' path) is refused, named."""
+        from .. import ops
+
+        self.pids = [d["pid"] for d in described]
+        here = {"package": os.path.dirname(os.path.dirname(__file__)), "compiled": ops.extension_loaded()}
+        bad = [d for d in described if d["compiled"] != here["compiled"]]
+        if bad:
+            for a in actors:
+                ray.kill(a)
+            raise ValueError(f"the Ray actors run satclip from {bad[0]['package']} (compiled kernels: "
+                               f"{bad[0]['compiled']}), this process from {here['package']} (compiled kernels: "
+                               f"{here['compiled']}): their rows would differ from a local run's. Ray puts the "
+                               "driver's working directory first on the workers' path: run from a directory that "
+                               "holds no satclip source tree, or install the same build on every node")
+
     def run(self, encoder, chunks, *, fmt: str, sink_kwargs: dict, out_dtype: str, record, bar, interrupted) -> None:
         ray = self._init()
         device = "cuda" if self.gpus else "cpu"
-        threads = max(1, int(self.cpus)) if device == "cpu" else None
+        import torch
+
+        threads = (self.threads or torch.get_num_threads()) if device == "cpu" else None
+        # A dead actor is restarted by Ray and the chunk it held is sent to it again (at most
+        # max_retries times): writing a shard twice writes the same bytes over themselves.
         cls = ray.remote(_ShardWriter).options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=-1,
-                                               max_task_retries=0)
+                                               max_task_retries=self.max_retries)
         enc_ref = ray.put(encoder.to("cpu"))
-        actors = [cls.remote(enc_ref, fmt, sink_kwargs, out_dtype, device, threads) for _ in range(self.actors)]
-        self.pids = ray.get([a.pid.remote() for a in actors])
-        pending: dict = {}  # object ref -> (chunk, actor index, attempt)
+        exit_at = os.environ.get(_EXIT_AT)  # the test hook travels with the actor's arguments
+        actors = [cls.remote(enc_ref, fmt, sink_kwargs, out_dtype, device, threads, exit_at)
+                  for _ in range(self.actors)]
+        self._check_actors(ray.get([a.describe.remote() for a in actors]), actors, ray)
+        pending: dict = {}  # object ref -> (chunk, actor index)
         load = [0] * len(actors)
 
-        def submit(chunk, attempt=0):
+        def submit(chunk):
             k = min(range(len(actors)), key=load.__getitem__)
             load[k] += 1
-            pending[actors[k].write.remote(chunk)] = (chunk, k, attempt)
+            pending[actors[k].write.remote(chunk)] = (chunk, k)
 
-        def collect(block: bool) -> None:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=None if block else 0)
+        def collect() -> None:
+            ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                chunk, k, attempt = pending.pop(ref)
+                chunk, k = pending.pop(ref)
                 load[k] -= 1
                 try:
                     _, rec = ray.get(ref)
-                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-                    # the actor died mid-chunk: Ray restarts it; the chunk goes out again
-                    if attempt >= self.max_retries:
-                        raise RuntimeError(f"chunk {chunk.index}: its encoder actor died {attempt + 1} times; "
-                                           "giving up (rerun the same command to resume)") from None
-                    submit(chunk, attempt + 1)
-                    continue
+                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                    raise RuntimeError(f"chunk {chunk.index}: its encoder actor died {self.max_retries + 1} times "
+                                       f"({type(exc).__name__}); the chunks written so far are recorded: rerun the "
+                                       "same command to resume") from None
                 except ray.exceptions.RayTaskError as exc:
                     raise exc.as_instanceof_cause() from None
                 record(chunk, rec)
@@ -147,10 +178,10 @@ class RayExecutor:
         try:
             for chunk in chunks:
                 while len(pending) >= self.in_flight * len(actors):
-                    collect(block=True)
+                    collect()
                 submit(chunk)
             while pending:
-                collect(block=True)
+                collect()
         except KeyboardInterrupt:
             for ref in list(pending):
                 ray.cancel(ref, force=True)
