@@ -24,6 +24,7 @@ one machine), as for any Ray job that writes files.
 from __future__ import annotations
 
 import os
+import time
 
 from .runner import encode_chunk, write_chunk
 from .sinks import make_sink
@@ -102,6 +103,7 @@ class RayExecutor:
         self.address, self.actors, self.cpus, self.threads = address, actors, cpus_per_actor, threads
         self.gpus, self.in_flight, self.max_retries = gpus_per_actor, in_flight, max_retries
         self.pids: list[int] = []
+        self.startup_s = 0.0
 
     def _init(self):
         ray = _ray()
@@ -143,13 +145,17 @@ class RayExecutor:
         threads = (self.threads or torch.get_num_threads()) if device == "cpu" else None
         # A dead actor is restarted by Ray and the chunk it held is sent to it again (at most
         # max_retries times): writing a shard twice writes the same bytes over themselves.
+        # max_concurrency: an actor takes its in-flight chunks on threads, so that one encodes
+        # while the other is written (torch and pyarrow release the GIL), as the local pipeline
         cls = ray.remote(_ShardWriter).options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=-1,
-                                               max_task_retries=self.max_retries)
+                                               max_task_retries=self.max_retries, max_concurrency=self.in_flight)
+        t0 = time.perf_counter()
         enc_ref = ray.put(encoder.to("cpu"))
         exit_at = os.environ.get(_EXIT_AT)  # the test hook travels with the actor's arguments
         actors = [cls.remote(enc_ref, fmt, sink_kwargs, out_dtype, device, threads, exit_at)
                   for _ in range(self.actors)]
         self._check_actors(ray.get([a.describe.remote() for a in actors]), actors, ray)
+        self.startup_s = time.perf_counter() - t0  # actors started, model loaded: paid once per run
         pending: dict = {}  # object ref -> (chunk, actor index)
         load = [0] * len(actors)
 
