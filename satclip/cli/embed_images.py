@@ -16,8 +16,9 @@ DESCRIPTION = ("Embed image patches (a folder of .tif files, e.g. S2-100K's imag
 
 def add_image_input(p: argparse.ArgumentParser) -> None:
     """The options that say which images and how to read them (shared with ``satclip locate``)."""
-    p.add_argument("--checkpoint", required=True, help="full SatCLIP .ckpt (original or from satclip train) with its "
-                                                       "image encoder; or a Hugging Face repo id")
+    p.add_argument("--checkpoint", default=None, help="full SatCLIP .ckpt (original or from satclip train) with its "
+                                                      "image encoder, or a Hugging Face repo id (default: the bundled "
+                                                      "demo model: RGB, 32 x 32 px Blue Marble patches)")
     p.add_argument("--images", required=True, help="folder of .tif/.tiff patches, or a .parquet/.csv with a 'path' "
                                                    "column")
     p.add_argument("--crop", type=int, default=None, help="centre crop in pixels (default: the model's training "
@@ -70,7 +71,7 @@ def run(args) -> int:
             raise ValueError("--format zarr keeps one row per file; use --format parquet with --on-error skip")
         model = load_full_model(args)
         source = image_source(args, model, say)
-        say(f"model {args.checkpoint} ({type(model.visual).__name__}, {model.in_channels} channels, crop "
+        say(f"model {args.checkpoint or 'bundled (Blue Marble demo)'} ({type(model.visual).__name__}, {model.in_channels} channels, crop "
             f"{source.crop}), {len(source):,} images in {source.num_chunks} "
             f"chunk{'s' * (source.num_chunks != 1)} -> {args.out}")
         t0 = time.perf_counter()

@@ -130,3 +130,25 @@ def test_locate_cli(tmp_path, full_ckpt):
     with pytest.raises(SystemExit, match="location-only export"):
         export = satclip.save(satclip.load(full_ckpt), tmp_path / "loc.safetensors")
         main(["locate", "--checkpoint", str(export), "--images", str(S2), "--gallery-grid", "10", "--quiet"])
+
+
+def test_locate_rgb_geotiffs_with_the_bundled_model(tmp_path):
+    """8-bit RGB GeoTIFFs in EPSG:4326 (Blue Marble patches written as files) located by the
+    bundled model without --checkpoint, with --scale 1/255."""
+    from rasterio.transform import from_origin
+    from satclip.training.bluemarble import cut_patches
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    points = np.array([[10.0, 50.0], [-60.0, -5.0], [135.0, -25.0]])
+    for i, (p, patch) in enumerate(zip(points, cut_patches(points, 32))):
+        transform = from_origin(p[0] - 16 / 15, p[1] + 16 / 15, 1 / 15, 1 / 15)  # 15 px per degree
+        with rasterio.open(folder / f"p{i}.tif", "w", driver="GTiff", width=32, height=32, count=3, dtype="uint8",
+                           crs="EPSG:4326", transform=transform) as ds:
+            ds.write(patch)
+    res = tmp_path / "loc.csv"
+    assert main(["locate", "--images", str(folder), "--scale", str(1 / 255), "--gallery-grid", "5", "--k", "2",
+                 "--out", str(res), "--quiet"]) == 0
+    df = pd.read_csv(res)
+    assert len(df) == 6 and np.isfinite(df.distance_km).all()
+    np.testing.assert_allclose(df.true_lon.values[::2], points[:, 0], atol=1e-9)
+    np.testing.assert_allclose(df.true_lat.values[::2], points[:, 1], atol=1e-9)
