@@ -29,18 +29,37 @@ _DTYPES = {None: None, "float32": torch.float32, "float64": torch.float64, torch
            torch.float64: torch.float64}
 
 
-DEFAULT_FULL_MODEL = "satclip-bluemarble-l10-full.ckpt"
+# The bundled model's image side: ``visual.*`` stored in float16 (2.9 MB instead of 5.7) and
+# ``logit_scale``, with the run's hyper_parameters as JSON metadata; its location encoder is the
+# bundled location export (``satclip.default_model()``), stored once.
+BUNDLED_IMAGE_SIDE = "satclip-bluemarble-l10-visual.safetensors"
 
 
-def bundled_full_model() -> Path:
-    """The bundled demo model with both towers (``satclip/data/DEFAULT_MODEL.md``); its location
-    encoder is the one ``satclip.default_model()`` returns."""
+def bundled_checkpoint() -> dict:
+    """The bundled demo model as a checkpoint dict (original layout: ``state_dict`` with
+    ``model.visual.*``, ``model.location.nnet.*``, ``model.logit_scale``; ``hyper_parameters``),
+    assembled from its two files in ``satclip/data`` (see ``DEFAULT_MODEL.md``)."""
+    import json
     from importlib import resources
 
-    with resources.as_file(resources.files("satclip.data").joinpath(DEFAULT_FULL_MODEL)) as path:
-        if not path.is_file():
-            raise FileNotFoundError(f"the bundled full model {DEFAULT_FULL_MODEL} is missing from this installation")
-        return Path(path)
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from ..checkpoint import DEFAULT_MODEL
+
+    data = resources.files("satclip.data")
+    with resources.as_file(data.joinpath(BUNDLED_IMAGE_SIDE)) as visual, \
+            resources.as_file(data.joinpath(DEFAULT_MODEL)) as location:
+        for f in (visual, location):
+            if not Path(f).is_file():
+                raise FileNotFoundError(f"the bundled model file {Path(f).name} is missing from this installation")
+        with safe_open(str(visual), framework="pt") as f:
+            hp = json.loads(f.metadata()["hyper_parameters"])
+        image = load_file(str(visual))
+        state = {f"model.location.{k}": v for k, v in load_file(str(location)).items()}
+    state.update({f"model.{k}": (v.float() if v.is_floating_point() else v) for k, v in image.items()})
+    state["model.logit_scale"] = state["model.logit_scale"].reshape(())
+    return {"state_dict": state, "hyper_parameters": hp}
 
 
 def load_model(source=None, *, device=None, dtype=None, weights_only: bool = True) -> SatCLIP:
@@ -63,11 +82,14 @@ def load_model(source=None, *, device=None, dtype=None, weights_only: bool = Tru
     if dtype not in _DTYPES:
         raise TypeError(f"dtype must be None, torch.float32 or torch.float64, got {dtype}")
     dtype = _DTYPES[dtype]
-    path = bundled_full_model() if source is None else resolve_source(source)
-    if _is_safetensors(path):
-        raise ValueError(f"{path}: a location-only export (no image encoder); load it with satclip.load, or pass "
-                         "the training run's checkpoints/last.ckpt")
-    ckpt = _read_lightning(path, weights_only)
+    if source is None:
+        path, ckpt = Path("the bundled model"), bundled_checkpoint()
+    else:
+        path = resolve_source(source)
+        if _is_safetensors(path):
+            raise ValueError(f"{path}: a location-only export (no image encoder); load it with satclip.load, or "
+                             "pass the training run's checkpoints/last.ckpt")
+        ckpt = _read_lightning(path, weights_only)
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     visual = {k: v for k, v in state.items() if k.startswith("visual.")}
     if not visual:
