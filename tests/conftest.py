@@ -48,6 +48,19 @@ def scipy_real_sh(lonlat: torch.Tensor, L: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def original_hparams(**over) -> dict:
+    """``hyper_parameters`` as the original SatCLIP writes them (with the three extra keys of the
+    released checkpoints), for hand-made original-layout checkpoints."""
+    hp = {"embed_dim": 256, "image_resolution": 256, "vision_layers": "moco_resnet18", "vision_width": 64,
+          "vision_patch_size": 32, "in_channels": 13, "le_type": "sphericalharmonics", "pe_type": "siren",
+          "frequency_num": 16, "max_radius": 260, "min_radius": 1, "legendre_polys": 10,
+          "harmonics_calculation": "analytic", "sh_embedding_dims": 32, "learning_rate": 1e-4,
+          "weight_decay": 0.01, "num_hidden_layers": 2, "capacity": 256,
+          "eval_downstream": False, "air_temp_data_path": None, "election_data_path": None}
+    hp.update(over)
+    return hp
+
+
 def compiled_cpu(op: str = "spherical_harmonics") -> bool:
     return extension.has_kernel(op, "cpu")
 

@@ -7,22 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import lonlat_points, scipy_real_sh
+from conftest import lonlat_points, original_hparams, scipy_real_sh
 import satclip
 
 L, HIDDEN, OUT = 10, 32, 16
 
 
 def _hparams(**over):
-    hp = {"embed_dim": OUT, "image_resolution": 256, "vision_layers": "moco_resnet18", "vision_width": 64,
-          "vision_patch_size": 32, "in_channels": 13, "le_type": "sphericalharmonics", "pe_type": "siren",
-          "frequency_num": 16, "max_radius": 260, "min_radius": 1, "legendre_polys": L,
-          "harmonics_calculation": "analytic", "sh_embedding_dims": 32, "learning_rate": 1e-4,
-          "weight_decay": 0.01, "num_hidden_layers": 2, "capacity": HIDDEN,
-          # the three extra keys of the released checkpoints
-          "eval_downstream": False, "air_temp_data_path": None, "election_data_path": None}
-    hp.update(over)
-    return hp
+    return original_hparams(**{"legendre_polys": L, "capacity": HIDDEN, "embed_dim": OUT, **over})
 
 
 def _weights(seed=0):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import satclip
+from conftest import original_hparams
 
 timm = pytest.importorskip("timm")
 
@@ -16,14 +17,8 @@ OUT, HIDDEN, L = 16, 32, 4
 
 
 def _hparams(**over):
-    hp = {"embed_dim": OUT, "image_resolution": 224, "vision_layers": "moco_resnet18", "vision_width": 768,
-          "vision_patch_size": 32, "in_channels": 13, "le_type": "sphericalharmonics", "pe_type": "siren",
-          "frequency_num": 16, "max_radius": 260, "min_radius": 1, "legendre_polys": L,
-          "harmonics_calculation": "analytic", "sh_embedding_dims": 32, "learning_rate": 1e-4,
-          "weight_decay": 0.01, "num_hidden_layers": 2, "capacity": HIDDEN,
-          "eval_downstream": False, "air_temp_data_path": None, "election_data_path": None}
-    hp.update(over)
-    return hp
+    return original_hparams(**{"legendre_polys": L, "capacity": HIDDEN, "embed_dim": OUT, "image_resolution": 224,
+                               "vision_width": 768, **over})
 
 
 def _location_state(seed=0):
