@@ -163,10 +163,12 @@ def location_encoder(lonlat: torch.Tensor, legendre_polys: int, weights: list[to
 
 
 def default_chunk_size(legendre_polys: int, itemsize: int, device_type: str = "cpu") -> int:
-    """Points per chunk of the fused encoder. CPU: one chunk of SH features is about 2 MB
-    (cache-sized, measured best on 2 cores), within [256, 16384]. GPU: 65536 points, enough
-    to fill the device, within a 512 MB feature buffer."""
+    """Points per chunk of the fused encoder. CPU: one chunk of SH features is about 8 MB,
+    within [512, 16384] points: each chunk's GEMMs re-pack the weights, so chunks of a few
+    hundred points lose to whole-matrix GEMMs (L = 40 float32 on 2 cores: 327 points 0.83-0.91x
+    the whole-matrix GEMMs, 1,024-2,048 points 0.92-1.0x; L = 100: 52 points 0.64x, 512 points
+    0.87x). GPU: 65536 points, enough to fill the device, within a 512 MB feature buffer."""
     per_point = max(1, legendre_polys * legendre_polys * itemsize)
     if device_type == "cuda":
         return int(max(1024, min(1 << 16, (512 << 20) // per_point)))
-    return int(min(16384, max(256, (2 << 20) // per_point)))
+    return int(min(16384, max(512, (8 << 20) // per_point)))

@@ -73,6 +73,25 @@ def test_fused_chunks_cover_every_row():
             assert torch.allclose(F.location_encoder(x, 6, w, b, chunk_size=chunk), whole, atol=1e-13)
 
 
+@pytest.mark.parametrize("widths", [[40, 24, 8], [5], [16, 48, 48, 3]])
+def test_fused_encoder_any_layer_widths_and_strided_points(widths):
+    # The CPU op reuses one workspace for every chunk (two activation buffers sized for the
+    # widest layer): layers of changing widths, no hidden layer at all, a last partial chunk and
+    # strided coordinates must all give the pure-PyTorch twin's numbers.
+    from satclip.ops import ops, reference as ref
+    torch.manual_seed(3)
+    L, dims = 7, [49] + widths
+    w = [torch.randn(dims[i + 1], dims[i], dtype=torch.float64) / dims[i] ** 0.5 for i in range(len(widths))]
+    b = [torch.randn(d, dtype=torch.float64) for d in widths]
+    x = lonlat_points(301).flip(1).t().contiguous().t().flip(1)  # (lon, lat) with non-unit strides
+    assert x.stride() != (2, 1)
+    for chunk in (1, 64, 300, 1000):
+        got = ops.location_encoder_forward(x, L, w, b, 30.0, 1.0, chunk)
+        want = ref.location_encoder_forward(x, L, w, b, 30.0, 1.0, chunk)
+        assert got.shape == (x.shape[0], widths[-1])
+        assert (got - want).abs().max().item() < 1e-12
+
+
 def test_training_mode_uses_dropout_and_backprops():
     torch.manual_seed(3)
     enc = LocationEncoder(legendre_polys=5, dim_hidden=32, dim_out=8).double().train()
