@@ -170,6 +170,50 @@ inline int64_t check_encoder(const at::Tensor& lonlat, int64_t L, at::TensorList
   return width;
 }
 
+// The factorised encoder's arguments (iso_latitude_encoder_forward); returns the output width.
+// weights/biases: the layers after the first, with the first layer's bias at biases[0].
+inline int64_t check_iso_latitude_encoder(const at::Tensor& lon_parts, const at::Tensor& row_weights,
+                                          at::IntArrayRef row_counts, at::TensorList weights, at::TensorList biases,
+                                          int64_t chunk_size, c10::DeviceType device) {
+  const char* op = "satclip::iso_latitude_encoder_forward";
+  TORCH_CHECK(lon_parts.device().type() == device, op, ": lon_parts must be on ", device, ", got ",
+              lon_parts.device());
+  TORCH_CHECK(lon_parts.scalar_type() == at::kFloat || lon_parts.scalar_type() == at::kDouble, op,
+              ": expected float32 or float64 lon_parts, got ", lon_parts.scalar_type());
+  TORCH_CHECK(lon_parts.dim() == 2, op, ": lon_parts must be [n, 2L - 1], got ", lon_parts.sizes());
+  TORCH_CHECK(row_weights.dim() == 3 && row_weights.size(1) == lon_parts.size(1), op,
+              ": row_weights must be [rows, ", lon_parts.size(1), ", H], got ", row_weights.sizes());
+  TORCH_CHECK(static_cast<int64_t>(row_counts.size()) == row_weights.size(0), op, ": expected ",
+              row_weights.size(0), " row counts (one per row of row_weights), got ", row_counts.size());
+  int64_t total = 0;
+  for (const int64_t c : row_counts) {
+    TORCH_CHECK(c >= 0, op, ": row counts must be >= 0, got ", c);
+    total += c;
+  }
+  TORCH_CHECK(total == lon_parts.size(0), op, ": row counts sum to ", total, " but lon_parts has ",
+              lon_parts.size(0), " points");
+  TORCH_CHECK(!weights.empty() && biases.size() == weights.size() + 1, op,
+              ": expected the layers after the first (at least the output layer) and one bias more "
+              "(the first layer's), got ", weights.size(), " weights and ", biases.size(), " biases");
+  TORCH_CHECK(chunk_size > 0, op, ": chunk_size must be positive, got ", chunk_size);
+  int64_t width = row_weights.size(2);
+  for (size_t i = 0; i < biases.size(); ++i) {
+    const at::Tensor* w = i == 0 ? &row_weights : &weights[i - 1];
+    if (i > 0) {
+      TORCH_CHECK(w->dim() == 2 && w->size(1) == width, op, ": weights[", i - 1, "] must have ", width,
+                  " inputs (previous layer's width), got ", w->sizes());
+      width = w->size(0);
+    }
+    TORCH_CHECK(biases[i].dim() == 1 && biases[i].size(0) == width, op, ": biases[", i, "] must be [", width,
+                "], got ", biases[i].sizes());
+    TORCH_CHECK(w->scalar_type() == lon_parts.scalar_type() && biases[i].scalar_type() == lon_parts.scalar_type() &&
+                    w->device() == lon_parts.device() && biases[i].device() == lon_parts.device(),
+                op, ": layer ", i, " must match lon_parts' dtype ", lon_parts.scalar_type(), " and device ",
+                lon_parts.device());
+  }
+  return width;
+}
+
 // Inference of the whole encoder, chunk by chunk: SH of a chunk of points straight into the
 // first layer, so the [N, L*L] features only ever exist for one chunk. `sh` and `siren` are
 // the device's own ops (sh(lonlat_chunk, L) -> [c, L*L]; siren(x, W, b, w0) -> y); `fused`,

@@ -148,40 +148,110 @@ at::Tensor sh_siren_layer(const at::Tensor& lonlat, int64_t L, const at::Tensor&
   return y.to(at::kBFloat16);
 }
 
-// The exact encoder (float32 / float64) with one workspace per call: the features of a chunk and
-// two activation buffers are allocated once and reused by every chunk. Fresh buffers per chunk
-// are paged in again whenever they exceed glibc's mmap threshold (a 512-point chunk of L = 100
-// features is 20 MB), which cost up to a quarter of the encoder's time at L = 100.
+// The encoder's sine layers and linear output over chunks of points, with one workspace per
+// call: two activation buffers (sized for the widest layer) are allocated once and reused by
+// every chunk. Fresh buffers per chunk are paged in again whenever they exceed glibc's mmap
+// threshold (a 16,384-point chunk of 512 activations is 32 MB), which cost up to a quarter of
+// the encoder's time. `first(lo, m, y)` writes the first layer's pre-activation (bias included)
+// of points [lo, lo + m) into y ([m, H0]); `bounds` holds the chunk starts and n at the end;
+// `weights`/`biases` are the layers after the first (the last one linear).
+template <typename scalar_t, typename First>
+void sine_layers_chunked(const at::Tensor& out, const std::vector<int64_t>& bounds, int64_t h0, First first,
+                         at::TensorList weights, at::TensorList biases, double w0_first, double w0_hidden) {
+  const int64_t layers = static_cast<int64_t>(weights.size());
+  int64_t c = 0, hmax = h0;
+  for (size_t k = 0; k + 1 < bounds.size(); ++k) c = std::max(c, bounds[k + 1] - bounds[k]);
+  for (int64_t i = 0; i + 1 < layers; ++i) hmax = std::max(hmax, weights[i].size(0));
+  const at::Tensor act[2] = {at::empty({c * hmax}, out.options()), at::empty({c * hmax}, out.options())};
+  const int threads = at::get_num_threads();
+  for (size_t k = 0; k + 1 < bounds.size(); ++k) {
+    const int64_t lo = bounds[k], m = bounds[k + 1] - lo;
+    at::Tensor x = act[0].narrow(0, 0, m * h0).view({m, h0});
+    first(lo, m, x);
+    for (int64_t i = -1; i + 1 < layers; ++i) {  // i = -1: the first layer (pre-activation done)
+      at::Tensor y = x;
+      if (i >= 0) {
+        const int64_t h = weights[i].size(0);
+        y = act[(i + 1) % 2].narrow(0, 0, m * h).view({m, h});
+        at::addmm_out(y, biases[i], x, weights[i].t());
+      }
+      SATCLIP_CPU_CALL(siren_epilogue<scalar_t>, y.mutable_data_ptr<scalar_t>(), nullptr,
+                       static_cast<scalar_t>(i < 0 ? w0_first : w0_hidden), y.numel(), nullptr, threads);
+      x = y;
+    }
+    at::Tensor dst = out.slice(0, lo, lo + m);
+    at::addmm_out(dst, biases[layers - 1], x, weights[layers - 1].t());
+  }
+}
+
+// The exact encoder (float32 / float64): SH of a chunk into a features buffer reused by every
+// chunk, then the layers above.
 at::Tensor encoder_forward_exact(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                  at::TensorList biases, double w0_first, double w0_hidden, int64_t chunk_size) {
   const int64_t width = check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CPU);
-  const int64_t n = lonlat.size(0), K = L * L, layers = static_cast<int64_t>(weights.size());
+  const int64_t n = lonlat.size(0), K = L * L;
   at::Tensor out = at::empty({n, width}, lonlat.options());
   if (n == 0) return out;
-  const int64_t c = std::min(n, chunk_size);
-  int64_t hmax = 0;
-  for (int64_t i = 0; i + 1 < layers; ++i) hmax = std::max(hmax, weights[i].size(0));
-  const at::Tensor feats = at::empty({c, K}, lonlat.options());
-  const at::Tensor act[2] = {at::empty({c * hmax}, lonlat.options()), at::empty({c * hmax}, lonlat.options())};
+  const at::Tensor feats = at::empty({std::min(n, chunk_size), K}, lonlat.options());
   const int threads = at::get_num_threads();
   AT_DISPATCH_FLOATING_TYPES(lonlat.scalar_type(), "satclip_encoder_cpu", [&] {
-    for (int64_t lo = 0; lo < n; lo += c) {
-      const int64_t m = std::min(c, n - lo);
+    auto sh_chunk = [&](int64_t lo, int64_t m) {
       const at::Tensor pts = lonlat.slice(0, lo, lo + m);
       at::Tensor x = feats.narrow(0, 0, m);
       SATCLIP_CPU_CALL(sh_fwd<scalar_t>, pts.const_data_ptr<scalar_t>(), pts.stride(0), pts.stride(1), m,
                        static_cast<int>(L), x.mutable_data_ptr<scalar_t>(), nullptr, threads);
-      for (int64_t i = 0; i + 1 < layers; ++i) {
-        const int64_t h = weights[i].size(0);
-        at::Tensor y = act[i % 2].narrow(0, 0, m * h).view({m, h});
-        at::addmm_out(y, biases[i], x, weights[i].t());
-        SATCLIP_CPU_CALL(siren_epilogue<scalar_t>, y.mutable_data_ptr<scalar_t>(), nullptr,
-                         static_cast<scalar_t>(i == 0 ? w0_first : w0_hidden), y.numel(), nullptr, threads);
-        x = y;
+      return x;
+    };
+    if (weights.size() == 1) {  // no sine layer: SH -> linear
+      for (int64_t lo = 0; lo < n; lo += chunk_size) {
+        const int64_t m = std::min(chunk_size, n - lo);
+        at::Tensor dst = out.slice(0, lo, lo + m);
+        at::addmm_out(dst, biases[0], sh_chunk(lo, m), weights[0].t());
       }
-      at::Tensor dst = out.slice(0, lo, lo + m);
-      at::addmm_out(dst, biases[layers - 1], x, weights[layers - 1].t());
+      return;
     }
+    std::vector<int64_t> bounds;
+    for (int64_t lo = 0; lo < n; lo += chunk_size) bounds.push_back(lo);
+    bounds.push_back(n);
+    sine_layers_chunked<scalar_t>(
+        out, bounds, weights[0].size(0),
+        [&](int64_t lo, int64_t m, at::Tensor& y) { at::addmm_out(y, biases[0], sh_chunk(lo, m), weights[0].t()); },
+        weights.slice(1), biases.slice(1), w0_first, w0_hidden);
+  });
+  return out;
+}
+
+// The encoder with its first layer factorised over latitude rows (satclip/nn/iso_latitude.py):
+// points sorted into rows of one latitude (row_counts[r] points each, in order); the first
+// layer's pre-activation of row r is lon_parts[row] @ row_weights[r] + b0, one small GEMM per
+// row; chunks hold whole rows (about chunk_size points; a longer row is a chunk of its own).
+at::Tensor iso_latitude_encoder_forward(const at::Tensor& lon_parts, const at::Tensor& row_weights,
+                                        at::IntArrayRef row_counts, at::TensorList weights, at::TensorList biases,
+                                        double w0_first, double w0_hidden, int64_t chunk_size) {
+  const int64_t width = check_iso_latitude_encoder(lon_parts, row_weights, row_counts, weights, biases, chunk_size,
+                                                   c10::DeviceType::CPU);
+  const int64_t n = lon_parts.size(0);
+  at::Tensor out = at::empty({n, width}, lon_parts.options());
+  if (n == 0) return out;
+  std::vector<int64_t> row_start(row_counts.size() + 1, 0), bounds{0};
+  for (size_t r = 0; r < row_counts.size(); ++r) {
+    row_start[r + 1] = row_start[r] + row_counts[r];
+    if (row_start[r + 1] - bounds.back() > chunk_size && row_start[r] > bounds.back()) bounds.push_back(row_start[r]);
+  }
+  bounds.push_back(n);
+  const at::Tensor b0 = biases[0];
+  AT_DISPATCH_FLOATING_TYPES(lon_parts.scalar_type(), "satclip_iso_latitude_cpu", [&] {
+    size_t r = 0;  // the first row of the chunk being written
+    sine_layers_chunked<scalar_t>(
+        out, bounds, row_weights.size(2),
+        [&](int64_t lo, int64_t m, at::Tensor& y) {
+          for (; r < row_counts.size() && row_start[r] < lo + m; ++r) {
+            if (row_counts[r] == 0) continue;
+            at::Tensor dst = y.narrow(0, row_start[r] - lo, row_counts[r]);
+            at::addmm_out(dst, b0, lon_parts.narrow(0, row_start[r], row_counts[r]), row_weights[r]);
+          }
+        },
+        weights, biases.slice(1), w0_first, w0_hidden);
   });
   return out;
 }
@@ -227,5 +297,6 @@ TORCH_LIBRARY_IMPL(satclip, CPU, m) {
   m.impl("siren_layer", &satclip::siren_layer);
   m.impl("siren_layer_backward", &satclip::siren_layer_backward);
   m.impl("location_encoder_forward", &satclip::location_encoder_forward);
+  m.impl("iso_latitude_encoder_forward", &satclip::iso_latitude_encoder_forward);
   m.impl("sh_siren_layer", &satclip::sh_siren_layer);
 }

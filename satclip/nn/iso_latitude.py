@@ -13,7 +13,8 @@ product of a latitude part and a longitude part,
 ``2L - 1`` terms per output instead of ``L^2``: at ``L = 40`` a first layer 20x cheaper, and the
 whole encoder (hidden 512, 2 sine layers, 256 out) about 2.8x fewer multiply-adds. The longitude
 parts come from a float64 angle-addition recurrence (``e^{i m x} = e^{i (m-1) x} e^{i x}``), cast
-to the working dtype. The remaining layers are the usual fused sine layers.
+to the working dtype. The op ``satclip::iso_latitude_encoder_forward`` then runs one small GEMM
+per row for the first layer and the usual sine layers, chunk by chunk over one workspace.
 
 The results equal the plain path to the working precision's rounding (different summation
 order). Used automatically (``LocationEncoder.factorise = "auto"``) when L >= 20 and a batch
@@ -26,14 +27,13 @@ from functools import lru_cache
 
 import torch
 
-from .. import functional as F
 from ..ops import ops
 
 MIN_POINTS = 4096
 MIN_POINTS_PER_LATITUDE = 32
 # Below this degree the first layer is too small a share of the encoder for the factorisation to
-# pay for its own passes (measured on a 0.25-degree grid chunk: L = 10 0.82-0.97x, L = 40
-# 1.7-2.2x, L = 100 5.3-5.9x the unfactorised encoder; benchmarks/bench_grid.py).
+# pay much (measured on a 0.25-degree grid chunk, best of 5, two runs: L = 10 1.07-1.08x,
+# L = 40 2.2-2.4x, L = 100 7.8-8.0x the unfactorised encoder; benchmarks/bench_grid.py).
 MIN_DEGREE = 20
 FACTORISE = ("auto", "always", "never")
 
@@ -61,13 +61,19 @@ def _by_order(L: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
     return torch.tensor(perm), torch.tensor(plus), tuple(starts)
 
 
-def _row_weights(lat: torch.Tensor, L: int, w: torch.Tensor) -> torch.Tensor:
-    """``A``: ``[R, 2L - 1, H]`` float64 (order index ``m + L - 1``), one GEMM per order."""
-    perm, plus, starts = _by_order(L)
+def _order_major(w: torch.Tensor, L: int) -> torch.Tensor:
+    """The first weight ``[H, K]`` as ``[K, H]`` float64 with its features in order-major order."""
+    perm, _, _ = _by_order(L)
+    return w.double()[:, perm.to(w.device)].T.contiguous()
+
+
+def _row_weights(lat: torch.Tensor, L: int, wt: torch.Tensor) -> torch.Tensor:
+    """``A``: ``[R, 2L - 1, H]`` float64 (order index ``m + L - 1``), one GEMM per order;
+    ``wt`` from :func:`_order_major`."""
+    _, plus, starts = _by_order(L)
     y0 = ops.spherical_harmonics(torch.stack([torch.zeros_like(lat), lat], 1).double(), L)  # t_m(0) = 1 or 0
     q = y0[:, plus.to(lat.device)]                   # [R, K], features in order-major order
-    wt = w.double()[:, perm.to(w.device)].T.contiguous()  # [K, H], the same order
-    a = torch.empty(q.shape[0], 2 * L - 1, w.shape[0], dtype=torch.float64, device=w.device)
+    a = torch.empty(q.shape[0], 2 * L - 1, wt.shape[1], dtype=torch.float64, device=wt.device)
     for j in range(2 * L - 1):
         torch.mm(q[:, starts[j]:starts[j + 1]], wt[starts[j]:starts[j + 1]], out=a[:, j])
     return a
@@ -91,30 +97,12 @@ def _longitude_parts(lon: torch.Tensor, L: int, dtype) -> torch.Tensor:
     return t if inv is None else t[inv]
 
 
-def _rows_forward(enc, lonlat: torch.Tensor, lat_rows: torch.Tensor, counts: list[int], w_first, out) -> None:
-    """Points of consecutive latitude rows (``lat_rows``, ``counts`` points each, contiguous in
-    ``lonlat``) through the whole encoder into ``out``."""
-    L = enc.legendre_polys
-    layers = list(enc.nnet.layers)
-    a = _row_weights(lat_rows, L, w_first).to(lonlat.dtype)   # [R, 2L-1, H]
-    t = _longitude_parts(lonlat[:, 0], L, lonlat.dtype)        # [n, 2L-1]
-    b = layers[0]._bias()
-    z = torch.empty(lonlat.shape[0], w_first.shape[0], dtype=lonlat.dtype, device=lonlat.device)
-    lo = 0
-    for r, c in enumerate(counts):                             # one GEMM per latitude row
-        torch.addmm(b, t[lo:lo + c], a[r], out=z[lo:lo + c])
-        lo += c
-    h = torch.sin(z.mul_(layers[0].w0))
-    for layer in layers[1:]:
-        h = F.siren_layer(h, layer.weight, layer._bias(), layer.w0)
-    last = enc.nnet.last_layer
-    torch.addmm(last._bias(), h, last.weight.T, out=out)
-
-
-def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 16384) -> torch.Tensor:
+def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 16384, block_points: int = 1 << 18) -> torch.Tensor:
     """The whole :class:`~satclip.nn.LocationEncoder` (inference) with the factorised first layer:
     points grouped by latitude (kept in place when already grouped, as grid rows are), then
-    whole rows at a time, about ``chunk_points`` points per step (bounded memory)."""
+    blocks of whole rows of up to ``block_points`` points (bounded memory for the longitude
+    parts and row weights) through ``satclip::iso_latitude_encoder_forward``, which works in
+    chunks of about ``chunk_points`` points over one workspace."""
     n = lonlat.shape[0]
     out = torch.empty(n, enc.dim_out, dtype=lonlat.dtype, device=lonlat.device)
     if n == 0:
@@ -124,17 +112,30 @@ def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 16384) -> tor
     if not bool((inv[1:] >= inv[:-1]).all()):       # rows not contiguous: group them
         order = torch.argsort(inv, stable=True)
         lonlat = lonlat[order]
-    w_first = enc.folded_first_weight()
-    target = out if order is None else torch.empty_like(out)
+    L = enc.legendre_polys
+    wt = _order_major(enc.folded_first_weight(), L)
+    layers, last = list(enc.nnet.layers), enc.nnet.last_layer
+    weights = [layer.weight for layer in layers[1:]] + [last.weight]
+    biases = [layer._bias() for layer in layers] + [last._bias()]
+    w0_hidden = layers[1].w0 if len(layers) > 1 else 1.0
     counts = counts.tolist()
+    target = out if order is None else torch.empty_like(out)
     r0, lo = 0, 0
     while r0 < len(counts):
         r1, size = r0, 0
-        while r1 < len(counts) and (size == 0 or size + counts[r1] <= chunk_points):
+        while r1 < len(counts) and (size == 0 or size + counts[r1] <= block_points):
             size += counts[r1]
             r1 += 1
-        _rows_forward(enc, lonlat[lo:lo + size], ulat[r0:r1], counts[r0:r1], w_first, target[lo:lo + size])
+        a = _row_weights(ulat[r0:r1], L, wt).to(lonlat.dtype)     # [R, 2L-1, H]
+        t = _longitude_parts(lonlat[lo:lo + size, 0], L, lonlat.dtype)  # [size, 2L-1]
+        y = ops.iso_latitude_encoder_forward(t, a, counts[r0:r1], weights, biases, float(layers[0].w0),
+                                             float(w0_hidden), chunk_points)
+        if size == n:
+            target = y
+        else:
+            target[lo:lo + size] = y
         r0, lo = r1, lo + size
-    if order is not None:
-        out[order] = target
+    if order is None:
+        return target
+    out[order] = target
     return out

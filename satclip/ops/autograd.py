@@ -99,6 +99,15 @@ torch.library.register_autograd("satclip::location_encoder_forward", _encoder_ba
                                 setup_context=_encoder_setup)
 
 
+def _iso_latitude_backward(ctx, grad):
+    raise RuntimeError("satclip::iso_latitude_encoder_forward is an inference op and has no backward; call the "
+                       "encoder in training mode or with fused=False to train")
+
+
+torch.library.register_autograd("satclip::iso_latitude_encoder_forward", _iso_latitude_backward,
+                                setup_context=_encoder_setup)
+
+
 def _sh_siren_backward(ctx, grad):
     raise RuntimeError("satclip::sh_siren_layer is an inference op and has no backward; for gradients "
                        "compose spherical_harmonics and siren_layer (satclip.functional does)")

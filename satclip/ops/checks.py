@@ -125,6 +125,38 @@ def encoder(x, L: int, weights, biases, chunk_size: int, precision: str) -> None
         _fail(op, f"precision '{precision}' needs float32 inputs and weights, got {x.dtype}")
 
 
+def iso_latitude_encoder(lon_parts, row_weights, row_counts, weights, biases, chunk_size: int) -> None:
+    op = "satclip::iso_latitude_encoder_forward"
+    if lon_parts.dtype not in _FLOATS:
+        _fail(op, f"expected float32 or float64 lon_parts, got {lon_parts.dtype}")
+    if lon_parts.dim() != 2:
+        _fail(op, f"lon_parts must be [n, 2L - 1], got {_shape(lon_parts)}")
+    if row_weights.dim() != 3 or row_weights.shape[1] != lon_parts.shape[1]:
+        _fail(op, f"row_weights must be [rows, {lon_parts.shape[1]}, H], got {_shape(row_weights)}")
+    if len(row_counts) != row_weights.shape[0]:
+        _fail(op, f"expected {row_weights.shape[0]} row counts (one per row of row_weights), got {len(row_counts)}")
+    if any(c < 0 for c in row_counts):
+        _fail(op, f"row counts must be >= 0, got {min(row_counts)}")
+    if sum(row_counts) != lon_parts.shape[0]:
+        _fail(op, f"row counts sum to {sum(row_counts)} but lon_parts has {lon_parts.shape[0]} points")
+    if not weights or len(biases) != len(weights) + 1:
+        _fail(op, "expected the layers after the first (at least the output layer) and one bias more "
+                  f"(the first layer's), got {len(weights)} weights and {len(biases)} biases")
+    if chunk_size <= 0:
+        _fail(op, f"chunk_size must be positive, got {chunk_size}")
+    width = row_weights.shape[2]
+    for i, b in enumerate(biases):
+        w = row_weights if i == 0 else weights[i - 1]
+        if i > 0:
+            if w.dim() != 2 or w.shape[1] != width:
+                _fail(op, f"weights[{i - 1}] must have {width} inputs (previous layer's width), got {_shape(w)}")
+            width = w.shape[0]
+        if b.dim() != 1 or b.shape[0] != width:
+            _fail(op, f"biases[{i}] must be [{width}], got {_shape(b)}")
+        if not (w.dtype == b.dtype == lon_parts.dtype and w.device == b.device == lon_parts.device):
+            _fail(op, f"layer {i} must match lon_parts' dtype {lon_parts.dtype} and device {lon_parts.device}")
+
+
 def clip_inputs(img, loc, all_img, all_loc, scale, offset: int) -> None:
     op = "satclip::clip_loss_streaming"
     if img.dim() != 2 or loc.shape != img.shape:

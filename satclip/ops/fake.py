@@ -34,6 +34,11 @@ def _encoder_fake(lonlat, legendre_polys, weights, biases, w0_first, w0_hidden, 
     return lonlat.new_empty(lonlat.shape[0], weights[-1].shape[0])
 
 
+@torch.library.register_fake("satclip::iso_latitude_encoder_forward")
+def _iso_latitude_fake(lon_parts, row_weights, row_counts, weights, biases, w0_first, w0_hidden, chunk_size):
+    return lon_parts.new_empty(lon_parts.shape[0], weights[-1].shape[0])
+
+
 @torch.library.register_fake("satclip::clip_loss_streaming")
 def _clip_fake(img, loc, all_img, all_loc, scale, offset, tile=0):
     return img.new_empty(()), img.new_empty(img.shape[0]), img.new_empty(img.shape[0])

@@ -220,6 +220,24 @@ def location_encoder_forward(lonlat, L: int, weights, biases, w0_first: float, w
     return torch.cat(outs)
 
 
+def iso_latitude_encoder_forward(lon_parts, row_weights, row_counts, weights, biases, w0_first: float,
+                                 w0_hidden: float, chunk_size: int):
+    """The encoder with its first layer factorised over latitude rows: row ``r``'s first
+    pre-activation is ``lon_parts[row] @ row_weights[r] + biases[0]``, then sine layers and the
+    linear output (``weights``: the layers after the first). Row by row (no chunking needed:
+    every row is computed once)."""
+    checks.iso_latitude_encoder(lon_parts, row_weights, row_counts, weights, biases, chunk_size)
+    z = lon_parts.new_empty(lon_parts.shape[0], row_weights.shape[2])
+    lo = 0
+    for r, c in enumerate(row_counts):
+        z[lo:lo + c] = torch.addmm(biases[0], lon_parts[lo:lo + c], row_weights[r])
+        lo += c
+    h = torch.sin(w0_first * z)
+    for i in range(len(weights) - 1):
+        h = siren_layer(h, weights[i], biases[i + 1], w0_hidden, None, False)[0]
+    return torch.addmm(biases[-1], h, weights[-1].t())
+
+
 def sh_siren_layer(lonlat, L: int, weight, bias, w0: float, precision: str = "float32"):
     """The first sine layer from the coordinates: ``sin(w0 * (SH(lonlat) W^T + b))``.
     ``precision="bf16"`` (float32 inputs): SH and W rounded to bf16, float32 sums and sine,
