@@ -35,6 +35,7 @@ def run(args) -> int:
     for op, row in info["ops"].items():
         print(f"  {op:<{width}}  cpu: {row['cpu']}")
         print(f"  {'':<{width}}  cuda: {row['cuda']}")
+    print(f"CPU precision='bf16': {info['cpu_bf16']}")
     if info["cuda_fused"] is not None:
         print(f"CUDA encoder, fused kernels or cuBLAS per layer (SATCLIP_CUDA_FUSED): {info['cuda_fused']}")
     return 0

@@ -88,3 +88,11 @@ def test_backend_info_names_every_op():
 def test_cpu_isa_switch_selects_the_baseline_kernels():
     code = ("import json, satclip; i = satclip.backend_info(); print(json.dumps(i['ops']['spherical_harmonics']['cpu']))")
     assert "baseline x86-64" in json.loads(_run(code, {"SATCLIP_CPU_ISA": "base"}))
+
+
+def test_backend_info_says_which_bf16_path_runs_on_the_cpu():
+    from satclip.ops.extension import cpu_bf16_path
+    assert satclip.backend_info()["cpu_bf16"].startswith("float32 GEMMs on bf16-rounded operands (")
+    assert "none (no avx512_bf16 / amx_bf16)" in cpu_bf16_path(flags={"avx2", "fma"})
+    amx = cpu_bf16_path(flags={"avx512_bf16", "amx_bf16", "avx2"})
+    assert "CPU bf16 instructions: amx_bf16, avx512_bf16" in amx and "aten::mm out_dtype on CPU:" in amx
