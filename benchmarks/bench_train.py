@@ -106,24 +106,25 @@ def bench_train_resnet18_end_to_end(benchmark, impl):
 
 # -- against the original recipe ------------------------------------------------------------------
 
-@pytest.mark.parametrize("batch", [512, 8192])
+@pytest.mark.parametrize("L,batch", [(10, 512), (10, 8192), (40, 512)])
 @pytest.mark.parametrize("impl", ["original-float64", "satclip-float32", "satclip-float64"])
-def bench_train_location_side_vs_original(benchmark, impl, batch):
+def bench_train_location_side_vs_original(benchmark, impl, L, batch):
     """The location side of a training step (forward with dropout, backward from a fixed output
-    gradient, AdamW), L = 10, hidden 512, output 256: the original's float64 encoder re-created
-    (plain layers, its SH evaluation, AdamW) against this package's in float32 and float64."""
-    benchmark.group = f"train-location-side-L10-b{batch}"
+    gradient, AdamW), L = 10 and 40, hidden 512, output 256: the original's float64 encoder
+    re-created (plain layers, its SH evaluation, AdamW) against this package's in float32 and
+    float64."""
+    benchmark.group = f"train-location-side-L{L}-b{batch}"
     n = size(batch)
     torch.manual_seed(0)
     lonlat = points(n, torch.float64)
     if impl == "original-float64":
-        enc = OriginalLocationEncoder(10).double().train()
+        enc = OriginalLocationEncoder(L).double().train()
         opt = torch.optim.AdamW(enc.parameters(), lr=1e-4, weight_decay=0.01)
         x, grad = lonlat, torch.randn(n, 256, dtype=torch.float64)
     else:
         from satclip.nn import LocationEncoder
         dtype = torch.float32 if impl.endswith("32") else torch.float64
-        enc = LocationEncoder(10, 512, 2, 256).to(dtype).train()
+        enc = LocationEncoder(L, 512, 2, 256).to(dtype).train()
         opt = torch.optim.AdamW(enc.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
         x, grad = lonlat.to(dtype), torch.randn(n, 256, dtype=dtype)
 
