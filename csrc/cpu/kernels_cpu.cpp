@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -145,7 +146,7 @@ constexpr int64_t kEpilogueChunk = 4096;
 // Otherwise the chunk goes through libm, element by element.
 template <typename T, bool kMask, bool kCos>
 void epilogue_chunk(T* z, const T* mask, T w0, int64_t lo, int64_t hi, T* cos_out) {
-  const T lim = static_cast<T>(kFastSinCosMax);
+  const T lim = std::is_same_v<T, float> ? static_cast<T>(kFastSinCosMaxF) : static_cast<T>(kFastSinCosMax);
   int64_t outside = 0;
 #pragma omp simd reduction(+ : outside)
   for (int64_t i = lo; i < hi; ++i) {

@@ -97,12 +97,13 @@ def _longitude_parts(lon: torch.Tensor, L: int, dtype) -> torch.Tensor:
     return t if inv is None else t[inv]
 
 
-def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 16384, block_points: int = 1 << 18) -> torch.Tensor:
+def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 4096, block_points: int = 1 << 18) -> torch.Tensor:
     """The whole :class:`~satclip.nn.LocationEncoder` (inference) with the factorised first layer:
     points grouped by latitude (kept in place when already grouped, as grid rows are), then
     blocks of whole rows of up to ``block_points`` points (bounded memory for the longitude
     parts and row weights) through ``satclip::iso_latitude_encoder_forward``, which works in
-    chunks of about ``chunk_points`` points over one workspace."""
+    chunks of about ``chunk_points`` points over one workspace (L = 40, 0.25-degree grid, best
+    of 7 interleaved: 1,024-4,096 points 2.53-2.56x the unfactorised encoder, 16,384 2.34x)."""
     n = lonlat.shape[0]
     out = torch.empty(n, enc.dim_out, dtype=lonlat.dtype, device=lonlat.device)
     if n == 0:

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,6 +56,21 @@ def test_large_arguments_fall_back_to_libm(dtype):
     ref_y = torch.sin((30.0 * torch.addmm(b, x, w.t())).double())
     assert torch.isfinite(y).all()
     assert (y.double() - ref_y).abs().max().item() < (1e-12 if dtype == torch.float64 else 1e-5)
+
+
+@needs_compiled_cpu
+def test_float32_sine_within_2_5_ulp_on_its_fast_range():
+    # The float32 epilogue computes sin/cos in float arithmetic for |w0 z| <= 4096 (libm beyond):
+    # a dense sweep and the awkward points (multiples of pi/2, tiny, the range's ends and past
+    # them) against float64 sin/cos of the same float32 argument.
+    sweep = torch.linspace(-4096, 4096, 1_000_001, dtype=torch.float64)
+    special = torch.cat([torch.arange(-2608, 2609, dtype=torch.float64) * (math.pi / 2),
+                         torch.tensor([0.0, 1e-30, -1e-8, 4096.0, -4096.0, 4096.5, 1e5, -3e5], dtype=torch.float64)])
+    a = torch.cat([sweep, special]).float()
+    y, c = ops.siren_layer(a[:, None], torch.ones(1, 1), torch.zeros(1), 1.0, None, True)
+    for got, want in ((y[:, 0], torch.sin(a.double())), (c[:, 0], torch.cos(a.double()))):
+        spacing = torch.from_numpy(np.spacing(want.abs().clamp_min(2.0 ** -20).float().numpy())).double()
+        assert ((got.double() - want).abs() / spacing).max().item() < 2.5
 
 
 @needs_compiled_cpu
