@@ -1,5 +1,6 @@
-"""Spherical harmonics, forward and forward+backward: compiled kernel vs the pure-PyTorch
-fallback (and sphericart-torch in float64 where its accuracy holds: l <= 87)."""
+"""Spherical harmonics, forward and forward+backward: compiled kernel (the raw orthonormal op, and
+forward also the public satclip.functional.spherical_harmonics with its default convention and
+input check) vs the pure-PyTorch fallback (and sphericart-torch in float64 where its accuracy holds: l <= 87)."""
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from conftest import points, run, size
 from satclip.ops import reference as ref
 from satclip.ops.extension import has_kernel
 from satclip.ops import ops
+from satclip import functional as F
 
 try:
     import sphericart.torch as sphericart_torch
@@ -19,6 +21,10 @@ DTYPES = {"fp32": torch.float32, "fp64": torch.float64}
 
 
 def _impl_fn(impl, L, dtype, device):
+    if impl == "public":  # what users call: the default (analytic) convention, input validation
+        if not has_kernel("spherical_harmonics", device):
+            pytest.skip(f"no compiled kernel on {device}")
+        return lambda x: F.spherical_harmonics(x, L)
     if impl == "compiled":
         if not has_kernel("spherical_harmonics", device):
             pytest.skip(f"no compiled kernel on {device}")
@@ -40,7 +46,7 @@ def _impl_fn(impl, L, dtype, device):
     raise ValueError(impl)
 
 
-@pytest.mark.parametrize("impl", ["compiled", "fallback", "sphericart"])
+@pytest.mark.parametrize("impl", ["compiled", "public", "fallback", "sphericart"])
 @pytest.mark.parametrize("dt", list(DTYPES))
 @pytest.mark.parametrize("L,n", CASES)
 def bench_sh_forward(benchmark, L, n, dt, impl):
