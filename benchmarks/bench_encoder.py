@@ -56,3 +56,23 @@ def bench_encoder_forward(benchmark, L, dt, impl):
                     torch.addmm(b[1], h[: hi - lo], w[1].t())
                     torch.addmm(b[2], h[: hi - lo], w[2].t(), out=out[lo:hi])
         run(benchmark, fn, n_points=n, impl=impl, L=L, dtype=dt)
+
+
+@pytest.mark.parametrize("impl", ["mkl-bf16-gemms", "rounded-operands"])
+@pytest.mark.parametrize("L", [10, 40])
+def bench_encoder_forward_bf16(benchmark, L, impl, monkeypatch):
+    """precision="bf16" on the CPU, both ways (SATCLIP_CPU_BF16_GEMM): MKL's bf16 GEMMs with a
+    float32 result (the default where the CPU has AVX512-BF16 / AMX) and float32 GEMMs on
+    bf16-rounded operands (the default elsewhere)."""
+    benchmark.group = f"encoder-fwd-L{L}-bf16"
+    monkeypatch.setenv("SATCLIP_CPU_BF16_GEMM", "mkl" if impl.startswith("mkl") else "rounded")
+    if impl.startswith("mkl") and not (hasattr(torch.ops.satclip, "_cpu_bf16_gemm")
+                                       and torch.ops.satclip._cpu_bf16_gemm().startswith("mkl|")):
+        pytest.skip("no MKL bf16 GEMM in this torch")
+    n = size(20_000)
+    torch.manual_seed(0)
+    enc = LocationEncoder(L, 512, 2, 256).eval()
+    enc.precision = "bf16"
+    x = points(n, torch.float32)
+    with torch.no_grad():
+        run(benchmark, lambda: enc(x), n_points=n, impl=impl, L=L, dtype="bf16")

@@ -17,6 +17,7 @@
 #endif
 
 #include "cpu/kernels_cpu.h"
+#include "cpu_bf16_gemm.h"
 #include "tf32_scope.h"
 #include "op_checks.h"
 
@@ -154,10 +155,12 @@ at::Tensor sh_siren_layer(const at::Tensor& lonlat, int64_t L, const at::Tensor&
 // threshold (a 16,384-point chunk of 512 activations is 32 MB), which cost up to a quarter of
 // the encoder's time. `first(lo, m, y)` writes the first layer's pre-activation (bias included)
 // of points [lo, lo + m) into y ([m, H0]); `bounds` holds the chunk starts and n at the end;
-// `weights`/`biases` are the layers after the first (the last one linear).
-template <typename scalar_t, typename First>
+// `weights`/`biases` are the layers after the first (the last one linear); `gemm(y, b, x, W)`
+// writes y = x W^T + b (float32/float64 addmm, or the bf16 GEMM of the bf16 mode).
+template <typename scalar_t, typename First, typename Gemm>
 void sine_layers_chunked(const at::Tensor& out, const std::vector<int64_t>& bounds, int64_t h0, First first,
-                         at::TensorList weights, at::TensorList biases, double w0_first, double w0_hidden) {
+                         at::TensorList weights, at::TensorList biases, double w0_first, double w0_hidden,
+                         Gemm gemm) {
   const int64_t layers = static_cast<int64_t>(weights.size());
   int64_t c = 0, hmax = h0;
   for (size_t k = 0; k + 1 < bounds.size(); ++k) c = std::max(c, bounds[k + 1] - bounds[k]);
@@ -173,15 +176,19 @@ void sine_layers_chunked(const at::Tensor& out, const std::vector<int64_t>& boun
       if (i >= 0) {
         const int64_t h = weights[i].size(0);
         y = act[(i + 1) % 2].narrow(0, 0, m * h).view({m, h});
-        at::addmm_out(y, biases[i], x, weights[i].t());
+        gemm(y, biases[i], x, weights[i]);
       }
       SATCLIP_CPU_CALL(siren_epilogue<scalar_t>, y.mutable_data_ptr<scalar_t>(), nullptr,
                        static_cast<scalar_t>(i < 0 ? w0_first : w0_hidden), y.numel(), nullptr, threads);
       x = y;
     }
     at::Tensor dst = out.slice(0, lo, lo + m);
-    at::addmm_out(dst, biases[layers - 1], x, weights[layers - 1].t());
+    gemm(dst, biases[layers - 1], x, weights[layers - 1]);
   }
+}
+
+void addmm_into(at::Tensor& y, const at::Tensor& b, const at::Tensor& x, const at::Tensor& w) {
+  at::addmm_out(y, b, x, w.t());
 }
 
 // The exact encoder (float32 / float64): SH of a chunk into a features buffer reused by every
@@ -215,8 +222,8 @@ at::Tensor encoder_forward_exact(const at::Tensor& lonlat, int64_t L, at::Tensor
     bounds.push_back(n);
     sine_layers_chunked<scalar_t>(
         out, bounds, weights[0].size(0),
-        [&](int64_t lo, int64_t m, at::Tensor& y) { at::addmm_out(y, biases[0], sh_chunk(lo, m), weights[0].t()); },
-        weights.slice(1), biases.slice(1), w0_first, w0_hidden);
+        [&](int64_t lo, int64_t m, at::Tensor& y) { addmm_into(y, biases[0], sh_chunk(lo, m), weights[0]); },
+        weights.slice(1), biases.slice(1), w0_first, w0_hidden, addmm_into);
   });
   return out;
 }
@@ -251,16 +258,74 @@ at::Tensor iso_latitude_encoder_forward(const at::Tensor& lon_parts, const at::T
             at::addmm_out(dst, b0, lon_parts.narrow(0, row_start[r], row_counts[r]), row_weights[r]);
           }
         },
-        weights, biases.slice(1), w0_first, w0_hidden);
+        weights, biases.slice(1), w0_first, w0_hidden, addmm_into);
   });
+  return out;
+}
+
+// precision="bf16" through MKL's bf16 GEMM (cpu_bf16_gemm.h): each GEMM's input is rounded to
+// bf16 as it is handed over (the SH chunk, every sine layer's output: one conversion pass, in
+// cache), the weights once per call; products, sums, bias, w0 and sine in float32. The same
+// numbers as float32 GEMMs on rounded operands (up to summation order), on bf16 instructions
+// where the CPU has them.
+at::Tensor encoder_forward_bf16_mkl(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
+                                    at::TensorList biases, double w0_first, double w0_hidden, int64_t chunk_size) {
+  const int64_t width = check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CPU);
+  const int64_t n = lonlat.size(0), K = L * L, layers = static_cast<int64_t>(weights.size());
+  at::Tensor out = at::empty({n, width}, lonlat.options());
+  if (n == 0) return out;
+  const int64_t c = std::min(n, chunk_size);
+  int64_t kmax = K;
+  for (int64_t i = 0; i + 1 < layers; ++i) kmax = std::max(kmax, weights[i].size(0));
+  std::vector<at::Tensor> wb;
+  for (const at::Tensor& w : weights) wb.push_back(w.to(at::kBFloat16).contiguous());
+  const at::Tensor feats = at::empty({c, K}, lonlat.options());
+  const at::Tensor xb = at::empty({c * kmax}, lonlat.options().dtype(at::kBFloat16));
+  const GemmBf16Fn mkl = mkl_gemm_bf16();
+  auto gemm = [&](at::Tensor& y, const at::Tensor& b, const at::Tensor& x, const at::Tensor& w) {
+    const int64_t m = x.size(0), k = x.size(1), h = w.size(0);
+    at::Tensor xr = xb.narrow(0, 0, m * k).view({m, k});
+    xr.copy_(x);  // round to nearest even, as round_operand
+    y.copy_(b.expand({m, h}));
+    mkl(kCblasRowMajor, kCblasNoTrans, kCblasTrans, static_cast<int>(m), static_cast<int>(h), static_cast<int>(k),
+        1.0f, reinterpret_cast<const uint16_t*>(xr.const_data_ptr()), static_cast<int>(k),
+        reinterpret_cast<const uint16_t*>(w.const_data_ptr()), static_cast<int>(k), 1.0f,
+        y.mutable_data_ptr<float>(), static_cast<int>(y.stride(0)));
+  };
+  const int threads = at::get_num_threads();
+  auto sh_chunk = [&](int64_t lo, int64_t m) {
+    const at::Tensor pts = lonlat.slice(0, lo, lo + m);
+    at::Tensor x = feats.narrow(0, 0, m);
+    SATCLIP_CPU_CALL(sh_fwd<float>, pts.const_data_ptr<float>(), pts.stride(0), pts.stride(1), m,
+                     static_cast<int>(L), x.mutable_data_ptr<float>(), nullptr, threads);
+    return x;
+  };
+  std::vector<int64_t> bounds;
+  for (int64_t lo = 0; lo < n; lo += c) bounds.push_back(lo);
+  bounds.push_back(n);
+  if (layers == 1) {  // no sine layer: SH -> linear
+    for (size_t k = 0; k + 1 < bounds.size(); ++k) {
+      at::Tensor dst = out.slice(0, bounds[k], bounds[k + 1]);
+      gemm(dst, biases[0], sh_chunk(bounds[k], bounds[k + 1] - bounds[k]), wb[0]);
+    }
+    return out;
+  }
+  sine_layers_chunked<float>(
+      out, bounds, weights[0].size(0),
+      [&](int64_t lo, int64_t m, at::Tensor& y) { gemm(y, biases[0], sh_chunk(lo, m), wb[0]); },
+      at::TensorList(wb).slice(1), biases.slice(1), w0_first, w0_hidden, gemm);
   return out;
 }
 
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden,
                                     int64_t chunk_size, c10::string_view precision) {
-  if (parse_precision(precision, lonlat, "satclip::location_encoder_forward") == Precision::kFloat32) {
+  const Precision p = parse_precision(precision, lonlat, "satclip::location_encoder_forward");
+  if (p == Precision::kFloat32) {
     return encoder_forward_exact(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size);
+  }
+  if (p == Precision::kBF16 && cpu_bf16_gemm_choice().mkl) {
+    return encoder_forward_bf16_mkl(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size);
   }
   return encoder_forward_chunked(
       lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CPU, sh_forward,
@@ -289,6 +354,11 @@ static std::string tf32_scope_check(bool on) {
 TORCH_LIBRARY_FRAGMENT(satclip, m) {
   m.def("_cpu_isa() -> int", &satclip::cpu_isa);
   m.def("_tf32_scope_check(bool on) -> str", &tf32_scope_check);
+  // Which GEMMs precision="bf16" runs on the CPU, and why (satclip info).
+  m.def("_cpu_bf16_gemm() -> str", [] {
+    const satclip::Bf16GemmChoice c = satclip::cpu_bf16_gemm_choice();
+    return std::string(c.mkl ? "mkl" : "rounded") + "|" + c.why;
+  });
 }
 
 TORCH_LIBRARY_IMPL(satclip, CPU, m) {

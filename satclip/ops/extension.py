@@ -102,31 +102,19 @@ def backend_info() -> dict:
     }
 
 
-def _cpu_flags() -> set[str]:
+def cpu_bf16_path() -> str:
+    """Which GEMMs ``precision="bf16"`` runs on the CPU, and why: MKL's bf16 GEMM with a float32
+    result (``cblas_gemm_bf16bf16f32`` from torch's MKL; by default where the CPU has AVX512-BF16
+    or AMX, ``SATCLIP_CPU_BF16_GEMM=auto|mkl|rounded``; csrc/cpu_bf16_gemm.h) or float32 GEMMs
+    on bf16-rounded operands (the same numbers up to summation order)."""
+    if not hasattr(torch.ops.satclip, "_cpu_bf16_gemm"):
+        return "float32 GEMMs on bf16-rounded operands (pure-PyTorch fallback)"
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_bf16_path(flags: set[str] | None = None) -> str:
-    """What ``precision="bf16"`` runs on the CPU, and why. Always float32 GEMMs on bf16-rounded
-    operands today: a real bf16 GEMM (AVX512-BF16 / AMX through oneDNN) with the float32 result
-    this mode promises needs ``aten::mm`` with ``out_dtype`` on the CPU, which torch does not
-    register (through 2.14); ``aten::mm`` on bf16 tensors rounds its result to bf16, which the
-    first layer's ``w0 = 30`` turns into sine arguments off by up to 30 * 2^-9 * |z| (0.06 at
-    |z| = 1). Without the instructions bf16 GEMMs are emulated (measured on AVX2, [2048, 1600] x
-    [1600, 512]: 157 ms against 19.6 ms in float32)."""
-    flags = _cpu_flags() if flags is None else flags
-    hw = sorted(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
-    mm_dtype = bool(torch._C._dispatch_has_kernel_for_dispatch_key("aten::mm.dtype", "CPU"))
-    why = [f"CPU bf16 instructions: {', '.join(hw) if hw else 'none (no avx512_bf16 / amx_bf16)'}",
-           f"aten::mm out_dtype on CPU: {'yes' if mm_dtype else 'no'}"]
-    return "float32 GEMMs on bf16-rounded operands (" + "; ".join(why) + ")"
+        which, why = torch.ops.satclip._cpu_bf16_gemm().split("|", 1)
+    except RuntimeError as exc:
+        return f"invalid: {exc}".splitlines()[0]
+    what = "MKL bf16 GEMMs, float32 result" if which == "mkl" else "float32 GEMMs on bf16-rounded operands"
+    return f"{what} ({why})"
 
 
 def cuda_fused_mode() -> str | None:

@@ -90,9 +90,21 @@ def test_cpu_isa_switch_selects_the_baseline_kernels():
     assert "baseline x86-64" in json.loads(_run(code, {"SATCLIP_CPU_ISA": "base"}))
 
 
-def test_backend_info_says_which_bf16_path_runs_on_the_cpu():
-    from satclip.ops.extension import cpu_bf16_path
-    assert satclip.backend_info()["cpu_bf16"].startswith("float32 GEMMs on bf16-rounded operands (")
-    assert "none (no avx512_bf16 / amx_bf16)" in cpu_bf16_path(flags={"avx2", "fma"})
-    amx = cpu_bf16_path(flags={"avx512_bf16", "amx_bf16", "avx2"})
-    assert "CPU bf16 instructions: amx_bf16, avx512_bf16" in amx and "aten::mm out_dtype on CPU:" in amx
+@pytest.mark.skipif(not extension.extension_loaded(), reason="no compiled library")
+def test_backend_info_says_which_bf16_gemms_run_on_the_cpu(monkeypatch):
+    monkeypatch.setenv("SATCLIP_CPU_BF16_GEMM", "rounded")
+    assert satclip.backend_info()["cpu_bf16"].startswith(
+        "float32 GEMMs on bf16-rounded operands (SATCLIP_CPU_BF16_GEMM=rounded; MKL bf16 GEMM in torch: ")
+    monkeypatch.setenv("SATCLIP_CPU_BF16_GEMM", "mkl")
+    forced = satclip.backend_info()["cpu_bf16"]
+    if "MKL bf16 GEMM in torch: yes" in forced:
+        assert forced.startswith("MKL bf16 GEMMs, float32 result (SATCLIP_CPU_BF16_GEMM=mkl;")
+    else:
+        assert "SATCLIP_CPU_BF16_GEMM=mkl but unavailable" in forced
+    monkeypatch.setenv("SATCLIP_CPU_BF16_GEMM", "fast")
+    assert "must be auto, mkl or rounded, got 'fast'" in satclip.backend_info()["cpu_bf16"]
+    monkeypatch.delenv("SATCLIP_CPU_BF16_GEMM")
+    auto = satclip.backend_info()["cpu_bf16"]
+    assert "(auto; MKL bf16 GEMM in torch: " in auto
+    # auto picks MKL's bf16 GEMM exactly where the CPU has bf16 instructions
+    assert auto.startswith("MKL bf16 GEMMs") == auto.endswith("(avx512_bf16 / amx_bf16): yes)")
