@@ -40,8 +40,9 @@ def bench_encoder_forward(benchmark, L, dt, impl):
             orig = OriginalLocationEncoder(L).double().eval()
             x64 = x.double()
             fn = lambda: orig(x64)  # noqa: E731
-        elif impl == "fallback":
-            fn = lambda: ref.location_encoder_forward(x, L, w, b, 30.0, 1.0, chunk)  # noqa: E731
+        elif impl == "fallback":  # with the chunk size the fallback gets by default
+            fb_chunk = F.default_chunk_size(L, x.element_size(), compiled=False)
+            fn = lambda: ref.location_encoder_forward(x, L, w, b, 30.0, 1.0, fb_chunk)  # noqa: E731
         else:
             if impl == "bare-gemms-whole":
                 chunk = n

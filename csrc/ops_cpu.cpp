@@ -191,39 +191,46 @@ void addmm_into(at::Tensor& y, const at::Tensor& b, const at::Tensor& x, const a
   at::addmm_out(y, b, x, w.t());
 }
 
-// The exact encoder (float32 / float64): SH of a chunk into a features buffer reused by every
-// chunk, then the layers above.
+// The encoder from the coordinates over one workspace: SH of a chunk into a features buffer
+// reused by every chunk, then the layers, `gemm` (see sine_layers_chunked) for each.
+template <typename scalar_t, typename Gemm>
+void encoder_from_sh(const at::Tensor& out, const at::Tensor& lonlat, int64_t L, at::TensorList weights,
+                     at::TensorList biases, double w0_first, double w0_hidden, int64_t chunk_size, Gemm gemm) {
+  const int64_t n = lonlat.size(0);
+  if (n == 0) return;
+  const int64_t c = std::min(n, chunk_size);
+  const at::Tensor feats = at::empty({c, L * L}, lonlat.options());
+  const int threads = at::get_num_threads();
+  auto sh_chunk = [&](int64_t lo, int64_t m) {
+    const at::Tensor pts = lonlat.slice(0, lo, lo + m);
+    at::Tensor x = feats.narrow(0, 0, m);
+    SATCLIP_CPU_CALL(sh_fwd<scalar_t>, pts.const_data_ptr<scalar_t>(), pts.stride(0), pts.stride(1), m,
+                     static_cast<int>(L), x.mutable_data_ptr<scalar_t>(), nullptr, threads);
+    return x;
+  };
+  std::vector<int64_t> bounds;
+  for (int64_t lo = 0; lo < n; lo += c) bounds.push_back(lo);
+  bounds.push_back(n);
+  if (weights.size() == 1) {  // no sine layer: SH -> linear
+    for (size_t k = 0; k + 1 < bounds.size(); ++k) {
+      at::Tensor dst = out.slice(0, bounds[k], bounds[k + 1]);
+      gemm(dst, biases[0], sh_chunk(bounds[k], bounds[k + 1] - bounds[k]), weights[0]);
+    }
+    return;
+  }
+  sine_layers_chunked<scalar_t>(
+      out, bounds, weights[0].size(0),
+      [&](int64_t lo, int64_t m, at::Tensor& y) { gemm(y, biases[0], sh_chunk(lo, m), weights[0]); },
+      weights.slice(1), biases.slice(1), w0_first, w0_hidden, gemm);
+}
+
+// The exact encoder (float32 / float64).
 at::Tensor encoder_forward_exact(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                  at::TensorList biases, double w0_first, double w0_hidden, int64_t chunk_size) {
   const int64_t width = check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CPU);
-  const int64_t n = lonlat.size(0), K = L * L;
-  at::Tensor out = at::empty({n, width}, lonlat.options());
-  if (n == 0) return out;
-  const at::Tensor feats = at::empty({std::min(n, chunk_size), K}, lonlat.options());
-  const int threads = at::get_num_threads();
+  at::Tensor out = at::empty({lonlat.size(0), width}, lonlat.options());
   AT_DISPATCH_FLOATING_TYPES(lonlat.scalar_type(), "satclip_encoder_cpu", [&] {
-    auto sh_chunk = [&](int64_t lo, int64_t m) {
-      const at::Tensor pts = lonlat.slice(0, lo, lo + m);
-      at::Tensor x = feats.narrow(0, 0, m);
-      SATCLIP_CPU_CALL(sh_fwd<scalar_t>, pts.const_data_ptr<scalar_t>(), pts.stride(0), pts.stride(1), m,
-                       static_cast<int>(L), x.mutable_data_ptr<scalar_t>(), nullptr, threads);
-      return x;
-    };
-    if (weights.size() == 1) {  // no sine layer: SH -> linear
-      for (int64_t lo = 0; lo < n; lo += chunk_size) {
-        const int64_t m = std::min(chunk_size, n - lo);
-        at::Tensor dst = out.slice(0, lo, lo + m);
-        at::addmm_out(dst, biases[0], sh_chunk(lo, m), weights[0].t());
-      }
-      return;
-    }
-    std::vector<int64_t> bounds;
-    for (int64_t lo = 0; lo < n; lo += chunk_size) bounds.push_back(lo);
-    bounds.push_back(n);
-    sine_layers_chunked<scalar_t>(
-        out, bounds, weights[0].size(0),
-        [&](int64_t lo, int64_t m, at::Tensor& y) { addmm_into(y, biases[0], sh_chunk(lo, m), weights[0]); },
-        weights.slice(1), biases.slice(1), w0_first, w0_hidden, addmm_into);
+    encoder_from_sh<scalar_t>(out, lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, addmm_into);
   });
   return out;
 }
@@ -271,16 +278,13 @@ at::Tensor iso_latitude_encoder_forward(const at::Tensor& lon_parts, const at::T
 at::Tensor encoder_forward_bf16_mkl(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden, int64_t chunk_size) {
   const int64_t width = check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CPU);
-  const int64_t n = lonlat.size(0), K = L * L, layers = static_cast<int64_t>(weights.size());
+  const int64_t n = lonlat.size(0), layers = static_cast<int64_t>(weights.size());
   at::Tensor out = at::empty({n, width}, lonlat.options());
-  if (n == 0) return out;
-  const int64_t c = std::min(n, chunk_size);
-  int64_t kmax = K;
+  int64_t kmax = L * L;
   for (int64_t i = 0; i + 1 < layers; ++i) kmax = std::max(kmax, weights[i].size(0));
   std::vector<at::Tensor> wb;
   for (const at::Tensor& w : weights) wb.push_back(w.to(at::kBFloat16).contiguous());
-  const at::Tensor feats = at::empty({c, K}, lonlat.options());
-  const at::Tensor xb = at::empty({c * kmax}, lonlat.options().dtype(at::kBFloat16));
+  const at::Tensor xb = at::empty({std::min(n, chunk_size) * kmax}, lonlat.options().dtype(at::kBFloat16));
   const GemmBf16Fn mkl = mkl_gemm_bf16();
   auto gemm = [&](at::Tensor& y, const at::Tensor& b, const at::Tensor& x, const at::Tensor& w) {
     const int64_t m = x.size(0), k = x.size(1), h = w.size(0);
@@ -292,28 +296,7 @@ at::Tensor encoder_forward_bf16_mkl(const at::Tensor& lonlat, int64_t L, at::Ten
         reinterpret_cast<const uint16_t*>(w.const_data_ptr()), static_cast<int>(k), 1.0f,
         y.mutable_data_ptr<float>(), static_cast<int>(y.stride(0)));
   };
-  const int threads = at::get_num_threads();
-  auto sh_chunk = [&](int64_t lo, int64_t m) {
-    const at::Tensor pts = lonlat.slice(0, lo, lo + m);
-    at::Tensor x = feats.narrow(0, 0, m);
-    SATCLIP_CPU_CALL(sh_fwd<float>, pts.const_data_ptr<float>(), pts.stride(0), pts.stride(1), m,
-                     static_cast<int>(L), x.mutable_data_ptr<float>(), nullptr, threads);
-    return x;
-  };
-  std::vector<int64_t> bounds;
-  for (int64_t lo = 0; lo < n; lo += c) bounds.push_back(lo);
-  bounds.push_back(n);
-  if (layers == 1) {  // no sine layer: SH -> linear
-    for (size_t k = 0; k + 1 < bounds.size(); ++k) {
-      at::Tensor dst = out.slice(0, bounds[k], bounds[k + 1]);
-      gemm(dst, biases[0], sh_chunk(bounds[k], bounds[k + 1] - bounds[k]), wb[0]);
-    }
-    return out;
-  }
-  sine_layers_chunked<float>(
-      out, bounds, weights[0].size(0),
-      [&](int64_t lo, int64_t m, at::Tensor& y) { gemm(y, biases[0], sh_chunk(lo, m), wb[0]); },
-      at::TensorList(wb).slice(1), biases.slice(1), w0_first, w0_hidden, gemm);
+  encoder_from_sh<float>(out, lonlat, L, wb, biases, w0_first, w0_hidden, chunk_size, gemm);
   return out;
 }
 

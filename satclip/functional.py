@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import torch
 
-from .ops import PRECISIONS, degree_order, ops
+from .ops import PRECISIONS, degree_order, has_kernel, ops
 
 CONVENTIONS = ("analytic", "closed-form", "orthonormal")
 _DTYPES = (torch.float32, torch.float64)
@@ -157,18 +157,29 @@ def location_encoder(lonlat: torch.Tensor, legendre_polys: int, weights: list[to
     L = _check_degree(legendre_polys)
     check_precision(precision, lonlat.dtype)
     if chunk_size is None:
-        chunk_size = default_chunk_size(L, lonlat.element_size(), lonlat.device.type)
+        device = lonlat.device.type
+        chunk_size = default_chunk_size(L, lonlat.element_size(), device, compiled=_COMPILED_ENCODER.get(device, False))
     return ops.location_encoder_forward(lonlat, L, list(weights), list(biases), float(w0_first),
                                         float(w0_hidden), int(chunk_size), precision)
 
 
-def default_chunk_size(legendre_polys: int, itemsize: int, device_type: str = "cpu") -> int:
-    """Points per chunk of the fused encoder. CPU: one chunk of SH features is about 8 MB,
-    within [512, 16384] points: each chunk's GEMMs re-pack the weights, so chunks of a few
-    hundred points lose to whole-matrix GEMMs (L = 40 float32 on 2 cores: 327 points 0.83-0.91x
-    the whole-matrix GEMMs, 1,024-2,048 points 0.92-1.0x; L = 100: 52 points 0.64x, 512 points
-    0.87x). GPU: 65536 points, enough to fill the device, within a 512 MB feature buffer."""
+# Which devices have the compiled encoder (the kernels register when satclip.ops is imported);
+# a constant, so that torch.compile does not trace the dispatcher query.
+_COMPILED_ENCODER = {dev: has_kernel("location_encoder_forward", dev) for dev in ("cpu", "cuda")}
+
+
+def default_chunk_size(legendre_polys: int, itemsize: int, device_type: str = "cpu", compiled: bool = True) -> int:
+    """Points per chunk of the fused encoder. CPU, compiled kernel (one workspace for all
+    chunks): one chunk of SH features is about 8 MB, within [512, 16384] points: each chunk's
+    GEMMs re-pack the weights, so chunks of a few hundred points lose to whole-matrix GEMMs
+    (L = 40 float32 on 2 cores: 327 points 0.83-0.91x the whole-matrix GEMMs, 1,024-2,048 points
+    0.92-1.0x; L = 100: 52 points 0.64x, 512 points 0.87x). CPU, pure-PyTorch fallback (fresh
+    buffers per chunk): about 2 MB, within [256, 16384] (the 8 MB rule made it 1.2-1.5x slower at
+    L = 10 and at L = 40 float64). GPU: 65536 points, enough to fill the device, within a 512 MB
+    feature buffer."""
     per_point = max(1, legendre_polys * legendre_polys * itemsize)
     if device_type == "cuda":
         return int(max(1024, min(1 << 16, (512 << 20) // per_point)))
+    if not compiled:
+        return int(min(16384, max(256, (2 << 20) // per_point)))
     return int(min(16384, max(512, (8 << 20) // per_point)))

@@ -174,3 +174,14 @@ def test_siren_module_linear_layer():
     layer = Siren(4, 3, sine=False)
     x = torch.randn(5, 4)
     assert torch.allclose(layer(x), x @ layer.weight.t() + layer.bias)
+
+
+def test_default_chunk_sizes_per_implementation():
+    # compiled CPU encoder (one workspace): about 8 MB of features, >= 512 points, so that each
+    # chunk's GEMMs amortise their weight packing; the fallback (fresh buffers per chunk): 2 MB.
+    assert F.default_chunk_size(40, 4) == (8 << 20) // 6400 and F.default_chunk_size(40, 4, compiled=False) == 327
+    for L in (1, 10, 40, 100, 400):
+        for itemsize in (4, 8):
+            assert 512 <= F.default_chunk_size(L, itemsize) <= 16384
+            assert 256 <= F.default_chunk_size(L, itemsize, compiled=False) <= 16384
+            assert 1024 <= F.default_chunk_size(L, itemsize, "cuda") <= 65536
