@@ -118,7 +118,6 @@ def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 4096, block_p
     layers, last = list(enc.nnet.layers), enc.nnet.last_layer
     weights = [layer.weight for layer in layers[1:]] + [last.weight]
     biases = [layer._bias() for layer in layers] + [last._bias()]
-    w0_hidden = layers[1].w0 if len(layers) > 1 else 1.0
     counts = counts.tolist()
     target = out if order is None else torch.empty_like(out)
     r0, lo = 0, 0
@@ -130,7 +129,7 @@ def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 4096, block_p
         a = _row_weights(ulat[r0:r1], L, wt).to(lonlat.dtype)     # [R, 2L-1, H]
         t = _longitude_parts(lonlat[lo:lo + size, 0], L, lonlat.dtype)  # [size, 2L-1]
         y = ops.iso_latitude_encoder_forward(t, a, counts[r0:r1], weights, biases, float(layers[0].w0),
-                                             float(w0_hidden), chunk_points)
+                                             float(enc.nnet.w0), chunk_points)  # the fused path's w0s
         if size == n:
             target = y
         else:
