@@ -105,9 +105,8 @@ def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 4096, block_p
     chunks of about ``chunk_points`` points over one workspace (L = 40, 0.25-degree grid, best
     of 7 interleaved: 1,024-4,096 points 2.53-2.56x the unfactorised encoder, 16,384 2.34x)."""
     n = lonlat.shape[0]
-    out = torch.empty(n, enc.dim_out, dtype=lonlat.dtype, device=lonlat.device)
     if n == 0:
-        return out
+        return torch.empty(0, enc.dim_out, dtype=lonlat.dtype, device=lonlat.device)
     ulat, inv, counts = torch.unique(lonlat[:, 1], return_inverse=True, return_counts=True)
     order = None
     if not bool((inv[1:] >= inv[:-1]).all()):       # rows not contiguous: group them
@@ -119,7 +118,7 @@ def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 4096, block_p
     weights = [layer.weight for layer in layers[1:]] + [last.weight]
     biases = [layer._bias() for layer in layers] + [last._bias()]
     counts = counts.tolist()
-    target = out if order is None else torch.empty_like(out)
+    target = None  # the output in row order
     r0, lo = 0, 0
     while r0 < len(counts):
         r1, size = r0, 0
@@ -133,9 +132,12 @@ def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 4096, block_p
         if size == n:
             target = y
         else:
+            if target is None:
+                target = torch.empty(n, y.shape[1], dtype=y.dtype, device=y.device)
             target[lo:lo + size] = y
         r0, lo = r1, lo + size
     if order is None:
         return target
+    out = torch.empty_like(target)
     out[order] = target
     return out

@@ -62,7 +62,12 @@ def test_chunks_of_whole_rows():
     with torch.no_grad():
         whole = I.encoder_forward(enc, ll)
         small = I.encoder_forward(enc, ll, chunk_points=100)  # less than a row: one row per step
+        blocks = I.encoder_forward(enc, ll, chunk_points=100, block_points=500)  # several op calls
+        shuffled = ll[torch.randperm(len(ll))]
+        back = I.encoder_forward(enc, shuffled, chunk_points=100, block_points=500)
     assert (whole - small).abs().max().item() < 1e-13
+    assert (whole - blocks).abs().max().item() < 1e-13
+    assert (enc.eval()(shuffled) - back).abs().max().item() < 1e-12
 
 
 def test_auto_rule_and_refusals(monkeypatch):
