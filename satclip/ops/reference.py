@@ -224,18 +224,28 @@ def iso_latitude_encoder_forward(lon_parts, row_weights, row_counts, weights, bi
                                  w0_hidden: float, chunk_size: int):
     """The encoder with its first layer factorised over latitude rows: row ``r``'s first
     pre-activation is ``lon_parts[row] @ row_weights[r] + biases[0]``, then sine layers and the
-    linear output (``weights``: the layers after the first). Row by row (no chunking needed:
-    every row is computed once)."""
+    linear output (``weights``: the layers after the first). Chunks of whole rows of about
+    ``chunk_size`` points, as the kernel's (bounded memory; a longer row is a chunk of its own)."""
     checks.iso_latitude_encoder(lon_parts, row_weights, row_counts, weights, biases, chunk_size)
-    z = lon_parts.new_empty(lon_parts.shape[0], row_weights.shape[2])
-    lo = 0
-    for r, c in enumerate(row_counts):
-        z[lo:lo + c] = torch.addmm(biases[0], lon_parts[lo:lo + c], row_weights[r])
-        lo += c
-    h = torch.sin(w0_first * z)
-    for i in range(len(weights) - 1):
-        h = siren_layer(h, weights[i], biases[i + 1], w0_hidden, None, False)[0]
-    return torch.addmm(biases[-1], h, weights[-1].t())
+    out = lon_parts.new_empty(lon_parts.shape[0], weights[-1].shape[0])
+    r, lo = 0, 0
+    while r < len(row_counts):
+        r1, size = r, 0
+        while r1 < len(row_counts) and (size == 0 or size + row_counts[r1] <= chunk_size):
+            size += row_counts[r1]
+            r1 += 1
+        z = lon_parts.new_empty(size, row_weights.shape[2])
+        at = 0
+        for k in range(r, r1):
+            c = row_counts[k]
+            z[at:at + c] = torch.addmm(biases[0], lon_parts[lo + at:lo + at + c], row_weights[k])
+            at += c
+        h = torch.sin(w0_first * z)
+        for i in range(len(weights) - 1):
+            h = siren_layer(h, weights[i], biases[i + 1], w0_hidden, None, False)[0]
+        torch.addmm(biases[-1], h, weights[-1].t(), out=out[lo:lo + size])
+        r, lo = r1, lo + size
+    return out
 
 
 def sh_siren_layer(lonlat, L: int, weight, bias, w0: float, precision: str = "float32"):

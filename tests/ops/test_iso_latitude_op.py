@@ -38,6 +38,15 @@ def test_matches_the_twin(device, dtype, tol, widths):
         assert (got - want).abs().max().item() < tol
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_twin_in_chunks_of_whole_rows(device):
+    # the twin (CUDA's path, and the fallback's) bounds its activations to chunks of whole rows
+    t, a, counts, ws, bs = _inputs([5, 0, 17, 1, 40, 3, 0, 9], [16, 24, 4], device=device)
+    whole = ref.iso_latitude_encoder_forward(t, a, counts, ws, bs, 30.0, 1.0, 10**6)
+    for chunk in (1, 8, 20):
+        assert (ref.iso_latitude_encoder_forward(t, a, counts, ws, bs, 30.0, 1.0, chunk) - whole).abs().max() < 1e-12
+
+
 def test_empty_input():
     t, a, counts, ws, bs = _inputs([0, 0], [8, 3])
     assert ops.iso_latitude_encoder_forward(t, a, counts, ws, bs, 30.0, 1.0, 16).shape == (0, 3)
