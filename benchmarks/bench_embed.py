@@ -41,7 +41,7 @@ def bench_embed_end_to_end(benchmark, tmp_path, encoder, table, impl):
     # 1,036,800 grid points (648 in smoke mode): 64 chunks, so the pipeline's fill and drain (one
     # chunk read before the first encode, one written after the last) weigh little, as in real runs
     step = 10.0 if SMOKE else 0.25
-    grid = S.GridSource(step, chunk_size=chunk)
+    grid = S.GridSource(step, chunk_points=chunk)
     counter = iter(range(10**6))
     if impl == "encoder-alone":
         pts = np.concatenate([np.stack([c.lon, c.lat], 1) for c in grid.chunks()])
@@ -58,6 +58,6 @@ def bench_embed_end_to_end(benchmark, tmp_path, encoder, table, impl):
         n = len(grid)
     else:
         path, n = table
-        src = S.TableSource(path, chunk_size=chunk)
+        src = S.TableSource(path, chunk_points=chunk)
         fn = lambda: run_embedding(encoder, src, tmp_path / f"o{next(counter)}", progress=False)  # noqa: E731
     run(benchmark, fn, n_points=n, impl=impl, rounds=3)

@@ -14,6 +14,7 @@ import torch
 from conftest import points, run, size
 from original import OriginalLocationEncoder
 from satclip.ops import reference as ref
+from satclip.ops import switches
 from satclip import functional as F
 from satclip.nn import LocationEncoder
 
@@ -32,7 +33,7 @@ def bench_encoder_forward(benchmark, L, dt, impl):
     x = points(n, dtype)
     w = [enc.folded_first_weight(), enc.nnet.layers[1].weight, enc.nnet.last_layer.weight]
     b = [enc.nnet.layers[0].bias, enc.nnet.layers[1].bias, enc.nnet.last_layer.bias]
-    chunk = F.default_chunk_size(L, x.element_size())
+    chunk = F.default_tile_points(L, x.element_size())
     with torch.no_grad():
         if impl == "fused":
             fn = lambda: enc(x)  # noqa: E731
@@ -41,7 +42,7 @@ def bench_encoder_forward(benchmark, L, dt, impl):
             x64 = x.double()
             fn = lambda: orig(x64)  # noqa: E731
         elif impl == "fallback":  # with the chunk size the fallback gets by default
-            fb_chunk = F.default_chunk_size(L, x.element_size(), compiled=False)
+            fb_chunk = F.default_tile_points(L, x.element_size(), compiled=False)
             fn = lambda: ref.location_encoder_forward(x, L, w, b, 30.0, 1.0, fb_chunk)  # noqa: E731
         else:
             if impl == "bare-gemms-whole":
@@ -61,19 +62,19 @@ def bench_encoder_forward(benchmark, L, dt, impl):
 
 @pytest.mark.parametrize("impl", ["mkl-bf16-gemms", "rounded-operands"])
 @pytest.mark.parametrize("L", [10, 40])
-def bench_encoder_forward_bf16(benchmark, L, impl, monkeypatch):
+def bench_encoder_forward_bf16(benchmark, L, impl):
     """precision="bf16" on the CPU, both ways (SATCLIP_CPU_BF16_GEMM): MKL's bf16 GEMMs with a
     float32 result (the default where the CPU has AVX512-BF16 / AMX) and float32 GEMMs on
     bf16-rounded operands (the default elsewhere)."""
     benchmark.group = f"encoder-fwd-L{L}-bf16"
-    monkeypatch.setenv("SATCLIP_CPU_BF16_GEMM", "mkl" if impl.startswith("mkl") else "rounded")
-    if impl.startswith("mkl") and not (hasattr(torch.ops.satclip, "_cpu_bf16_gemm")
-                                       and torch.ops.satclip._cpu_bf16_gemm().startswith("mkl|")):
-        pytest.skip("no MKL bf16 GEMM in this torch")
-    n = size(20_000)
-    torch.manual_seed(0)
-    enc = LocationEncoder(L, 512, 2, 256).eval()
-    enc.precision = "bf16"
-    x = points(n, torch.float32)
-    with torch.no_grad():
-        run(benchmark, lambda: enc(x), n_points=n, impl=impl, L=L, dtype="bf16")
+    with switches.override(SATCLIP_CPU_BF16_GEMM="mkl" if impl.startswith("mkl") else "rounded"):
+        if impl.startswith("mkl") and not (hasattr(torch.ops.satclip, "_cpu_bf16_gemm")
+                                           and torch.ops.satclip._cpu_bf16_gemm("").startswith("mkl|")):
+            pytest.skip("no MKL bf16 GEMM in this torch")
+        n = size(20_000)
+        torch.manual_seed(0)
+        enc = LocationEncoder(L, 512, 2, 256).eval()
+        enc.precision = "bf16"
+        x = points(n, torch.float32)
+        with torch.no_grad():
+            run(benchmark, lambda: enc(x), n_points=n, impl=impl, L=L, dtype="bf16")

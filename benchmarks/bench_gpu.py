@@ -140,7 +140,7 @@ def bench_gpu_encoder_chunk_size(benchmark, precision, chunk):
     enc, w, b = _encoder(L)
     x = points(n, torch.float32, "cuda")
     with torch.no_grad():
-        fn = lambda: F.location_encoder(x, L, w, b, w0_first=30.0, w0_hidden=1.0, chunk_size=chunk,  # noqa: E731
+        fn = lambda: F.location_encoder(x, L, w, b, w0_first=30.0, w0_hidden=1.0, tile_points=chunk,  # noqa: E731
                                         precision=precision)
         run(benchmark, fn, n_points=n, device="cuda", impl=f"fused-{precision}-chunk{chunk}", L=L, rounds=3)
 

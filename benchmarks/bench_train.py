@@ -28,7 +28,7 @@ lightning = pytest.importorskip("lightning")
 pytest.importorskip("timm")
 
 from satclip.training.loss import clip_loss  # noqa: E402
-from satclip.training.model import SatCLIP  # noqa: E402
+from satclip.model import SatCLIP  # noqa: E402
 
 
 def _reference_location(enc, lonlat):

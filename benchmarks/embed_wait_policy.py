@@ -23,7 +23,7 @@ from satclip.embedding import sources as S
 from satclip.embedding.runner import run_embedding
 torch.manual_seed(0)
 enc = satclip.LocationEncoder(10, 512, 2, 256).float().eval()
-grid = S.GridSource(0.25, chunk_size=16384)
+grid = S.GridSource(0.25, chunk_points=16384)
 pts = torch.from_numpy(np.concatenate([np.stack([c.lon, c.lat], 1) for c in grid.chunks()])).float()
 tmp = tempfile.mkdtemp()
 def alone():

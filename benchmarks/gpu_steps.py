@@ -270,7 +270,7 @@ def eager_encoder(enc, precision: str):
     layers = list(enc.nnet.layers)
     w = [enc.folded_first_weight()] + [l.weight for l in layers[1:]] + [enc.nnet.last_layer.weight]
     b = [l.bias for l in layers] + [enc.nnet.last_layer.bias]
-    chunk = F.default_chunk_size(L, 4, "cuda")
+    chunk = F.default_tile_points(L, 4, "cuda")
     return lambda x: ref.location_encoder_forward(x, L, w, b, 30.0, 1.0, chunk, precision)
 
 

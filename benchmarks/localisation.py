@@ -33,13 +33,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from satclip.imagery import Gallery, load_model, locate
-    from satclip.imagery.heldout import bluemarble_heldout, error_summary as _stats, model_bands
-    from satclip.imagery.locate import great_circle_km
+    from satclip.imagery.locate import error_summary as _stats, great_circle_km
+    from satclip.model.bands import model_bands
+    from satclip.training.heldout import bluemarble_heldout
 
     t0 = time.perf_counter()
     model = load_model(args.checkpoint)
     images, true = bluemarble_heldout(size=args.bluemarble_size, patch_px=args.patch_px, seed=args.seed,
-                                      val_fraction=args.val_fraction, bands=model_bands(model))
+                                      val_fraction=args.val_fraction, bands=model_bands(model.in_channels))
     gallery = Gallery.from_grid(model, args.gallery_step)
     res = locate(model, images, gallery, args.k, true_lonlat=true)
     top1 = res.distance_km[:, 0]

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
                 shutil.rmtree(out, ignore_errors=True)
                 executor = None if cfg is None else RayExecutor(None, **cfg)
                 t = time.perf_counter()
-                run_embedding(enc, GridSource(args.grid, chunk_size=chunk), out, executor=executor, progress=False)
+                run_embedding(enc, GridSource(args.grid, chunk_points=chunk), out, executor=executor, progress=False)
                 dt = time.perf_counter() - t
                 if executor is not None:  # the actors' start, once per run, apart
                     startup[name] = min(startup.get(name, 1e9), executor.startup_s)

@@ -1,7 +1,7 @@
 """How far the original SatCLIP "analytic" SH (sympy-expanded polynomials evaluated in float64)
 drift from the accurate SH computed by satclip, and what that does to embeddings.
 
-The original path is re-created by ``satclip.compat.original_analytic_sh`` and compared with
+The original path is re-created by ``original_analytic_sh`` of ``benchmarks/original.py`` and compared with
 ``satclip.functional.spherical_harmonics(..., convention="analytic")``.
 
 Run: ``.venv/bin/python benchmarks/sh_deviation.py [L]`` (L = 40 takes a few minutes, most of
@@ -22,7 +22,7 @@ def main(L: int = 40) -> None:
     import satclip
     from satclip import functional as F
     from satclip.ops.reference import degree_order
-    from satclip.compat import original_analytic_sh, original_expressions
+    from original import original_analytic_sh, original_expressions  # benchmarks/original.py
 
     t0 = time.time()
     original_expressions(L)

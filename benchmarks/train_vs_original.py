@@ -1,6 +1,6 @@
 """The location side of a training step (forward with dropout, backward from a fixed output
 gradient, AdamW), the original recipe re-created in float64 (its SH evaluation from
-satclip.compat, plain nn.Linear + sin layers) against this package's float32 encoder, measured
+benchmarks/original.py, plain nn.Linear + sin layers) against this package's float32 encoder, measured
 interleaved in one process, best of 7 (the pytest-benchmark group train-location-side-L10-*
 times the same steps one after the other, with medians).
 
@@ -8,7 +8,7 @@ times the same steps one after the other, with medians).
 """
 import time, math, torch, sys
 import satclip
-from satclip.compat import original_analytic_sh
+from original import original_analytic_sh  # benchmarks/original.py, beside this script
 torch.manual_seed(0)
 L, B = int(sys.argv[1]), int(sys.argv[2])
 class OrigSiren(torch.nn.Module):

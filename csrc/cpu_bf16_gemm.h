@@ -13,8 +13,7 @@
 #include <dlfcn.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
+#include <mutex>
 #include <string>
 
 namespace satclip {
@@ -43,19 +42,39 @@ inline bool cpu_has_bf16_instructions() {
 #endif
 }
 
-// Whether the CPU encoder's bf16 mode runs MKL's bf16 GEMMs, and why. SATCLIP_CPU_BF16_GEMM:
-// "auto" (default): where the CPU has bf16 instructions (on AVX2 the bf16 GEMM converts to
-// float32 and gains nothing: benchmarks/bench_encoder.py, group encoder-fwd-L40-bf16), "mkl"
-// (wherever MKL has it, e.g. to test the path), "rounded" (float32 GEMMs on rounded operands).
-// Read at every call, so a process can compare both.
+// Whether the CPU encoder's bf16 mode runs MKL's bf16 GEMMs, and why. The mode (set by
+// satclip.ops.switches from SATCLIP_CPU_BF16_GEMM through satclip::_cpu_bf16_gemm): "auto"
+// (default): where the CPU has bf16 instructions (on AVX2 the bf16 GEMM converts to float32 and
+// gains nothing: benchmarks/bench_encoder.py, group encoder-fwd-L40-bf16), "mkl" (wherever MKL
+// has it, e.g. to test the path), "rounded" (float32 GEMMs on rounded operands).
 struct Bf16GemmChoice {
   bool mkl;
   std::string why;
 };
 
+inline std::mutex& bf16_mode_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+inline std::string& bf16_mode() {
+  static std::string mode = "auto";
+  return mode;
+}
+
+inline void set_cpu_bf16_gemm_mode(const std::string& mode) {
+  TORCH_CHECK(mode == "auto" || mode == "mkl" || mode == "rounded",
+              "satclip::_cpu_bf16_gemm: mode must be auto, mkl or rounded, got '", mode, "'");
+  std::lock_guard<std::mutex> lock(bf16_mode_mutex());
+  bf16_mode() = mode;
+}
+
 inline Bf16GemmChoice cpu_bf16_gemm_choice() {
-  const char* env = std::getenv("SATCLIP_CPU_BF16_GEMM");
-  const std::string mode = env && *env ? env : "auto";
+  std::string mode;
+  {
+    std::lock_guard<std::mutex> lock(bf16_mode_mutex());
+    mode = bf16_mode();
+  }
   const bool have = mkl_gemm_bf16() != nullptr, hw = cpu_has_bf16_instructions();
   const std::string facts = std::string("MKL bf16 GEMM in torch: ") + (have ? "yes" : "no") +
                             "; CPU bf16 instructions (avx512_bf16 / amx_bf16): " + (hw ? "yes" : "no");
@@ -63,7 +82,6 @@ inline Bf16GemmChoice cpu_bf16_gemm_choice() {
   if (mode == "mkl") {
     return {have, std::string(have ? "SATCLIP_CPU_BF16_GEMM=mkl; " : "SATCLIP_CPU_BF16_GEMM=mkl but unavailable; ") + facts};
   }
-  TORCH_CHECK(mode == "auto", "SATCLIP_CPU_BF16_GEMM must be auto, mkl or rounded, got '", mode, "'");
   return {have && hw, "auto; " + facts};
 }
 

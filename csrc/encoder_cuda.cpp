@@ -48,8 +48,8 @@ std::string shape_key(const char* layer, const char* precision, const at::Tensor
 // Per point and hidden layer of width H, the cuBLAS variant moves 6H bytes (its float32 result
 // in, bf16 out) beside the GEMM; the fused variant only stores the 2H of its bf16 result.
 at::Tensor encoder_forward_bf16(const at::Tensor& lonlat, int64_t L, at::TensorList weights, at::TensorList biases,
-                                double w0_first, double w0_hidden, int64_t chunk_size) {
-  const int64_t width = check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CUDA);
+                                double w0_first, double w0_hidden, int64_t tile_points) {
+  const int64_t width = check_encoder(lonlat, L, weights, biases, tile_points, c10::DeviceType::CUDA);
   const size_t layers = weights.size();
   std::vector<at::Tensor> w16, wt16, b32;
   for (size_t i = 0; i < layers; ++i) {
@@ -61,8 +61,8 @@ at::Tensor encoder_forward_bf16(const at::Tensor& lonlat, int64_t L, at::TensorL
   at::Tensor out = at::empty({n, width}, lonlat.options());
   // fused[i]: sine layer i runs in this package's kernel (decided on the first chunk).
   std::vector<bool> fused(layers, false);
-  for (int64_t lo = 0; lo < n; lo += chunk_size) {
-    const at::Tensor pts = lonlat.slice(0, lo, std::min(n, lo + chunk_size));
+  for (int64_t lo = 0; lo < n; lo += tile_points) {
+    const at::Tensor pts = lonlat.slice(0, lo, std::min(n, lo + tile_points));
     at::Tensor h;
     if (layers == 1) {
       h = sh_bf16(pts, L);  // the only layer is the linear one
@@ -98,15 +98,15 @@ at::Tensor encoder_forward_bf16(const at::Tensor& lonlat, int64_t L, at::TensorL
 // no separate rounding pass reads and writes the activations (about five elementwise passes of
 // 8 bytes per element each before). GEMMs on TF32 tensor cores (Tf32Scope), float32 sums.
 at::Tensor encoder_forward_tf32(const at::Tensor& lonlat, int64_t L, at::TensorList weights_in, at::TensorList biases,
-                                double w0_first, double w0_hidden, int64_t chunk_size) {
-  const int64_t width = check_encoder(lonlat, L, weights_in, biases, chunk_size, c10::DeviceType::CUDA);
+                                double w0_first, double w0_hidden, int64_t tile_points) {
+  const int64_t width = check_encoder(lonlat, L, weights_in, biases, tile_points, c10::DeviceType::CUDA);
   const Tf32Scope tf32(true);
   std::vector<at::Tensor> w;
   for (const at::Tensor& x : weights_in) w.push_back(round_operand(x, Precision::kTF32).t());
   const int64_t n = lonlat.size(0);
   at::Tensor out = at::empty({n, width}, lonlat.options());
-  for (int64_t lo = 0; lo < n; lo += chunk_size) {
-    const at::Tensor pts = lonlat.slice(0, lo, std::min(n, lo + chunk_size));
+  for (int64_t lo = 0; lo < n; lo += tile_points) {
+    const at::Tensor pts = lonlat.slice(0, lo, std::min(n, lo + tile_points));
     at::Tensor h = sh_tf32(pts, L);
     for (size_t i = 0; i + 1 < w.size(); ++i) {
       at::Tensor z = at::addmm(biases[i], h, w[i]);
@@ -121,31 +121,31 @@ at::Tensor encoder_forward_tf32(const at::Tensor& lonlat, int64_t L, at::TensorL
 
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden,
-                                    int64_t chunk_size, c10::string_view precision) {
+                                    int64_t tile_points, c10::string_view precision) {
   check_cuda_degree(L, "satclip::location_encoder_forward");
   const c10::cuda::CUDAGuard guard(lonlat.device());
 #ifdef SATCLIP_HAS_MM_OUT_DTYPE
   if (precision == "bf16" && lonlat.scalar_type() == at::kFloat) {
-    return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size);
+    return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   }
 #endif
   if (precision == "tf32" && lonlat.scalar_type() == at::kFloat) {
-    return encoder_forward_tf32(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size);
+    return encoder_forward_tf32(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   }
   // bf16 without aten::mm.dtype: operands rounded to bf16 (ATen passes), TF32 tensor cores.
   const Tf32Scope tf32(precision != "float32");
   bool on_chip = false;
   const int64_t n = lonlat.size(0);
   if (precision == "float32" && weights.size() >= 2 && n > 0) {
-    check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CUDA);
-    const at::Tensor pts = lonlat.slice(0, 0, std::min(n, chunk_size));
+    check_encoder(lonlat, L, weights, biases, tile_points, c10::DeviceType::CUDA);
+    const at::Tensor pts = lonlat.slice(0, 0, std::min(n, tile_points));
     on_chip = first_layer_fusable(L, false, pts) &&
               choose_fused(pts, shape_key("first layer", "float32", pts, L * L, weights[0].size(0)),
                            [&] { first_layer_on_chip(pts, L, weights[0], biases[0], w0_first); },
                            [&] { first_layer_cublas(pts, L, weights[0], biases[0], w0_first); });
   }
   return encoder_forward_chunked(
-      lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CUDA, sh_forward,
+      lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision, c10::DeviceType::CUDA, sh_forward,
       [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
         return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
       },

@@ -8,7 +8,6 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -23,7 +22,7 @@ namespace {
 
 struct Choices {
   std::mutex mu;
-  std::string mode;  // empty until read from the environment
+  std::string mode = "auto";  // set by satclip.ops.switches (SATCLIP_CUDA_FUSED) through _cuda_fused
   std::map<std::pair<int, std::string>, std::pair<bool, std::string>> decided;
 };
 
@@ -37,15 +36,7 @@ void check_mode(const std::string& mode, const char* where) {
               " must be 'auto', 'fused' or 'cublas', got '", mode, "'");
 }
 
-std::string mode_locked(Choices& c) {
-  if (c.mode.empty()) {
-    const char* env = std::getenv("SATCLIP_CUDA_FUSED");
-    const std::string mode = env != nullptr && *env != '\0' ? env : "auto";
-    check_mode(mode, "the environment variable SATCLIP_CUDA_FUSED");
-    c.mode = mode;
-  }
-  return c.mode;
-}
+std::string mode_locked(Choices& c) { return c.mode; }
 
 // Milliseconds of one run of f on the stream, after a warm-up run (module loading, cuBLAS
 // heuristics).

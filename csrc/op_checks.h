@@ -145,14 +145,14 @@ inline at::Tensor round_operand(const at::Tensor& x, Precision p) {
 
 // The encoder's arguments (location_encoder_forward); returns the output width.
 inline int64_t check_encoder(const at::Tensor& lonlat, int64_t L, at::TensorList weights, at::TensorList biases,
-                             int64_t chunk_size, c10::DeviceType device) {
+                             int64_t tile_points, c10::DeviceType device) {
   const char* op = "satclip::location_encoder_forward";
   check_lonlat(lonlat, op, device);
   check_degree(L, op);
   TORCH_CHECK(!weights.empty() && weights.size() == biases.size(), op,
               ": expected as many biases as weights (at least one layer), got ", weights.size(),
               " weights and ", biases.size(), " biases");
-  TORCH_CHECK(chunk_size > 0, op, ": chunk_size must be positive, got ", chunk_size);
+  TORCH_CHECK(tile_points > 0, op, ": tile_points must be positive, got ", tile_points);
   int64_t width = L * L;
   for (size_t i = 0; i < weights.size(); ++i) {
     TORCH_CHECK(weights[i].dim() == 2 && weights[i].size(1) == width, op, ": weights[", i,
@@ -174,7 +174,7 @@ inline int64_t check_encoder(const at::Tensor& lonlat, int64_t L, at::TensorList
 // weights/biases: the layers after the first, with the first layer's bias at biases[0].
 inline int64_t check_iso_latitude_encoder(const at::Tensor& lon_parts, const at::Tensor& row_weights,
                                           at::IntArrayRef row_counts, at::TensorList weights, at::TensorList biases,
-                                          int64_t chunk_size, c10::DeviceType device) {
+                                          int64_t tile_points, c10::DeviceType device) {
   const char* op = "satclip::iso_latitude_encoder_forward";
   TORCH_CHECK(lon_parts.device().type() == device, op, ": lon_parts must be on ", device, ", got ",
               lon_parts.device());
@@ -195,7 +195,7 @@ inline int64_t check_iso_latitude_encoder(const at::Tensor& lon_parts, const at:
   TORCH_CHECK(!weights.empty() && biases.size() == weights.size() + 1, op,
               ": expected the layers after the first (at least the output layer) and one bias more "
               "(the first layer's), got ", weights.size(), " weights and ", biases.size(), " biases");
-  TORCH_CHECK(chunk_size > 0, op, ": chunk_size must be positive, got ", chunk_size);
+  TORCH_CHECK(tile_points > 0, op, ": tile_points must be positive, got ", tile_points);
   int64_t width = row_weights.size(2);
   for (size_t i = 0; i < biases.size(); ++i) {
     const at::Tensor* w = i == 0 ? &row_weights : &weights[i - 1];
@@ -224,9 +224,9 @@ using FusedFirstLayer = at::Tensor (*)(const at::Tensor&, int64_t, const at::Ten
 template <typename ShFn, typename SirenFn>
 at::Tensor encoder_forward_chunked(const at::Tensor& lonlat, int64_t L, at::TensorList weights_in,
                                    at::TensorList biases, double w0_first, double w0_hidden,
-                                   int64_t chunk_size, c10::string_view precision_name, c10::DeviceType device,
+                                   int64_t tile_points, c10::string_view precision_name, c10::DeviceType device,
                                    ShFn sh, SirenFn siren, FusedFirstLayer fused = nullptr) {
-  const int64_t width = check_encoder(lonlat, L, weights_in, biases, chunk_size, device);
+  const int64_t width = check_encoder(lonlat, L, weights_in, biases, tile_points, device);
   const Precision precision = parse_precision(precision_name, lonlat, "satclip::location_encoder_forward");
   std::vector<at::Tensor> weights;
   for (const at::Tensor& w : weights_in) weights.push_back(w);
@@ -234,8 +234,8 @@ at::Tensor encoder_forward_chunked(const at::Tensor& lonlat, int64_t L, at::Tens
   at::Tensor out = at::empty({n, width}, lonlat.options());
   for (at::Tensor& w : weights) w = round_operand(w, precision);
   const at::Tensor w_last_t = weights.back().t();
-  for (int64_t lo = 0; lo < n; lo += chunk_size) {
-    const int64_t hi = std::min(n, lo + chunk_size);
+  for (int64_t lo = 0; lo < n; lo += tile_points) {
+    const int64_t hi = std::min(n, lo + tile_points);
     const at::Tensor pts = lonlat.slice(0, lo, hi);
     const bool fuse = fused != nullptr && precision == Precision::kFloat32 && weights.size() >= 2;
     at::Tensor h = fuse ? fused(pts, L, weights[0], biases[0], w0_first) : sh(pts, L);

@@ -1,16 +1,16 @@
 // ops_cpu.cpp -- torch glue for the CPU kernels: argument checks, allocation, dtype dispatch,
 // run-time choice of the instruction set, and the registrations under the CPU dispatch key.
 //
-// The op schemas are defined once, in Python (satclip/_ops.py), before this library is
+// The op schemas are defined once, in Python (satclip/ops/schemas.py), before this library is
 // loaded; here we only register implementations. Every check names the argument and what
 // was expected, because these messages reach users of satclip.functional directly.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <atomic>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
+#include <string>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -24,15 +24,19 @@
 namespace satclip {
 namespace {
 
-bool use_avx2() {
+bool cpu_has_avx2() {
   static const bool v = [] {
-    const char* env = std::getenv("SATCLIP_CPU_ISA");
-    if (env && std::strcmp(env, "base") == 0) return false;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   }();
   return v;
 }
+
+// The kernels' instruction set: the best the CPU has unless satclip.ops.switches
+// (SATCLIP_CPU_ISA) asks for the baseline through satclip::_cpu_isa.
+std::atomic<bool> g_force_base{false};
+
+bool use_avx2() { return !g_force_base.load(std::memory_order_relaxed) && cpu_has_avx2(); }
 
 // One place that forwards to the kernels of the chosen instruction set.
 #define SATCLIP_CPU_CALL(fn, ...)                 \
@@ -50,16 +54,11 @@ bool use_avx2() {
 // buffer (advisory; ignored where THP is off) cuts that to ~0.06 ns/byte (measured: 640 MB in
 // 38 ms instead of 180 ms). Below 256 MB the kernel's compaction stalls (defrag=madvise) cost
 // more than they save (80 MB: 25-115 ms instead of 27 ms), so small buffers are left alone.
-// SATCLIP_HUGEPAGES=0 turns the hint off.
 void advise_huge_pages(const at::Tensor& t) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  static const bool enabled = [] {
-    const char* env = std::getenv("SATCLIP_HUGEPAGES");
-    return !(env && std::strcmp(env, "0") == 0);
-  }();
   constexpr uintptr_t kHuge = uintptr_t(2) << 20;
   const size_t bytes = t.nbytes();
-  if (!enabled || bytes < (size_t(256) << 20)) return;
+  if (bytes < (size_t(256) << 20)) return;
   const uintptr_t p = reinterpret_cast<uintptr_t>(t.data_ptr());
   const uintptr_t lo = (p + kHuge - 1) & ~(kHuge - 1), hi = (p + bytes) & ~(kHuge - 1);
   if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
@@ -195,10 +194,10 @@ void addmm_into(at::Tensor& y, const at::Tensor& b, const at::Tensor& x, const a
 // reused by every chunk, then the layers, `gemm` (see sine_layers_chunked) for each.
 template <typename scalar_t, typename Gemm>
 void encoder_from_sh(const at::Tensor& out, const at::Tensor& lonlat, int64_t L, at::TensorList weights,
-                     at::TensorList biases, double w0_first, double w0_hidden, int64_t chunk_size, Gemm gemm) {
+                     at::TensorList biases, double w0_first, double w0_hidden, int64_t tile_points, Gemm gemm) {
   const int64_t n = lonlat.size(0);
   if (n == 0) return;
-  const int64_t c = std::min(n, chunk_size);
+  const int64_t c = std::min(n, tile_points);
   const at::Tensor feats = at::empty({c, L * L}, lonlat.options());
   const int threads = at::get_num_threads();
   auto sh_chunk = [&](int64_t lo, int64_t m) {
@@ -226,11 +225,11 @@ void encoder_from_sh(const at::Tensor& out, const at::Tensor& lonlat, int64_t L,
 
 // The exact encoder (float32 / float64).
 at::Tensor encoder_forward_exact(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
-                                 at::TensorList biases, double w0_first, double w0_hidden, int64_t chunk_size) {
-  const int64_t width = check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CPU);
+                                 at::TensorList biases, double w0_first, double w0_hidden, int64_t tile_points) {
+  const int64_t width = check_encoder(lonlat, L, weights, biases, tile_points, c10::DeviceType::CPU);
   at::Tensor out = at::empty({lonlat.size(0), width}, lonlat.options());
   AT_DISPATCH_FLOATING_TYPES(lonlat.scalar_type(), "satclip_encoder_cpu", [&] {
-    encoder_from_sh<scalar_t>(out, lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, addmm_into);
+    encoder_from_sh<scalar_t>(out, lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, addmm_into);
   });
   return out;
 }
@@ -238,11 +237,11 @@ at::Tensor encoder_forward_exact(const at::Tensor& lonlat, int64_t L, at::Tensor
 // The encoder with its first layer factorised over latitude rows (satclip/nn/iso_latitude.py):
 // points sorted into rows of one latitude (row_counts[r] points each, in order); the first
 // layer's pre-activation of row r is lon_parts[row] @ row_weights[r] + b0, one small GEMM per
-// row; chunks hold whole rows (about chunk_size points; a longer row is a chunk of its own).
+// row; chunks hold whole rows (about tile_points points; a longer row is a chunk of its own).
 at::Tensor iso_latitude_encoder_forward(const at::Tensor& lon_parts, const at::Tensor& row_weights,
                                         at::IntArrayRef row_counts, at::TensorList weights, at::TensorList biases,
-                                        double w0_first, double w0_hidden, int64_t chunk_size) {
-  const int64_t width = check_iso_latitude_encoder(lon_parts, row_weights, row_counts, weights, biases, chunk_size,
+                                        double w0_first, double w0_hidden, int64_t tile_points) {
+  const int64_t width = check_iso_latitude_encoder(lon_parts, row_weights, row_counts, weights, biases, tile_points,
                                                    c10::DeviceType::CPU);
   const int64_t n = lon_parts.size(0);
   at::Tensor out = at::empty({n, width}, lon_parts.options());
@@ -250,7 +249,7 @@ at::Tensor iso_latitude_encoder_forward(const at::Tensor& lon_parts, const at::T
   std::vector<int64_t> row_start(row_counts.size() + 1, 0), bounds{0};
   for (size_t r = 0; r < row_counts.size(); ++r) {
     row_start[r + 1] = row_start[r] + row_counts[r];
-    if (row_start[r + 1] - bounds.back() > chunk_size && row_start[r] > bounds.back()) bounds.push_back(row_start[r]);
+    if (row_start[r + 1] - bounds.back() > tile_points && row_start[r] > bounds.back()) bounds.push_back(row_start[r]);
   }
   bounds.push_back(n);
   const at::Tensor b0 = biases[0];
@@ -276,15 +275,15 @@ at::Tensor iso_latitude_encoder_forward(const at::Tensor& lon_parts, const at::T
 // numbers as float32 GEMMs on rounded operands (up to summation order), on bf16 instructions
 // where the CPU has them.
 at::Tensor encoder_forward_bf16_mkl(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
-                                    at::TensorList biases, double w0_first, double w0_hidden, int64_t chunk_size) {
-  const int64_t width = check_encoder(lonlat, L, weights, biases, chunk_size, c10::DeviceType::CPU);
+                                    at::TensorList biases, double w0_first, double w0_hidden, int64_t tile_points) {
+  const int64_t width = check_encoder(lonlat, L, weights, biases, tile_points, c10::DeviceType::CPU);
   const int64_t n = lonlat.size(0), layers = static_cast<int64_t>(weights.size());
   at::Tensor out = at::empty({n, width}, lonlat.options());
   int64_t kmax = L * L;
   for (int64_t i = 0; i + 1 < layers; ++i) kmax = std::max(kmax, weights[i].size(0));
   std::vector<at::Tensor> wb;
   for (const at::Tensor& w : weights) wb.push_back(w.to(at::kBFloat16).contiguous());
-  const at::Tensor xb = at::empty({std::min(n, chunk_size) * kmax}, lonlat.options().dtype(at::kBFloat16));
+  const at::Tensor xb = at::empty({std::min(n, tile_points) * kmax}, lonlat.options().dtype(at::kBFloat16));
   const GemmBf16Fn mkl = mkl_gemm_bf16();
   auto gemm = [&](at::Tensor& y, const at::Tensor& b, const at::Tensor& x, const at::Tensor& w) {
     const int64_t m = x.size(0), k = x.size(1), h = w.size(0);
@@ -296,29 +295,38 @@ at::Tensor encoder_forward_bf16_mkl(const at::Tensor& lonlat, int64_t L, at::Ten
         reinterpret_cast<const uint16_t*>(w.const_data_ptr()), static_cast<int>(k), 1.0f,
         y.mutable_data_ptr<float>(), static_cast<int>(y.stride(0)));
   };
-  encoder_from_sh<float>(out, lonlat, L, wb, biases, w0_first, w0_hidden, chunk_size, gemm);
+  encoder_from_sh<float>(out, lonlat, L, wb, biases, w0_first, w0_hidden, tile_points, gemm);
   return out;
 }
 
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden,
-                                    int64_t chunk_size, c10::string_view precision) {
+                                    int64_t tile_points, c10::string_view precision) {
   const Precision p = parse_precision(precision, lonlat, "satclip::location_encoder_forward");
   if (p == Precision::kFloat32) {
-    return encoder_forward_exact(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size);
+    return encoder_forward_exact(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   }
   if (p == Precision::kBF16 && cpu_bf16_gemm_choice().mkl) {
-    return encoder_forward_bf16_mkl(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size);
+    return encoder_forward_bf16_mkl(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   }
   return encoder_forward_chunked(
-      lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision, c10::DeviceType::CPU, sh_forward,
+      lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision, c10::DeviceType::CPU, sh_forward,
       [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
         return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
       });
 }
 
 // 1 when the AVX2+FMA kernels run, 0 for the baseline build; read by satclip.backend_info().
-int64_t cpu_isa() { return use_avx2() ? 1 : 0; }
+// satclip::_cpu_isa(mode): "auto" / "base" set the instruction set ("" keeps it); returns the one
+// in use (0 baseline x86-64, 1 AVX2 + FMA).
+int64_t cpu_isa(c10::string_view mode) {
+  if (!mode.empty()) {
+    TORCH_CHECK(mode == "auto" || mode == "base", "satclip::_cpu_isa: mode must be 'auto' or 'base', got '",
+                std::string(mode), "'");
+    g_force_base.store(mode == "base");
+  }
+  return use_avx2() ? 1 : 0;
+}
 
 }  // namespace
 }  // namespace satclip
@@ -335,10 +343,11 @@ static std::string tf32_scope_check(bool on) {
 }
 
 TORCH_LIBRARY_FRAGMENT(satclip, m) {
-  m.def("_cpu_isa() -> int", &satclip::cpu_isa);
+  m.def("_cpu_isa(str mode=\"\") -> int", &satclip::cpu_isa);
   m.def("_tf32_scope_check(bool on) -> str", &tf32_scope_check);
   // Which GEMMs precision="bf16" runs on the CPU, and why (satclip info).
-  m.def("_cpu_bf16_gemm() -> str", [] {
+  m.def("_cpu_bf16_gemm(str mode=\"\") -> str", [](c10::string_view mode) {
+    if (!mode.empty()) satclip::set_cpu_bf16_gemm_mode(std::string(mode));
     const satclip::Bf16GemmChoice c = satclip::cpu_bf16_gemm_choice();
     return std::string(c.mkl ? "mkl" : "rounded") + "|" + c.why;
   });

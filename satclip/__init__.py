@@ -4,38 +4,49 @@
 ``lonlat`` a ``[N, 2]`` tensor of (lon, lat) in degrees, lon first. The whole model (image side
 too): ``model = satclip.load_model(ckpt)``; ``satclip.locate(model, images, gallery, k)``.
 
-Public API only; the layers below, each a subpackage (imports point down this list):
-``cli`` -> ``imagery`` -> ``embedding`` / ``evaluation`` / ``training`` -> ``checkpoint`` -> ``nn`` ->
-``functional`` -> ``ops`` (schemas, fallbacks, the compiled ``_C.so``).
+Public API only, each name imported when first used (``import satclip`` alone loads nothing,
+not even torch, and changes nothing in the process; the first use registers the ``satclip``
+ops and loads the compiled kernels). The layers below, each a subpackage (imports point down):
+``cli`` -> ``imagery`` / ``training`` -> ``model`` / ``embedding`` / ``evaluation`` ->
+``checkpoint`` -> ``nn`` -> ``functional`` -> ``options`` -> ``ops`` (schemas, fallbacks, the
+compiled ``_C.so``).
 """
 
-import os as _os
-import sys as _sys
-
-# The `satclip` command's streaming embedder shares the cores between the encoder's OpenMP
-# threads and its reader/writer threads; OpenMP threads that spin while waiting (libgomp's
-# default) take CPU from the writer. Two A/B runs on 2 cores (benchmarks/embed_wait_policy.py,
-# results/embed-wait-policy.md): grid -> Parquet end to end +14% and +8% with passive waiting,
-# Zarr +9% and -2% (noise is about 10-20% there). Only for the command, only before torch loads
-# (libgomp reads it then), and never over a value the user set.
-if _os.path.basename(_sys.argv[0] if _sys.argv else "") == "satclip" and "torch" not in _sys.modules:
-    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 from ._version import __version__
-from .ops import backend_info, extension_loaded  # first: defines the op schemas, loads _C.so
-from . import functional, nn
-from .checkpoint import default_model, load, save
-from .embedding import embed
-from .nn import LocationEncoder
 
-__all__ = ["Gallery", "LocationEncoder", "__version__", "backend_info", "default_model", "embed",
-           "extension_loaded", "functional", "load", "load_model", "locate", "nn", "save"]
+# public name -> (module, attribute or None for the module itself)
+_PUBLIC = {
+    "backend_info": ("ops", "backend_info"),
+    "extension_loaded": ("ops", "extension_loaded"),
+    "functional": ("functional", None),
+    "nn": ("nn", None),
+    "options": ("options", None),
+    "EncodeOptions": ("options", "EncodeOptions"),
+    "LocationEncoder": ("nn", "LocationEncoder"),
+    "default_model": ("checkpoint", "default_model"),
+    "load": ("checkpoint", "load"),
+    "save": ("checkpoint", "save"),
+    "embed": ("embedding", "embed"),
+    # the image side: timm / rasterio, imported when first used
+    "Gallery": ("imagery", "Gallery"),
+    "load_model": ("imagery", "load_model"),
+    "locate": ("imagery", "locate"),
+}
 
-_IMAGERY = ("Gallery", "load_model", "locate")  # the image side: timm / rasterio, imported when first used
+__all__ = sorted(_PUBLIC) + ["__version__"]
 
 
 def __getattr__(name):
-    if name in _IMAGERY:
-        from . import imagery
-        return getattr(imagery, name)
-    raise AttributeError(f"module 'satclip' has no attribute {name!r}")
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'satclip' has no attribute {name!r}")
+    import importlib
+
+    module, attr = _PUBLIC[name]
+    mod = importlib.import_module(f".{module}", __name__)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

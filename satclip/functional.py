@@ -25,7 +25,8 @@ from functools import lru_cache
 
 import torch
 
-from .ops import PRECISIONS, degree_order, has_kernel, ops
+from .ops import degree_order, has_kernel, ops
+from .options import PRECISIONS, EncodeOptions, renamed  # noqa: F401  (PRECISIONS: public here since 0.1)
 
 CONVENTIONS = ("analytic", "closed-form", "orthonormal")
 _DTYPES = (torch.float32, torch.float64)
@@ -130,23 +131,17 @@ def siren_layer(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, w0: f
     return y
 
 
-def check_precision(precision: str, dtype: torch.dtype) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision != "float32" and dtype != torch.float32:
-        raise ValueError(f"precision={precision!r} applies to float32 encoders, got {dtype}; "
-                         "use precision='float32' with float64")
-    return precision
-
-
 def location_encoder(lonlat: torch.Tensor, legendre_polys: int, weights: list[torch.Tensor],
                      biases: list[torch.Tensor], *, w0_first: float = 30.0, w0_hidden: float = 1.0,
-                     chunk_size: int | None = None, precision: str = "float32") -> torch.Tensor:
-    """Fused inference: orthonormal SH -> sine layers -> linear, chunk by chunk.
+                     tile_points: int | None = None, precision: str = "float32",
+                     chunk_size: int | None = None) -> torch.Tensor:
+    """Fused inference: orthonormal SH -> sine layers -> linear, tile by tile.
 
     ``weights[0]`` must already carry the convention factors (see ``convention_factors``);
     ``weights[:-1]`` are sine layers (the first with ``w0_first``), ``weights[-1]`` is linear.
-    Not differentiable; ``chunk_size`` defaults to :func:`default_chunk_size`.
+    Not differentiable; ``tile_points`` (points per tile, the encoder's workspace; the result
+    does not depend on it) defaults to :func:`default_tile_points`. ``chunk_size``: the old name
+    of ``tile_points`` (deprecated).
 
     ``precision`` (float32 encoders only): ``"float32"`` (exact, the default), ``"tf32"`` or
     ``"bf16"``: every GEMM's operands (SH features, activations, weights) rounded to that format,
@@ -154,13 +149,23 @@ def location_encoder(lonlat: torch.Tensor, legendre_polys: int, weights: list[to
     modes (on CUDA the GEMMs then run on them). Measured embedding error in
     ``benchmarks/results/precision-modes.md`` (both below 1e-2 relative).
     """
-    L = _check_degree(legendre_polys)
-    check_precision(precision, lonlat.dtype)
-    if chunk_size is None:
+    if chunk_size is not None:
+        renamed("chunk_size=", "tile_points=", "satclip.functional.location_encoder")
+        tile_points = chunk_size if tile_points is None else tile_points
+    options = EncodeOptions(precision=precision, tile_points=tile_points).check_dtype(lonlat.dtype)
+    return encode(lonlat, _check_degree(legendre_polys), weights, biases, w0_first, w0_hidden, options)
+
+
+def encode(lonlat: torch.Tensor, L: int, weights, biases, w0_first: float, w0_hidden: float,
+           options: EncodeOptions) -> torch.Tensor:
+    """:func:`location_encoder` with options already checked (``LocationEncoder`` checks them
+    when they are set)."""
+    tile = options.tile_points
+    if tile is None:
         device = lonlat.device.type
-        chunk_size = default_chunk_size(L, lonlat.element_size(), device, compiled=_COMPILED_ENCODER.get(device, False))
+        tile = default_tile_points(L, lonlat.element_size(), device, compiled=_COMPILED_ENCODER.get(device, False))
     return ops.location_encoder_forward(lonlat, L, list(weights), list(biases), float(w0_first),
-                                        float(w0_hidden), int(chunk_size), precision)
+                                        float(w0_hidden), int(tile), options.precision)
 
 
 # Which devices have the compiled encoder (the kernels register when satclip.ops is imported);
@@ -168,15 +173,13 @@ def location_encoder(lonlat: torch.Tensor, legendre_polys: int, weights: list[to
 _COMPILED_ENCODER = {dev: has_kernel("location_encoder_forward", dev) for dev in ("cpu", "cuda")}
 
 
-def default_chunk_size(legendre_polys: int, itemsize: int, device_type: str = "cpu", compiled: bool = True) -> int:
-    """Points per chunk of the fused encoder. CPU, compiled kernel (one workspace for all
-    chunks): one chunk of SH features is about 8 MB, within [512, 16384] points: each chunk's
-    GEMMs re-pack the weights, so chunks of a few hundred points lose to whole-matrix GEMMs
-    (L = 40 float32 on 2 cores: 327 points 0.83-0.91x the whole-matrix GEMMs, 1,024-2,048 points
-    0.92-1.0x; L = 100: 52 points 0.64x, 512 points 0.87x). CPU, pure-PyTorch fallback (fresh
-    buffers per chunk): about 2 MB, within [256, 16384] (the 8 MB rule made it 1.2-1.5x slower at
-    L = 10 and at L = 40 float64). GPU: 65536 points, enough to fill the device, within a 512 MB
-    feature buffer."""
+def default_tile_points(legendre_polys: int, itemsize: int, device_type: str = "cpu", compiled: bool = True) -> int:
+    """Points per tile of the fused encoder. CPU, compiled kernel (one workspace for all
+    tiles): one tile of SH features is about 8 MB, within [512, 16384] points: each tile's
+    GEMMs re-pack the weights, so tiles of a few hundred points lose to whole-matrix GEMMs
+    (measured in the README's "CPU encoder" paragraph). CPU, pure-PyTorch fallback (fresh
+    buffers per tile): about 2 MB, within [256, 16384] (the 8 MB rule was slower there). GPU:
+    65536 points, enough to fill the device, within a 512 MB feature buffer."""
     per_point = max(1, legendre_polys * legendre_polys * itemsize)
     if device_type == "cuda":
         return int(max(1024, min(1 << 16, (512 << 20) // per_point)))

@@ -149,3 +149,31 @@ def pytest_runtest_call(item):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+FAULT_HOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "embedding", "fault_hooks")
+
+
+def fault_env(crash_at: str | None = None, hooks_dir=None, base: dict | None = None) -> dict:
+    """The environment of a child process with the fault hooks of ``tests/embedding/fault_hooks``
+    (a crash at ``crash_at``, e.g. ``"shard:2"``; Ray actor deaths triggered in ``hooks_dir``)."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join([FAULT_HOOKS] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    if crash_at:
+        env["FAULT_HOOKS_CRASH_AT"] = crash_at
+    if hooks_dir is not None:
+        env["FAULT_HOOKS_DIR"] = str(hooks_dir)
+    return env
+
+
+def original_sh():
+    """``original_analytic_sh`` of ``benchmarks/original.py``: the original SatCLIP's "analytic"
+    SH re-created (sympy-expanded polynomials evaluated in float64), kept outside the package."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "original.py"
+    spec = importlib.util.spec_from_file_location("satclip_benchmarks_original", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.original_analytic_sh

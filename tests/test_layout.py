@@ -1,6 +1,7 @@
-"""The package layout: imports point down the layers only (kernels <- ops <- functional <- nn <-
-checkpoint <- embedding / evaluation / training <- imagery <- cli), siblings of one layer do not import each
-other, and nothing inside the package imports the top-level ``satclip`` (the public API)."""
+"""The package layout: imports point down the layers only (kernels <- ops <- options <- functional <- nn <-
+checkpoint <- model / embedding / evaluation <- training / imagery <- cli), siblings of one layer do not
+import each other (so inference, ``imagery``, never imports ``training``), and nothing inside the package
+imports the top-level ``satclip`` (the public API)."""
 
 import ast
 from pathlib import Path
@@ -13,8 +14,8 @@ PKG = Path(satclip.__file__).resolve().parent
 
 # Rank of each top-level part of the package; an import may only reach a part of lower rank,
 # or the same part. Parts of equal rank are siblings and may not import each other.
-RANK = {"_version": 0, "data": 0, "ops": 1, "functional": 2, "compat": 2, "plotting": 2, "nn": 3, "checkpoint": 4,
-        "embedding": 5, "evaluation": 5, "training": 5, "imagery": 6, "cli": 7}
+RANK = {"_version": 0, "data": 0, "ops": 1, "options": 2, "functional": 3, "plotting": 3, "nn": 4, "checkpoint": 5,
+        "model": 6, "embedding": 6, "evaluation": 6, "training": 7, "imagery": 7, "cli": 8}
 TOP = ("__init__", "__main__")  # the public API: may import anything, imported by no one inside
 
 
@@ -91,7 +92,10 @@ def test_imports_point_down_the_layers():
 @pytest.mark.parametrize("module,source,is_package,expect", [
     ("satclip.ops.schemas", "from ..embedding import runner", False, "a higher layer"),
     ("satclip.ops.schemas", "from satclip.cli import main", False, "a higher layer"),
-    ("satclip.embedding.runner", "from ..training import run", False, "a sibling"),
+    ("satclip.embedding.runner", "from ..evaluation import run", False, "a sibling"),
+    ("satclip.imagery.model", "from ..training.lightning import SatCLIPDataModule", False, "a sibling"),
+    ("satclip.training.run", "from ..model import SatCLIP", False, None),
+    ("satclip.imagery.images", "from ..model.bands import s2_to_13_bands", False, None),
     ("satclip.nn", "import satclip", True, "top-level package"),
     ("satclip.embedding", "from .. import load", True, "top-level package"),
     ("satclip.nn.siren", "def f():\n    from ..checkpoint import load\n", False, "a higher layer"),

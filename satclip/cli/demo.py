@@ -84,13 +84,14 @@ def _localise(say, n: int) -> None:
     import numpy as np
 
     from ..imagery import Gallery, load_model, locate
-    from ..imagery.heldout import bluemarble_heldout, error_summary, model_bands
-    from ..imagery.locate import great_circle_km
+    from ..imagery.locate import error_summary, great_circle_km
+    from ..model.bands import model_bands
+    from ..training.heldout import bluemarble_heldout
 
     say(f"4/4 locating {n} held-out Blue Marble patches with the bundled model (2-degree grid gallery)")
     t0 = time.perf_counter()
     model = load_model()
-    images, true = bluemarble_heldout(n, bands=model_bands(model))
+    images, true = bluemarble_heldout(n, bands=model_bands(model.in_channels))
     gallery = Gallery.from_grid(model, 2.0)
     res = locate(model, images, gallery, 1, true_lonlat=true)
     got = error_summary(res.distance_km[:, 0])

@@ -6,6 +6,10 @@ import argparse
 import sys
 import time
 
+from ..options import FACTORISE, PRECISIONS
+
+DEFAULT_CHUNK_POINTS = 65536
+
 HELP = "embed a table or a global grid to Parquet/Zarr/npy (resumable)"
 DESCRIPTION = ("Embed points (lon, lat in degrees) chunk by chunk into an output directory. A killed run resumes "
                "with the same command; an existing output is only replaced with --overwrite.")
@@ -32,14 +36,17 @@ def add_arguments(pe: argparse.ArgumentParser) -> None:
                     help="embedding dtype on disk (int8: codes + one float32 scale per point)")
     pe.add_argument("--model-dtype", choices=["float32", "float64"], default="float32",
                     help="precision of the encoder (float64 = the original's; float32 is faster)")
-    pe.add_argument("--factorise", choices=["auto", "always", "never"], default="auto",
+    pe.add_argument("--factorise", choices=FACTORISE, default="auto",
                     help="first layer factorised over latitude rows for points that share latitudes (grids, "
-                         "HEALPix rings; same numbers to float rounding; 1.7-2.2x faster at L = 40, 5-6x at L = 100): "
+                         "HEALPix rings; same numbers to float rounding; faster from L = 20 on, see README): "
                          "auto (default: L >= 20 and at most one latitude per 32 points in a chunk), always or never")
-    pe.add_argument("--precision", choices=["float32", "tf32", "bf16"], default="float32",
+    pe.add_argument("--precision", choices=PRECISIONS, default="float32",
                     help="GEMM operand precision with --model-dtype float32: float32 (exact, default), tf32 or "
                          "bf16 (tensor cores on GPU; embedding error below 1e-2, see README)")
-    pe.add_argument("--batch-size", type=int, default=65536, help="points per chunk (default 65536)")
+    pe.add_argument("--chunk-points", type=int, default=None,
+                    help="points per chunk: what is encoded, written as one shard and resumed (default 65536)")
+    pe.add_argument("--batch-size", type=int, default=None, dest="batch_size",
+                    help="deprecated name of --chunk-points")
     pe.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     pe.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming")
     pe.add_argument("--verify", action="store_true", help="read back every chunk already written against its "
@@ -66,9 +73,7 @@ def make_source(args):
         raise SystemExit("satclip embed: give exactly one of --points, --grid, --healpix, --h3")
     if args.land_only and args.grid is None:
         raise SystemExit("satclip embed: --land-only applies to --grid")
-    if args.batch_size < 1:
-        raise SystemExit(f"satclip embed: --batch-size must be >= 1, got {args.batch_size}")
-    kw = {"chunk_size": args.batch_size}
+    kw = {"chunk_points": chunk_points(args)}
     if args.points is None:
         for flag in ("lon_col", "lat_col", "id_col", "keep_cols"):
             if getattr(args, flag) is not None:
@@ -81,6 +86,20 @@ def make_source(args):
     if args.healpix is not None:
         return S.HealpixSource(args.healpix, nest=args.nest, **kw)
     return S.H3Source(args.h3, **kw)
+
+
+def chunk_points(args) -> int:
+    """``--chunk-points`` (or its old name ``--batch-size``, with a warning), checked."""
+    if args.batch_size is not None:
+        if args.chunk_points is not None:
+            raise SystemExit("satclip embed: give --chunk-points only (--batch-size is its deprecated name)")
+        print("satclip embed: --batch-size is deprecated and will be removed after satclip 0.2; use --chunk-points",
+              file=sys.stderr)
+    n = args.chunk_points if args.chunk_points is not None else args.batch_size
+    n = DEFAULT_CHUNK_POINTS if n is None else n
+    if n < 1:
+        raise SystemExit(f"satclip embed: --chunk-points must be >= 1, got {n}")
+    return n
 
 
 def _needs(module: str, why: str) -> None:
@@ -104,8 +123,8 @@ def _check_dependencies(args) -> None:
 def run(args) -> int:
     import torch
 
-    from .. import functional as F
     from ..checkpoint import default_model, fused_pair, load
+    from ..options import EncodeOptions
     from ..embedding.runner import DiskFull, EmbeddingInterrupted, run_embedding
     from ..embedding.state import OutputLocked
 
@@ -114,6 +133,7 @@ def run(args) -> int:
     try:
         source = make_source(args)
         dtype = torch.float64 if args.model_dtype == "float64" else torch.float32
+        options = EncodeOptions(precision=args.precision, factorise=args.factorise).check_dtype(dtype)  # checked once
         if args.checkpoint is None:
             enc = default_model(device=args.device, dtype=dtype)
             name = "the bundled default model (Blue Marble demo, see satclip/data/DEFAULT_MODEL.md; give --checkpoint " \
@@ -126,9 +146,8 @@ def run(args) -> int:
             raise ValueError(f"--precision {args.precision} applies to spherical harmonics + SIREN encoders (the fused "
                              f"kernels); this checkpoint is {cfg['le_type']} + {cfg['pe_type']} "
                              f"({cfg['harmonics_calculation']}): use --precision float32")
-        enc.precision = F.check_precision(args.precision, dtype)
-        if hasattr(enc, "factorise"):  # spherical harmonics + SIREN encoders (satclip.nn.iso_latitude)
-            enc.factorise = args.factorise
+        if hasattr(enc, "options"):  # spherical harmonics + SIREN encoders (the fused kernels)
+            enc.options = options
         n = source.num_chunks
         kind = (f"L={cfg['legendre_polys']}, {cfg['harmonics_calculation']}" if cfg["le_type"] == "sphericalharmonics"
                 else cfg["le_type"]) + f", {cfg['pe_type']}"

@@ -51,7 +51,7 @@ def image_source(args, model, say):
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     crop = args.crop or image_crop(model)
     return ImageFileSource(args.images, model.in_channels, crop, scale=args.scale, on_error=args.on_error,
-                           chunk_size=args.batch_size, log=say)
+                           chunk_points=args.batch_size, log=say)
 
 
 def load_full_model(args):

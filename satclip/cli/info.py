@@ -38,4 +38,6 @@ def run(args) -> int:
     print(f"CPU precision='bf16': {info['cpu_bf16']}")
     if info["cuda_fused"] is not None:
         print(f"CUDA encoder, fused kernels or cuBLAS per layer (SATCLIP_CUDA_FUSED): {info['cuda_fused']}")
+    print("switches (environment; README, \"Switches\"): "
+          + ", ".join(f"{k}={v}" for k, v in info["switches"].items()))
     return 0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import demo, embed, embed_images, evaluate, info, locate, train
@@ -25,7 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _share_cores_with_the_writer() -> None:
+    """The streaming embedder shares the cores between the encoder's OpenMP threads and its
+    reader/writer threads; OpenMP threads that spin while waiting (libgomp's default) take CPU
+    from the writer (benchmarks/results/embed-wait-policy.md: grid -> Parquet faster with passive
+    waiting). libgomp reads the policy when torch loads, so it is set here, before anything
+    imports torch, and never over a value the user set. The command only: ``import satclip``
+    leaves the process alone."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv=None) -> int:
+    _share_cores_with_the_writer()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.cmd is None:  # `satclip` alone: what it can do

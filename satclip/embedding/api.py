@@ -33,8 +33,9 @@ def _as_lonlat(points, order, lon_col, lat_col) -> np.ndarray:
     return np.ascontiguousarray(arr if order == "lonlat" else arr[:, ::-1])
 
 
-def embed(encoder, points, *, batch_size: int = 65536, device=None, out_dtype="float32", order: str = "lonlat",
-          lon_col: str | None = None, lat_col: str | None = None, as_frame: bool = False):
+def embed(encoder, points, *, chunk_points: int = 65536, device=None, out_dtype="float32", order: str = "lonlat",
+          lon_col: str | None = None, lat_col: str | None = None, as_frame: bool = False,
+          batch_size: int | None = None):
     """Embeds in-memory points with ``encoder`` in batches.
 
     Args:
@@ -43,7 +44,7 @@ def embed(encoder, points, *, batch_size: int = 65536, device=None, out_dtype="f
             SatCLIP (``order="latlon"`` if yours are lat first); or a pandas DataFrame (columns
             ``lon``/``lat`` or ``longitude``/``latitude``, or ``lon_col``/``lat_col``); or a
             GeoDataFrame of points (x = lon, y = lat).
-        batch_size: points per forward pass.
+        chunk_points: points per forward pass (``batch_size``: its deprecated name).
         device: where to run (default: the encoder's device).
         out_dtype: ``"float32"`` (default), ``"float16"`` or ``"float64"``.
         as_frame: for a (Geo)DataFrame input, return a copy of it (same index, columns and
@@ -58,16 +59,20 @@ def embed(encoder, points, *, batch_size: int = 65536, device=None, out_dtype="f
     if str(np.dtype(out_dtype)) not in ("float16", "float32", "float64"):
         raise ValueError(f"out_dtype must be float16, float32 or float64, got {out_dtype!r} (int8 with scales is an "
                          "on-disk format of satclip embed / run_embedding)")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size is not None:
+        from ..options import renamed
+        renamed("batch_size=", "chunk_points=", "satclip.embed")
+        chunk_points = batch_size
+    if isinstance(chunk_points, bool) or not isinstance(chunk_points, int) or chunk_points < 1:
+        raise ValueError(f"chunk_points must be a positive int, got {chunk_points!r}")
     dev = torch.device(device) if device is not None else next(encoder.parameters()).device
     enc = encoder.to(dev).eval()
     dtype = next(enc.parameters()).dtype
     out = np.empty((len(lonlat), enc.dim_out), dtype=out_dtype)
     with torch.no_grad():
-        for s in range(0, len(lonlat), batch_size):
-            x = torch.from_numpy(lonlat[s:s + batch_size]).to(device=dev, dtype=dtype)
-            out[s:s + batch_size] = enc(x).cpu().numpy()
+        for s in range(0, len(lonlat), chunk_points):
+            x = torch.from_numpy(lonlat[s:s + chunk_points]).to(device=dev, dtype=dtype)
+            out[s:s + chunk_points] = enc(x).cpu().numpy()
     if isinstance(points, torch.Tensor):
         return torch.from_numpy(out).to(points.device)
     if as_frame:

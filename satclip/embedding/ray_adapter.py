@@ -29,12 +29,6 @@ import time
 from .runner import encode_chunk, write_chunk
 from .sinks import make_sink
 
-# Test hook (read by the driver, handed to the actors): an actor that receives this chunk index
-# exits (os._exit) before writing it, once (a marker file in the output's state folder records
-# that it happened): a real dead worker process.
-_EXIT_AT = "SATCLIP_TEST_RAY_ACTOR_EXIT_AT"
-
-
 def _ray():
     try:
         import ray
@@ -46,8 +40,7 @@ def _ray():
 class _ShardWriter:
     """The actor: the encoder (loaded once), a sink over the driver's output; one chunk per call."""
 
-    def __init__(self, encoder, fmt: str, sink_kwargs: dict, out_dtype: str, device: str, threads: int | None,
-                 exit_at: str | None = None):
+    def __init__(self, encoder, fmt: str, sink_kwargs: dict, out_dtype: str, device: str, threads: int | None):
         import torch
 
         if threads:
@@ -56,7 +49,7 @@ class _ShardWriter:
         self.encoder = encoder.to(self.device).eval()
         self.sink = make_sink(fmt, **sink_kwargs)
         self.out_dtype = out_dtype
-        self.out, self.exit_at = sink_kwargs["out"], exit_at
+        self.out = sink_kwargs["out"]
 
     def describe(self) -> dict:
         """Which satclip this actor runs: the driver refuses actors whose kernels differ from its own."""
@@ -68,11 +61,6 @@ class _ShardWriter:
     def write(self, chunk) -> tuple[int, dict]:
         import torch
 
-        if self.exit_at is not None and int(self.exit_at) == chunk.index:
-            marker = self.out / "_satclip" / f"test-actor-exit-{chunk.index}"
-            if not marker.exists():
-                marker.write_text(str(os.getpid()))
-                os._exit(1)
         with torch.no_grad():
             emb = encode_chunk(self.encoder, chunk, self.device, self.out_dtype)
         rec = write_chunk(self.sink, chunk, emb, self.out_dtype)
@@ -151,8 +139,7 @@ class RayExecutor:
                                                max_task_retries=self.max_retries, max_concurrency=self.in_flight)
         t0 = time.perf_counter()
         enc_ref = ray.put(encoder.to("cpu"))
-        exit_at = os.environ.get(_EXIT_AT)  # the test hook travels with the actor's arguments
-        actors = [cls.remote(enc_ref, fmt, sink_kwargs, out_dtype, device, threads, exit_at)
+        actors = [cls.remote(enc_ref, fmt, sink_kwargs, out_dtype, device, threads)
                   for _ in range(self.actors)]
         self._check_actors(ray.get([a.describe.remote() for a in actors]), actors, ray)
         self.startup_s = time.perf_counter() - t0  # actors started, model loaded: paid once per run

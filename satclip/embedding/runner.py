@@ -34,8 +34,7 @@ import torch
 from .._version import __version__
 from .sinks import FORMATS, make_sink, quantize_int8, quantize_int8_torch
 from .sources import Source
-from .state import (LEGACY_MANIFEST, STATE_DIR, OutputLock, is_run_debris, migrate_legacy, read_manifest,
-                    write_manifest)
+from .state import STATE_DIR, OutputLock, is_run_debris, read_manifest, write_manifest
 
 OUT_DTYPES = ("float16", "float32", "int8")
 # The manifest is rewritten after every chunk while it is small; a large one (many thousands of
@@ -65,7 +64,7 @@ def model_fingerprint(encoder) -> str:
 
 
 def _is_ours(p: Path) -> bool:
-    return p.name in (STATE_DIR, LEGACY_MANIFEST) or is_run_debris(p)
+    return p.name == STATE_DIR or is_run_debris(p)
 
 
 def _refuse_foreign(out: Path) -> None:
@@ -89,14 +88,12 @@ def _clear(out: Path) -> None:
 
 def _prepare_output(out: Path, want: dict, overwrite: bool) -> dict:
     """The manifest to continue from (resume) or an empty one, after refusing inconsistent cases."""
-    migrate_legacy(out)
     have = read_manifest(out)
     if have is None:
         return {}
     if overwrite:
         _clear(out)
         return {}
-    have.setdefault("precision", "float32")  # manifests written before precision modes existed
     diffs = [k for k in want if have.get(k) != want[k]]
     if diffs and not have.get("done"):
         _clear(out)  # a run that wrote no chunk: nothing to keep, nothing to resume
@@ -148,14 +145,15 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
     log = log or _noop
     out = Path(out)
     grid_shape = getattr(source, "grid_shape", None) if fmt == "zarr" else None
-    if grid_shape and source.chunk_size % grid_shape[1]:
-        # grid Zarr chunks are whole rows, written once each: align the source's chunks to them
-        source.chunk_size = max(1, source.chunk_size // grid_shape[1]) * grid_shape[1]
+    if grid_shape and source.chunk_points % grid_shape[1]:
+        # grid Zarr chunks are whole rows, written once each: chunks of whole rows (a copy of the
+        # source; the caller's is left as it is)
+        source = source.with_chunk_points(max(1, source.chunk_points // grid_shape[1]) * grid_shape[1])
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
     encoder = encoder.to(device).eval()
     want = {"format": fmt, "dtype": out_dtype, "dim": encoder.dim_out, "model": model_fingerprint(encoder),
             "model_config": encoder.config(), "precision": getattr(encoder, "precision", "float32"),
-            "source": source.describe(), "chunk_size": source.chunk_size}
+            "source": source.describe(), "chunk_points": source.chunk_points}
     _refuse_foreign(out)
     new_dir = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +181,7 @@ def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, ver
     dim = manifest["dim"]
     needs_n = fmt in ("npy", "zarr")
     sink_kwargs = dict(out=out, dim=dim, dtype=out_dtype, n=len(source) if needs_n else None,
-                       chunk_size=source.chunk_size, grid_shape=grid_shape,
+                       chunk_points=source.chunk_points, grid_shape=grid_shape,
                        metadata={"satclip_version": __version__, "model": manifest["model"],
                                  "model_config": manifest["model_config"]})
     sink = make_sink(fmt, **sink_kwargs)

@@ -8,7 +8,7 @@ chunk is either fully on disk or (after a crash) redone on resume.
   the input columns asked for (``keep_cols``); GeoParquet ``geo`` metadata and the
   model/version in the file metadata.
 * ``NpySink``: ``embeddings.npy`` (``[N, D]`` memmap), ``ids.npy`` and ``lonlat.npy``, preallocated;
-  chunk ``i`` fills rows ``[i * chunk_size, ...)``.
+  chunk ``i`` fills rows ``[i * chunk_points, ...)``.
 * ``ZarrSink``: a Zarr group. For a full lat/lon grid, ``embedding [nlat, nlon, D]`` with
   ``lat``/``lon`` coordinate arrays; otherwise ``embedding [N, D]`` chunked like the source,
   with ``id``, ``lon``, ``lat`` arrays.
@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .faults import crash_point
 from .sources import Chunk
 
 FORMATS = ("parquet", "npy", "zarr")
@@ -119,14 +118,12 @@ class ParquetSink:
         # a dot name: Parquet readers (pyarrow datasets, DuckDB, Spark) skip it if a crash leaves it
         tmp = final.with_name("." + final.name + ".tmp")
         # Embeddings are noise to a compressor and to dictionary encoding: skipping both (and the
-        # embedding column's statistics) cuts the write's CPU time by a third, CPU the encoder
-        # needs (measured: 55 -> 34 ms per 16384 x 256 float32 chunk).
+        # embedding column's statistics) cuts the write's CPU time, CPU the encoder needs.
         try:
             # Page checksums (CRC-32, computed by Arrow in C++ as it writes) let --verify check
             # every data page on reading; the manifest keeps the row count and the file size.
             pq.write_table(table, tmp, compression="none", use_dictionary=["id"],
                            write_statistics=["id", "lon", "lat"], write_page_checksum=True)
-            crash_point("shard")
             size = tmp.stat().st_size
             os.replace(tmp, final)
         except OSError:
@@ -155,8 +152,8 @@ class NpySink:
     run killed while creating them) is created anew: ``created`` tells the runner that no chunk
     of it can be trusted."""
 
-    def __init__(self, out: Path, dim: int, dtype: str, n: int, chunk_size: int, **_):
-        self.out, self.chunk_size = out, chunk_size
+    def __init__(self, out: Path, dim: int, dtype: str, n: int, chunk_points: int, **_):
+        self.out, self.chunk_points = out, chunk_points
         self.out.mkdir(parents=True, exist_ok=True)
         specs = {"embeddings.npy": (dtype, (n, dim)), "ids.npy": (np.int64, (n,)), "lonlat.npy": (np.float64, (n, 2))}
         if dtype == "int8":
@@ -178,7 +175,6 @@ class NpySink:
             arrays = {}
             for name, (dt, shape) in specs.items():
                 arrays[name] = open_mm(out / name, mode="w+", dtype=dt, shape=shape)
-                crash_point("create")
         self.emb, self.ids, self.lonlat = arrays["embeddings.npy"], arrays["ids.npy"], arrays["lonlat.npy"]
         self.scales = arrays.get("scales.npy")
         self.arrays = list(arrays.values())
@@ -190,7 +186,6 @@ class NpySink:
         self.emb[s:e] = emb
         if self.scales is not None:
             self.scales[s:e] = scale
-        crash_point("shard")
         self.ids[s:e] = ids
         self.lonlat[s:e, 0] = chunk.lon
         self.lonlat[s:e, 1] = chunk.lat
@@ -217,7 +212,7 @@ class ZarrSink:
     chunks must then hold whole grid rows (the runner aligns them). The embedding is stored
     uncompressed: compressing float noise costs the encoder's CPU and saves little."""
 
-    def __init__(self, out: Path, dim: int, dtype: str, n: int, chunk_size: int, metadata: dict,
+    def __init__(self, out: Path, dim: int, dtype: str, n: int, chunk_points: int, metadata: dict,
                  grid_shape=None, **_):
         try:
             import zarr
@@ -229,7 +224,7 @@ class ZarrSink:
         self.root = zarr.open_group(str(out), mode="a")
         # the run state folder as an (empty) Zarr group, so that readers do not warn about it
         self.root.require_group("_satclip")
-        arrays = self._arrays(dim, dtype, n, chunk_size)
+        arrays = self._arrays(dim, dtype, n, chunk_points)
         have = dict(self.root.arrays())
         # The group's "layout" attribute is written last, so it marks a completely created output.
         self.created = not (self.root.attrs.get("layout") == layout and all(
@@ -242,16 +237,15 @@ class ZarrSink:
             a = self.root.create_array(name, overwrite=True, **spec)
             if data is not None:
                 a[:] = data
-            crash_point("create")
         self.root.attrs.update({"satclip": metadata, "layout": layout})
 
-    def _arrays(self, dim: int, dtype: str, n: int, chunk_size: int) -> dict:
+    def _arrays(self, dim: int, dtype: str, n: int, chunk_points: int) -> dict:
         """name -> create_array arguments (and ``data`` for the coordinate arrays of a grid)."""
         if self.grid:
             nlat, nlon = self.grid
-            if chunk_size % nlon:
-                raise ValueError(f"grid Zarr output needs chunks of whole rows ({nlon} cells), got {chunk_size}")
-            rows = min(chunk_size // nlon, nlat)
+            if chunk_points % nlon:
+                raise ValueError(f"grid Zarr output needs chunks of whole rows ({nlon} cells), got {chunk_points}")
+            rows = min(chunk_points // nlon, nlat)
             step = 180.0 / nlat
             out = {"embedding": dict(shape=(nlat, nlon, dim), chunks=(rows, nlon, dim), dtype=dtype, compressors=None)}
             if dtype == "int8":
@@ -259,7 +253,7 @@ class ZarrSink:
             out["lat"] = dict(shape=(nlat,), dtype="float64", data=-90 + (np.arange(nlat) + 0.5) * step)
             out["lon"] = dict(shape=(nlon,), dtype="float64", data=-180 + (np.arange(nlon) + 0.5) * step)
             return out
-        c = min(chunk_size, max(n, 1))
+        c = min(chunk_points, max(n, 1))
         out = {"embedding": dict(shape=(n, dim), chunks=(c, dim), dtype=dtype, compressors=None)}
         if dtype == "int8":
             out["embedding_scale"] = dict(shape=(n,), chunks=(c,), dtype="float32")
@@ -274,7 +268,6 @@ class ZarrSink:
         if self.grid:
             nlon = self.grid[1]
             self.root["embedding"][s // nlon:e // nlon] = emb.reshape(-1, nlon, emb.shape[1])
-            crash_point("shard")
             if scale is not None:
                 self.root["embedding_scale"][s // nlon:e // nlon] = scale.reshape(-1, nlon)
             return record
@@ -282,7 +275,6 @@ class ZarrSink:
         self.root["embedding"][s:e] = emb
         if scale is not None:
             self.root["embedding_scale"][s:e] = scale
-        crash_point("shard")
         self.root["id"][s:e] = ids
         self.root["lon"][s:e] = chunk.lon
         self.root["lat"][s:e] = chunk.lat

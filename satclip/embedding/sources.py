@@ -34,7 +34,25 @@ class Chunk:
 
 
 class Source:
-    chunk_size: int = 65536
+    """``chunk_points``: points per chunk, the unit that is read, encoded, written as one shard and
+    resumed (:mod:`satclip.options` names the other sizes)."""
+    chunk_points: int = 65536
+
+    def _set_chunk_points(self, chunk_points: int, chunk_size: int | None = None) -> None:
+        if chunk_size is not None:  # the keyword's name before 0.2
+            from ..options import renamed
+            renamed("chunk_size=", "chunk_points=", type(self).__name__)
+            chunk_points = chunk_size
+        if isinstance(chunk_points, bool) or not isinstance(chunk_points, int) or chunk_points < 1:
+            raise ValueError(f"chunk_points must be a positive int, got {chunk_points!r}")
+        self.chunk_points = chunk_points
+
+    def with_chunk_points(self, chunk_points: int) -> "Source":
+        """A copy of this source with other chunks (this one is left as it is)."""
+        import copy
+        other = copy.copy(self)
+        other._set_chunk_points(chunk_points)
+        return other
 
     def __len__(self) -> int:  # number of points, when known up front
         raise NotImplementedError
@@ -47,11 +65,11 @@ class Source:
 
     @property
     def num_chunks(self) -> int:
-        return (len(self) + self.chunk_size - 1) // self.chunk_size
+        return (len(self) + self.chunk_points - 1) // self.chunk_points
 
     def chunk_start(self, index: int) -> int:
         """Row offset of chunk ``index`` (without reading it)."""
-        return index * self.chunk_size
+        return index * self.chunk_points
 
 
 LON_NAMES = ("lon", "longitude", "lng", "x")
@@ -79,7 +97,7 @@ def _check_coords(lon: np.ndarray, lat: np.ndarray, where: str) -> None:
 class ArraySource(Source):
     """An in-memory ``[N, 2]`` array of (lon, lat) degrees (``order="latlon"`` swaps columns)."""
 
-    def __init__(self, points, order: str = "lonlat", chunk_size: int = 65536):
+    def __init__(self, points, order: str = "lonlat", chunk_points: int = 65536, *, chunk_size: int | None = None):
         if order not in ("lonlat", "latlon"):
             raise ValueError(f"order must be 'lonlat' or 'latlon', got {order!r}")
         arr = np.asarray(points, dtype=np.float64)
@@ -87,16 +105,16 @@ class ArraySource(Source):
             raise ValueError(f"points must have shape [N, 2], got {list(arr.shape)}")
         self.lon, self.lat = (arr[:, 0], arr[:, 1]) if order == "lonlat" else (arr[:, 1], arr[:, 0])
         _check_coords(self.lon, self.lat, "points")
-        self.chunk_size = chunk_size
+        self._set_chunk_points(chunk_points, chunk_size)
 
     def __len__(self) -> int:
         return len(self.lon)
 
     def chunks(self, skip=frozenset()):
-        for i, s in enumerate(range(0, len(self), self.chunk_size)):
+        for i, s in enumerate(range(0, len(self), self.chunk_points)):
             if i in skip:
                 continue
-            e = min(len(self), s + self.chunk_size)
+            e = min(len(self), s + self.chunk_points)
             yield Chunk(i, s, np.arange(s, e, dtype=np.int64), self.lon[s:e], self.lat[s:e])
 
     def describe(self) -> dict:
@@ -109,10 +127,11 @@ class GridSource(Source):
     ``land_only`` keeps cells whose centre is on land (``global-land-mask``). Cell id =
     ``row * ncols + col``."""
 
-    def __init__(self, step: float, land_only: bool = False, chunk_size: int = 65536):
+    def __init__(self, step: float, land_only: bool = False, chunk_points: int = 65536, *, chunk_size: int | None = None):
         if not (0 < step <= 90) or not math.isfinite(step):
             raise ValueError(f"grid step must be in (0, 90] degrees, got {step}")
-        self.step, self.land_only, self.chunk_size = float(step), land_only, chunk_size
+        self.step, self.land_only = float(step), land_only
+        self._set_chunk_points(chunk_points, chunk_size)
         self.ncols = int(round(360.0 / step))
         self.nrows = int(round(180.0 / step))
         if abs(self.ncols * step - 360) > 1e-9 or abs(self.nrows * step - 180) > 1e-9:
@@ -138,7 +157,7 @@ class GridSource(Source):
         return int(self._land_counts().sum())
 
     def _row_blocks(self):
-        rows_per = max(1, self.chunk_size // self.ncols)
+        rows_per = max(1, self.chunk_points // self.ncols)
         return [(r0, min(self.nrows, r0 + rows_per)) for r0 in range(0, self.nrows, rows_per)]
 
     def _land_counts(self) -> np.ndarray:
@@ -181,9 +200,9 @@ class GridSource(Source):
             yield from self._land_chunks(skip)
             return
         n = self.nrows * self.ncols
-        for i, s in enumerate(range(0, n, self.chunk_size)):
+        for i, s in enumerate(range(0, n, self.chunk_points)):
             if i not in skip:
-                ids, lon, lat = self._cells(s, min(n, s + self.chunk_size))
+                ids, lon, lat = self._cells(s, min(n, s + self.chunk_points))
                 yield Chunk(i, s, ids, lon, lat)
 
     def describe(self) -> dict:
@@ -193,24 +212,25 @@ class GridSource(Source):
 class HealpixSource(Source):
     """All HEALPix pixel centres at ``nside`` (``nest`` or ring order); needs ``healpy``."""
 
-    def __init__(self, nside: int, nest: bool = False, chunk_size: int = 65536):
+    def __init__(self, nside: int, nest: bool = False, chunk_points: int = 65536, *, chunk_size: int | None = None):
         try:
             import healpy
         except ImportError:
             raise ImportError("--healpix needs `pip install healpy`") from None
         if not healpy.isnsideok(nside, nest=nest):
             raise ValueError(f"invalid HEALPix nside {nside}" + (" (nest needs a power of 2)" if nest else ""))
-        self.hp, self.nside, self.nest, self.chunk_size = healpy, int(nside), nest, chunk_size
+        self.hp, self.nside, self.nest = healpy, int(nside), nest
+        self._set_chunk_points(chunk_points, chunk_size)
 
     def __len__(self) -> int:
         return 12 * self.nside * self.nside
 
     def chunks(self, skip=frozenset()):
         n = len(self)
-        for i, s in enumerate(range(0, n, self.chunk_size)):
+        for i, s in enumerate(range(0, n, self.chunk_points)):
             if i in skip:
                 continue
-            ids = np.arange(s, min(n, s + self.chunk_size), dtype=np.int64)
+            ids = np.arange(s, min(n, s + self.chunk_points), dtype=np.int64)
             lon, lat = self.hp.pix2ang(self.nside, ids, nest=self.nest, lonlat=True)
             lon = np.where(lon > 180, lon - 360, lon)
             yield Chunk(i, s, ids, lon, lat)
@@ -223,14 +243,15 @@ class H3Source(Source):
     """All H3 cell centres at resolution ``res`` (``h3`` >= 4), in the order of the res-0 cells
     and their children; id = the H3 index as int64."""
 
-    def __init__(self, res: int, chunk_size: int = 65536):
+    def __init__(self, res: int, chunk_points: int = 65536, *, chunk_size: int | None = None):
         try:
             import h3
         except ImportError:
             raise ImportError("--h3 needs `pip install h3`") from None
         if not 0 <= res <= 15:
             raise ValueError(f"H3 resolution must be in [0, 15], got {res}")
-        self.h3, self.res, self.chunk_size = h3, int(res), chunk_size
+        self.h3, self.res = h3, int(res)
+        self._set_chunk_points(chunk_points, chunk_size)
 
     def __len__(self) -> int:
         return int(self.h3.get_num_cells(self.res))
@@ -243,7 +264,7 @@ class H3Source(Source):
         buf, index, start = [], 0, 0
         for cell in self._cells():
             buf.append(cell)
-            if len(buf) == self.chunk_size:
+            if len(buf) == self.chunk_points:
                 if index not in skip:
                     yield self._chunk(index, start, buf)
                 index, start, buf = index + 1, start + len(buf), []
@@ -269,7 +290,7 @@ class TableSource(Source):
     """
 
     def __init__(self, path, lon_col: str | None = None, lat_col: str | None = None, id_col: str | None = None,
-                 chunk_size: int = 65536, keep_cols=()):
+                 chunk_points: int = 65536, keep_cols=(), *, chunk_size: int | None = None):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
@@ -277,7 +298,8 @@ class TableSource(Source):
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"points file not found: {self.path}")
-        self.chunk_size, self.id_col = chunk_size, id_col
+        self._set_chunk_points(chunk_points, chunk_size)
+        self.id_col = id_col
         self.kind = "csv" if self.path.suffix.lower() in (".csv", ".txt") or self.path.name.endswith(".csv.gz") else "parquet"
         names = self._column_names()
         self.geometry = None
@@ -328,7 +350,7 @@ class TableSource(Source):
         cols += [c for c in self.keep_cols if c not in cols]
         if self.kind == "parquet":
             import pyarrow.parquet as pq
-            yield from pq.ParquetFile(self.path).iter_batches(batch_size=self.chunk_size, columns=cols)
+            yield from pq.ParquetFile(self.path).iter_batches(batch_size=self.chunk_points, columns=cols)
         else:
             import pyarrow.csv as pcsv
             opts = pcsv.ConvertOptions(include_columns=cols)
@@ -337,16 +359,16 @@ class TableSource(Source):
                 yield from reader
 
     def _rebatched(self):
-        """Tables of exactly chunk_size rows (the last one shorter), whatever the reader gives."""
+        """Tables of exactly chunk_points rows (the last one shorter), whatever the reader gives."""
         import pyarrow as pa
         pending, count = [], 0
         for b in self._batches():
             pending.append(pa.Table.from_batches([b]))
             count += b.num_rows
-            while count >= self.chunk_size:
+            while count >= self.chunk_points:
                 t = pa.concat_tables(pending).combine_chunks()
-                yield t.slice(0, self.chunk_size)
-                rest = t.slice(self.chunk_size)
+                yield t.slice(0, self.chunk_points)
+                rest = t.slice(self.chunk_points)
                 pending, count = [rest], rest.num_rows
         if count:
             yield pa.concat_tables(pending)

@@ -8,9 +8,6 @@ with ``_`` or ``.``):
 * ``lock``: held with ``flock`` while a run writes; the kernel releases it when the process
   ends, however it ends, so a lock left by a killed run is free again. It holds the owner's pid,
   host and start time for the message a second run gets.
-
-Outputs of earlier versions kept ``manifest.json`` at the top of the folder; it is moved here
-when such an output is resumed.
 """
 
 from __future__ import annotations
@@ -23,11 +20,9 @@ import socket
 import time
 from pathlib import Path
 
-from .faults import crash_point
 
 STATE_DIR = "_satclip"
 MANIFEST = "manifest.json"
-LEGACY_MANIFEST = "manifest.json"  # at the top of the output, before the state folder existed
 
 
 def manifest_path(out) -> Path:
@@ -35,28 +30,19 @@ def manifest_path(out) -> Path:
 
 
 def read_manifest(out) -> dict | None:
-    """The manifest of output ``out`` (either location), or None if it has none."""
-    out = Path(out)
-    for p in (manifest_path(out), out / LEGACY_MANIFEST):
-        if p.is_file():
-            try:
-                return json.loads(p.read_text())
-            except ValueError:
-                raise ValueError(f"{p} is damaged (not JSON); use --overwrite to start the output again") from None
-    return None
-
-
-def migrate_legacy(out: Path) -> None:
-    legacy = out / LEGACY_MANIFEST
-    if legacy.is_file() and not manifest_path(out).exists():
-        (out / STATE_DIR).mkdir(exist_ok=True)
-        os.replace(legacy, manifest_path(out))
+    """The manifest of output ``out``, or None if it has none."""
+    p = manifest_path(out)
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError:
+        raise ValueError(f"{p} is damaged (not JSON); use --overwrite to start the output again") from None
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
     tmp = path.with_name("." + path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1))
-    crash_point("manifest")
     os.replace(tmp, path)
 
 

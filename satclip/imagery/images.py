@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..embedding.sources import Chunk, Source
-from ..training.transforms import s2_to_13_bands
+from ..model.bands import s2_to_13_bands
 
 IMAGE_SUFFIXES = (".tif", ".tiff")
 ON_ERROR = ("fail", "skip")
@@ -119,17 +119,16 @@ def read_patch(path: Path, name: str) -> tuple[np.ndarray, float, float]:
 
 
 class ImageFileSource(Source):
-    """The files of :func:`list_images`, ``chunk_size`` images per chunk."""
+    """The files of :func:`list_images`, ``chunk_points`` images per chunk (a row per image)."""
 
     def __init__(self, source, in_channels: int, crop: int, scale: float = 1e-4, on_error: str = "fail",
-                 chunk_size: int = 64, log=None):
+                 chunk_points: int = 64, log=None):
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self._set_chunk_points(chunk_points)
         self.files, self.base = list_images(source)
         self.source, self.in_channels, self.crop, self.scale = str(source), in_channels, crop, float(scale)
-        self.on_error, self.chunk_size, self.log = on_error, chunk_size, log or (lambda msg: None)
+        self.on_error, self.log = on_error, log or (lambda msg: None)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -137,10 +136,10 @@ class ImageFileSource(Source):
     def chunks(self, skip=frozenset()):
         import pyarrow as pa
 
-        for i, start in enumerate(range(0, len(self.files), self.chunk_size)):
+        for i, start in enumerate(range(0, len(self.files), self.chunk_points)):
             if i in skip:
                 continue
-            names = self.files[start:start + self.chunk_size]
+            names = self.files[start:start + self.chunk_points]
             ids, lon, lat, images, kept, skipped = [], [], [], [], [], []
             for j, name in enumerate(names):
                 try:

@@ -58,10 +58,11 @@ class Gallery:
         return len(self.lonlat)
 
     @classmethod
-    def from_points(cls, model, lonlat, batch_size: int = 65536) -> "Gallery":
-        """``lonlat`` ``[G, 2]`` embedded with ``model``'s location encoder."""
+    def from_points(cls, model, lonlat, chunk_points: int = 65536, *, batch_size: int | None = None) -> "Gallery":
+        """``lonlat`` ``[G, 2]`` embedded with ``model``'s location encoder, ``chunk_points`` per
+        forward pass (``batch_size``: its deprecated name)."""
         lonlat = np.asarray(lonlat, np.float64)
-        return cls(lonlat, embed(model.location, lonlat, batch_size=batch_size))
+        return cls(lonlat, embed(model.location, lonlat, chunk_points=chunk_points, batch_size=batch_size))
 
     @classmethod
     def from_grid(cls, model, step: float, land_only: bool = False) -> "Gallery":
@@ -138,3 +139,12 @@ def locate(model, images, gallery: Gallery, k: int = 5, *, true_lonlat=None, bat
             raise ValueError(f"true_lonlat has {len(true)} rows for {len(index)} images")
         out.distance_km = great_circle_km(true[:, None, :], out.lonlat)
     return out
+
+
+def error_summary(distance_km: np.ndarray) -> dict:
+    """Percentiles (km) and hit rates of great-circle errors."""
+    d = np.asarray(distance_km, np.float64)
+    p = np.percentile(d, [10, 25, 50, 75, 90])
+    return {"p10_km": p[0], "p25_km": p[1], "median_km": p[2], "p75_km": p[3], "p90_km": p[4],
+            "within_500_km": float((d <= 500).mean()), "within_1000_km": float((d <= 1000).mean()),
+            "within_2500_km": float((d <= 2500).mean())}

@@ -12,7 +12,7 @@ num_classes=embed_dim)`` holding the checkpoint's weights, in eval mode: the ori
 Images, as the original was trained on them (S2-100K): ``[B, 13, H, W]`` float, the 12
 Sentinel-2 L2A bands' digital numbers / 10000 in the order B01 B02 B03 B04 B05 B06 B07 B08
 B8A B09 B11 B12 with a zero band inserted at index 10 (where the MoCo backbones expect B10);
-``satclip.training.transforms.s2_to_13_bands`` does this for ``[12, H, W]`` uint16 arrays. The
+``satclip.model.bands.s2_to_13_bands`` does this for ``[12, H, W]`` uint16 arrays. The
 released models saw 224 x 224 crops of 256 x 256 patches (10 m pixels).
 """
 
@@ -23,7 +23,7 @@ import torch
 from pathlib import Path
 
 from ..checkpoint import _encoder_from_lightning, _is_safetensors, _read_lightning, resolve_source
-from ..training.model import SatCLIP, is_clip_visual, parse_vision_layers
+from ..model import ModelConfig, SatCLIP
 
 _DTYPES = {None: None, "float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
            torch.float64: torch.float64}
@@ -97,24 +97,18 @@ def load_model(source=None, *, device=None, dtype=None, weights_only: bool = Tru
                          "the location encoder); satclip.load reads its location encoder")
     hp = dict(ckpt.get("hyper_parameters") or {})
     location = _encoder_from_lightning(ckpt, path, None, dtype or torch.float64)
-    vision_layers = hp.get("vision_layers", "moco_resnet18")
-    if isinstance(vision_layers, str):
-        vision_layers = parse_vision_layers(vision_layers)
-    if is_clip_visual(vision_layers) and isinstance(vision_layers, list):
-        vision_layers = tuple(vision_layers)
-    cfg = location.config()
-    in_channels = int(hp.get("in_channels") or 13)
+    # the checkpoint's own values; what it lacks (an original checkpoint has no location_dtype) from
+    # the location encoder it holds, the rest the ModelConfig defaults
+    values = {k: v for k, v in hp.items() if v is not None}
+    values.update(location.config())
+    values.update(vision_layers=str(values.get("vision_layers", "moco_resnet18")), freeze_backbone=False,
+                  visual_weights=None, location_dtype=str(dtype or torch.float64).removeprefix("torch."))
+    in_channels = int(values.get("in_channels") or 13)
     try:
-        model = SatCLIP(int(hp.get("embed_dim") or cfg["embed_dim"]), vision_layers, in_channels,
-                        legendre_polys=cfg.get("legendre_polys", 10), capacity=cfg.get("capacity", 256),
-                        num_hidden_layers=cfg.get("num_hidden_layers", 2), pretrained_required=False,
-                        freeze_backbone=False, image_resolution=int(hp.get("image_resolution") or 224),
-                        vision_width=int(hp.get("vision_width") or 768),
-                        vision_patch_size=int(hp.get("vision_patch_size") or 32), le_type=cfg["le_type"],
-                        pe_type=cfg["pe_type"], harmonics_calculation=cfg.get("harmonics_calculation", "analytic"),
-                        frequency_num=cfg.get("frequency_num", 16), min_radius=cfg.get("min_radius", 1.0),
-                        max_radius=cfg.get("max_radius", 260.0), location_dtype=dtype or torch.float64)
-    except ValueError as exc:
+        config = ModelConfig.from_values(values)
+        vision_layers = config.visual_layers()
+        model = SatCLIP(config, pretrained_required=False)
+    except (ValueError, TypeError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     model.location = location  # the checkpoint loader's encoder: its checks, its weights
     model.nnet = location.nnet

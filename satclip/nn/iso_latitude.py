@@ -14,11 +14,12 @@ product of a latitude part and a longitude part,
 whole encoder (hidden 512, 2 sine layers, 256 out) about 2.8x fewer multiply-adds. The longitude
 parts come from a float64 angle-addition recurrence (``e^{i m x} = e^{i (m-1) x} e^{i x}``), cast
 to the working dtype. The op ``satclip::iso_latitude_encoder_forward`` then runs one small GEMM
-per row for the first layer and the usual sine layers, chunk by chunk over one workspace.
+per row for the first layer and the usual sine layers, tile by tile over one workspace.
 
 The results equal the plain path to the working precision's rounding (different summation
 order). Used automatically (``LocationEncoder.factorise = "auto"``) when L >= 20 and a batch
-holds at least 4,096 points and at most one distinct latitude per 32 points.
+holds at least 4,096 points and at most one distinct latitude per 32 points. The speed-up by
+degree is measured in ``benchmarks/results/cpu.md`` (groups ``grid-0.25deg-*``) and the README.
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ from functools import lru_cache
 import torch
 
 from ..ops import ops
+from ..options import FACTORISED_TILE_POINTS, EncodeOptions
 
 MIN_POINTS = 4096
 MIN_POINTS_PER_LATITUDE = 32
 # Below this degree the first layer is too small a share of the encoder for the factorisation to
-# pay much (measured on a 0.25-degree grid chunk, best of 5, two runs: L = 10 1.07-1.08x,
-# L = 40 2.2-2.4x, L = 100 7.8-8.0x the unfactorised encoder; benchmarks/bench_grid.py).
+# pay much (the gain by degree: benchmarks/results/cpu.md, groups grid-0.25deg-*; README "Global grids").
 MIN_DEGREE = 20
-FACTORISE = ("auto", "always", "never")
 
 
 def worth_it(lonlat: torch.Tensor, legendre_polys: int) -> bool:
@@ -97,13 +97,15 @@ def _longitude_parts(lon: torch.Tensor, L: int, dtype) -> torch.Tensor:
     return t if inv is None else t[inv]
 
 
-def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 4096, block_points: int = 1 << 18) -> torch.Tensor:
+def encoder_forward(enc, lonlat: torch.Tensor, options: EncodeOptions | None = None) -> torch.Tensor:
     """The whole :class:`~satclip.nn.LocationEncoder` (inference) with the factorised first layer:
     points grouped by latitude (kept in place when already grouped, as grid rows are), then
-    blocks of whole rows of up to ``block_points`` points (bounded memory for the longitude
-    parts and row weights) through ``satclip::iso_latitude_encoder_forward``, which works in
-    chunks of about ``chunk_points`` points over one workspace (L = 40, 0.25-degree grid, best
-    of 7 interleaved: 1,024-4,096 points 2.53-2.56x the unfactorised encoder, 16,384 2.34x)."""
+    blocks of whole rows of up to ``options.row_block_points`` points (bounded memory for the
+    longitude parts and row weights) through ``satclip::iso_latitude_encoder_forward``, which
+    works in tiles of about ``options.tile_points`` points (default 4,096) over one workspace."""
+    options = options or EncodeOptions()
+    tile_points = options.tile_points or FACTORISED_TILE_POINTS
+    block_points = options.row_block_points
     n = lonlat.shape[0]
     if n == 0:
         return torch.empty(0, enc.dim_out, dtype=lonlat.dtype, device=lonlat.device)
@@ -128,7 +130,7 @@ def encoder_forward(enc, lonlat: torch.Tensor, chunk_points: int = 4096, block_p
         a = _row_weights(ulat[r0:r1], L, wt).to(lonlat.dtype)     # [R, 2L-1, H]
         t = _longitude_parts(lonlat[lo:lo + size, 0], L, lonlat.dtype)  # [size, 2L-1]
         y = ops.iso_latitude_encoder_forward(t, a, counts[r0:r1], weights, biases, float(layers[0].w0),
-                                             float(enc.nnet.w0), chunk_points)  # the fused path's w0s
+                                             float(enc.nnet.w0), tile_points)  # the fused path's w0s
         if size == n:
             target = y
         else:

@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import functional as F
 from ..ops import ops
+from ..options import EncodeOptions
 from . import iso_latitude
 from .siren import SirenNet
 from .spherical_harmonics import SphericalHarmonics
@@ -43,42 +44,40 @@ class LocationEncoder(nn.Module):
             ``"auto"`` (default: L >= 20 and at most one distinct latitude per 32 points),
             ``"always"`` or ``"never"``. Precision ``"float32"`` only; the same numbers to
             float rounding.
+        options: all of the inference options at once (:class:`satclip.options.EncodeOptions`:
+            also the tile sizes); ``precision`` and ``factorise`` given as well override it.
 
     Inputs in another float dtype than the parameters are cast to the parameters' dtype.
     """
 
     def __init__(self, legendre_polys: int = 10, dim_hidden: int = 512, num_hidden_layers: int = 2,
                  dim_out: int = 256, harmonics: str = "analytic", dropout: bool = True, fused: bool = True,
-                 precision: str = "float32", factorise: str = "auto"):
+                 precision: str | None = None, factorise: str | None = None, options: EncodeOptions | None = None):
         super().__init__()
         self.posenc = SphericalHarmonics(legendre_polys, harmonics)
         self.nnet = SirenNet(legendre_polys * legendre_polys, dim_hidden, dim_out, num_hidden_layers,
                              dropout=dropout)
         self.fused = fused
-        self.precision = precision
-        self.factorise = factorise
+        given = {k: v for k, v in (("precision", precision), ("factorise", factorise)) if v is not None}
+        self.options = (options or EncodeOptions()).replace(**given)  # checked here, not at the next forward
 
     @property
     def factorise(self) -> str:
         """Inference factorised over latitude rows: "auto", "always" or "never"."""
-        return self._factorise
+        return self.options.factorise
 
     @factorise.setter
     def factorise(self, value: str) -> None:
-        if value not in iso_latitude.FACTORISE:
-            raise ValueError(f"factorise must be one of {iso_latitude.FACTORISE}, got {value!r}")
-        self._factorise = value
+        self.options = self.options.replace(factorise=value)
 
     @property
     def precision(self) -> str:
         """GEMM operand precision of the fused inference path: "float32", "tf32" or "bf16"."""
-        return self._precision
+        return self.options.precision
 
     @precision.setter
     def precision(self, value: str) -> None:
-        if value not in F.PRECISIONS:  # refused here, not at the next forward
-            raise ValueError(f"precision must be one of {F.PRECISIONS}, got {value!r}")
-        self._precision = value
+        self.options = self.options.replace(precision=value)
 
     @property
     def dim_out(self) -> int:
@@ -111,13 +110,13 @@ class LocationEncoder(nn.Module):
         needs_grad = torch.is_grad_enabled() and (lonlat.requires_grad or any(
             p.requires_grad for p in self.parameters()))
         if self.fused and not needs_grad and not self.training:
-            if self.precision == "float32" and len(self.nnet.layers) >= 1 and (
-                    self.factorise == "always" or (self.factorise == "auto" and iso_latitude.worth_it(lonlat, self.legendre_polys))):
-                return iso_latitude.encoder_forward(self, lonlat)
+            opt = self.options.check_dtype(lonlat.dtype)
+            if opt.precision == "float32" and len(self.nnet.layers) >= 1 and (
+                    opt.factorise == "always" or (opt.factorise == "auto" and iso_latitude.worth_it(lonlat, self.legendre_polys))):
+                return iso_latitude.encoder_forward(self, lonlat, opt)
             layers = list(self.nnet.layers)
             weights = [w_first] + [l.weight for l in layers[1:]] + [self.nnet.last_layer.weight]
             biases = [l._bias() for l in layers] + [self.nnet.last_layer._bias()]
-            return F.location_encoder(lonlat, self.legendre_polys, weights, biases,
-                                      w0_first=layers[0].w0, w0_hidden=self.nnet.w0, precision=self.precision)
+            return F.encode(lonlat, self.legendre_polys, weights, biases, layers[0].w0, self.nnet.w0, opt)
         feats = ops.spherical_harmonics(lonlat, self.legendre_polys)
         return self.nnet(feats, first_weight=w_first)

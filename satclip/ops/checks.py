@@ -100,15 +100,15 @@ def sh_siren_layer(x, L: int, weight, bias, precision: str) -> bool:
     return precision == "bf16"
 
 
-def encoder(x, L: int, weights, biases, chunk_size: int, precision: str) -> None:
+def encoder(x, L: int, weights, biases, tile_points: int, precision: str) -> None:
     op = "satclip::location_encoder_forward"
     lonlat(x, op)
     degree(L, op)
     if not weights or len(weights) != len(biases):
         _fail(op, f"expected as many biases as weights (at least one layer), got {len(weights)} weights "
                   f"and {len(biases)} biases")
-    if chunk_size <= 0:
-        _fail(op, f"chunk_size must be positive, got {chunk_size}")
+    if tile_points <= 0:
+        _fail(op, f"tile_points must be positive, got {tile_points}")
     width = L * L
     for i, (w, b) in enumerate(zip(weights, biases)):
         if w.dim() != 2 or w.shape[1] != width:
@@ -125,7 +125,7 @@ def encoder(x, L: int, weights, biases, chunk_size: int, precision: str) -> None
         _fail(op, f"precision '{precision}' needs float32 inputs and weights, got {x.dtype}")
 
 
-def iso_latitude_encoder(lon_parts, row_weights, row_counts, weights, biases, chunk_size: int) -> None:
+def iso_latitude_encoder(lon_parts, row_weights, row_counts, weights, biases, tile_points: int) -> None:
     op = "satclip::iso_latitude_encoder_forward"
     if lon_parts.dtype not in _FLOATS:
         _fail(op, f"expected float32 or float64 lon_parts, got {lon_parts.dtype}")
@@ -142,8 +142,8 @@ def iso_latitude_encoder(lon_parts, row_weights, row_counts, weights, biases, ch
     if not weights or len(biases) != len(weights) + 1:
         _fail(op, "expected the layers after the first (at least the output layer) and one bias more "
                   f"(the first layer's), got {len(weights)} weights and {len(biases)} biases")
-    if chunk_size <= 0:
-        _fail(op, f"chunk_size must be positive, got {chunk_size}")
+    if tile_points <= 0:
+        _fail(op, f"tile_points must be positive, got {tile_points}")
     width = row_weights.shape[2]
     for i, b in enumerate(biases):
         w = row_weights if i == 0 else weights[i - 1]

@@ -1,7 +1,7 @@
 """Loading of the compiled op library ``satclip/_C.so`` and the backend report.
 
 The package works without it: every op has a pure-PyTorch fallback (:mod:`satclip.ops.reference`).
-``SATCLIP_DISABLE_EXTENSION=1`` forces the fallback. A library built against another torch
+``SATCLIP_DISABLE_EXTENSION=1`` forces the fallback (switches: :mod:`.switches`). A library built against another torch
 version is refused (torch's C++ ABI is not stable across versions), with the reason kept for
 :func:`backend_info`.
 """
@@ -9,11 +9,11 @@ version is refused (torch's C++ ABI is not stable across versions), with the rea
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from . import switches
 from .schemas import SCHEMAS  # the schemas the library registers kernels for, defined first
 
 # _C.so and its build record are installed at the package root (satclip/), see CMakeLists.txt
@@ -24,7 +24,7 @@ _state = {"loaded": False, "reason": "not attempted", "build": {}}
 
 
 def _load() -> None:
-    if os.environ.get("SATCLIP_DISABLE_EXTENSION", "") not in ("", "0"):
+    if switches.value("SATCLIP_DISABLE_EXTENSION") == "1":
         _state["reason"] = "disabled by SATCLIP_DISABLE_EXTENSION"
         return
     lib = _HERE / "_C.so"
@@ -49,6 +49,7 @@ def _load() -> None:
         return
     _state["loaded"] = True
     _state["reason"] = "loaded"
+    switches.apply()
 
 
 _load()
@@ -74,7 +75,7 @@ def backend_info() -> dict:
     cuda_avail = torch.cuda.is_available()
     isa = None
     if _state["loaded"] and hasattr(torch.ops.satclip, "_cpu_isa"):
-        isa = "avx2+fma" if int(torch.ops.satclip._cpu_isa()) == 1 else "baseline x86-64"
+        isa = "avx2+fma" if int(torch.ops.satclip._cpu_isa("")) == 1 else "baseline x86-64"
     ops = {}
     for op in OPS:
         row = {}
@@ -99,6 +100,7 @@ def backend_info() -> dict:
         "ops": ops,
         "cuda_fused": cuda_fused_mode(),
         "cpu_bf16": cpu_bf16_path(),
+        "switches": switches.describe(),
     }
 
 
@@ -109,23 +111,17 @@ def cpu_bf16_path() -> str:
     on bf16-rounded operands (the same numbers up to summation order)."""
     if not hasattr(torch.ops.satclip, "_cpu_bf16_gemm"):
         return "float32 GEMMs on bf16-rounded operands (pure-PyTorch fallback)"
-    try:
-        which, why = torch.ops.satclip._cpu_bf16_gemm().split("|", 1)
-    except RuntimeError as exc:
-        return f"invalid: {exc}".splitlines()[0]
+    which, why = torch.ops.satclip._cpu_bf16_gemm("").split("|", 1)
     what = "MKL bf16 GEMMs, float32 result" if which == "mkl" else "float32 GEMMs on bf16-rounded operands"
     return f"{what} ({why})"
 
 
 def cuda_fused_mode() -> str | None:
     """How the CUDA encoder picks between its fused kernels and cuBLAS (SATCLIP_CUDA_FUSED:
-    auto, fused or cublas), or None without CUDA kernels; an invalid setting is reported as such."""
+    auto, fused or cublas), or None without CUDA kernels."""
     if not hasattr(torch.ops.satclip, "_cuda_fused"):
         return None
-    try:
-        return torch.ops.satclip._cuda_fused("").splitlines()[0]
-    except RuntimeError as exc:
-        return f"invalid: {exc}".splitlines()[0]
+    return torch.ops.satclip._cuda_fused("").splitlines()[0]
 
 
 def build_has_cuda():

@@ -30,12 +30,12 @@ def _siren_bwd_fake(grad_y, cos, x, weight, w0, mask, need_grad_x=True):
 
 
 @torch.library.register_fake("satclip::location_encoder_forward")
-def _encoder_fake(lonlat, legendre_polys, weights, biases, w0_first, w0_hidden, chunk_size, precision="float32"):
+def _encoder_fake(lonlat, legendre_polys, weights, biases, w0_first, w0_hidden, tile_points, precision="float32"):
     return lonlat.new_empty(lonlat.shape[0], weights[-1].shape[0])
 
 
 @torch.library.register_fake("satclip::iso_latitude_encoder_forward")
-def _iso_latitude_fake(lon_parts, row_weights, row_counts, weights, biases, w0_first, w0_hidden, chunk_size):
+def _iso_latitude_fake(lon_parts, row_weights, row_counts, weights, biases, w0_first, w0_hidden, tile_points):
     return lon_parts.new_empty(lon_parts.shape[0], weights[-1].shape[0])
 
 

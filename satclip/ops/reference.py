@@ -204,13 +204,13 @@ def round_operand(x: torch.Tensor, precision: str) -> torch.Tensor:
 
 
 def location_encoder_forward(lonlat, L: int, weights, biases, w0_first: float, w0_hidden: float,
-                             chunk_size: int, precision: str = "float32"):
+                             tile_points: int, precision: str = "float32"):
     """Inference of SH -> sine layers -> linear, chunk by chunk (bounded memory)."""
-    checks.encoder(lonlat, L, weights, biases, chunk_size, precision)
+    checks.encoder(lonlat, L, weights, biases, tile_points, precision)
     weights = [round_operand(w, precision) for w in weights]
     outs = []
-    for lo in range(0, lonlat.shape[0], chunk_size):
-        h = spherical_harmonics(lonlat[lo : lo + chunk_size], L)
+    for lo in range(0, lonlat.shape[0], tile_points):
+        h = spherical_harmonics(lonlat[lo : lo + tile_points], L)
         for i in range(len(weights) - 1):
             h, _ = siren_layer(round_operand(h, precision), weights[i], biases[i], w0_first if i == 0 else w0_hidden,
                                None, False)
@@ -221,17 +221,17 @@ def location_encoder_forward(lonlat, L: int, weights, biases, w0_first: float, w
 
 
 def iso_latitude_encoder_forward(lon_parts, row_weights, row_counts, weights, biases, w0_first: float,
-                                 w0_hidden: float, chunk_size: int):
+                                 w0_hidden: float, tile_points: int):
     """The encoder with its first layer factorised over latitude rows: row ``r``'s first
     pre-activation is ``lon_parts[row] @ row_weights[r] + biases[0]``, then sine layers and the
     linear output (``weights``: the layers after the first). Chunks of whole rows of about
-    ``chunk_size`` points, as the kernel's (bounded memory; a longer row is a chunk of its own)."""
-    checks.iso_latitude_encoder(lon_parts, row_weights, row_counts, weights, biases, chunk_size)
+    ``tile_points`` points, as the kernel's (bounded memory; a longer row is a chunk of its own)."""
+    checks.iso_latitude_encoder(lon_parts, row_weights, row_counts, weights, biases, tile_points)
     out = lon_parts.new_empty(lon_parts.shape[0], weights[-1].shape[0])
     r, lo = 0, 0
     while r < len(row_counts):
         r1, size = r, 0
-        while r1 < len(row_counts) and (size == 0 or size + row_counts[r1] <= chunk_size):
+        while r1 < len(row_counts) and (size == 0 or size + row_counts[r1] <= tile_points):
             size += row_counts[r1]
             r1 += 1
         z = lon_parts.new_empty(size, row_weights.shape[2])

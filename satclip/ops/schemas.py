@@ -20,19 +20,19 @@ SH convention applied where the kernel stores, not in a second pass)
 ``siren_layer_backward(grad_y, cos, x, weight, w0, mask, need_grad_x) -> (grad_x, grad_weight, grad_bias)``
     ``grad_x`` is an empty tensor when ``need_grad_x`` is false (the first layer's input, the
     SH features of coordinates that need no gradient: skips an ``[N, out] x [out, L*L]`` GEMM).
-``location_encoder_forward(lonlat, L, weights, biases, w0_first, w0_hidden, chunk_size, precision) -> [N, out]``
+``location_encoder_forward(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision) -> [N, out]``
     Inference of the whole encoder (SH -> sine layers -> linear) in chunks of points, so the
     ``[N, L*L]`` feature matrix only exists for one chunk at a time. Not differentiable.
     ``precision``: ``"float32"`` (exact), ``"tf32"`` or ``"bf16"``: GEMM operands rounded to
     that format, products and accumulation in float32, epilogue (bias, w0, sine) in float32.
-``iso_latitude_encoder_forward(lon_parts, row_weights, row_counts, weights, biases, w0_first, w0_hidden, chunk_size) -> [N, out]``
+``iso_latitude_encoder_forward(lon_parts, row_weights, row_counts, weights, biases, w0_first, w0_hidden, tile_points) -> [N, out]``
     Inference of the encoder with its first layer factorised over latitude rows
     (:mod:`satclip.nn.iso_latitude`): points in rows of one latitude (``row_counts[r]`` points
     each, in order), ``lon_parts`` ``[N, 2L - 1]`` their longitude parts, ``row_weights``
     ``[rows, 2L - 1, H]`` each row's first-layer weights; the first pre-activation of row ``r`` is
     ``lon_parts[row] @ row_weights[r] + biases[0]``. ``weights``: the layers after the first (the
     last one linear), ``biases``: the first layer's and theirs. Chunks of whole rows of about
-    ``chunk_size`` points. Not differentiable.
+    ``tile_points`` points. Not differentiable.
 ``sh_siren_layer(lonlat, L, weight, bias, w0, precision) -> [N, out]``
     The first sine layer straight from the coordinates, ``sin(w0 * (SH(lonlat) W^T + b))``;
     the CUDA kernels generate the features in shared memory (1 <= L <= 64), so the ``[N, L*L]``
@@ -70,10 +70,10 @@ SCHEMAS = {
         " bool need_grad_x=True) -> (Tensor, Tensor, Tensor)",
     "location_encoder_forward":
         "location_encoder_forward(Tensor lonlat, int legendre_polys, Tensor[] weights, Tensor[] biases,"
-        " float w0_first, float w0_hidden, int chunk_size, str precision=\"float32\") -> Tensor",
+        " float w0_first, float w0_hidden, int tile_points, str precision=\"float32\") -> Tensor",
     "iso_latitude_encoder_forward":
         "iso_latitude_encoder_forward(Tensor lon_parts, Tensor row_weights, int[] row_counts, Tensor[] weights,"
-        " Tensor[] biases, float w0_first, float w0_hidden, int chunk_size) -> Tensor",
+        " Tensor[] biases, float w0_first, float w0_hidden, int tile_points) -> Tensor",
     "sh_siren_layer":
         "sh_siren_layer(Tensor lonlat, int legendre_polys, Tensor weight, Tensor bias, float w0,"
         " str precision=\"float32\") -> Tensor",

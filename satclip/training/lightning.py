@@ -11,6 +11,7 @@ in the checkpoint under ``"satclip"``. ``satclip.load`` reads the location encod
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -22,8 +23,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("training needs Lightning: pip install 'satclip[train]'") from exc
 
 from .._version import __version__
+from ..model import ModelConfig, SatCLIP
+from ..model.satclip_model import DEFAULT_IMAGE_RESOLUTION, MOCO, parse_vision_layers
 from .loss import clip_loss, global_mean
-from .model import MOCO, SatCLIP
 
 # The original constructor's arguments that this package writes into hyper_parameters.
 ORIGINAL_HPARAMS = ("embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size",
@@ -32,47 +34,54 @@ ORIGINAL_HPARAMS = ("embed_dim", "image_resolution", "vision_layers", "vision_wi
                     "weight_decay", "num_hidden_layers", "capacity")
 # Present in the released checkpoints and popped by the original loader before construction.
 RELEASED_EXTRA_KEYS = {"eval_downstream": False, "air_temp_data_path": None, "election_data_path": None}
+# This package's options beside the original's hyper-parameters (kept under checkpoint["satclip"]).
 OPTIONS = ("vision_layers", "visual_weights", "freeze_backbone", "location_dtype", "gather_negatives", "streaming_loss")
 ORIGINAL_NAME = {arch: name for name, (arch, _) in MOCO.items()}
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+SH_EMBEDDING_DIMS = 32  # an original hyper-parameter that no original model uses; written for its loader
+# The optimisation options of the module (the original recipe's values), beside the ModelConfig.
+TRAINING_DEFAULTS = {"learning_rate": 1e-4, "weight_decay": 0.01, "gather_negatives": True, "streaming_loss": True}
 
 
 class SatCLIPLightningModule(L.LightningModule):
     """SatCLIP contrastive training (image <-> location) with the CLIP loss.
 
+    ``SatCLIPLightningModule(config, learning_rate=..., ...)`` with a
+    :class:`~satclip.model.ModelConfig` (default: its defaults), or the original module's keyword
+    arguments (``embed_dim=...``, ``vision_layers=...``: the config's field names, which are the
+    original's); the original's other arguments (``sh_embedding_dims``, ``eval_downstream``, ...)
+    are accepted and ignored. Optimisation: AdamW with ``learning_rate`` (1e-4) and
+    ``weight_decay`` (0.01); ``gather_negatives``: with several processes, score against the
+    negatives of all of them; ``streaming_loss``: the CLIP loss tile by tile.
+
     Batches are ``{"image": [B, 13, H, W], "point": [B, 2]}`` or, in frozen-backbone cached mode,
     ``{"features": [B, F], "point": [B, 2]}`` (points are lon, lat in degrees, lon first).
-    With several processes the negatives are gathered from all of them (``gather_negatives``).
     """
 
-    def __init__(self, embed_dim: int = 256, image_resolution: int = 256, vision_layers: str = "moco_resnet18",
-                 vision_width: int = 768, vision_patch_size: int = 32, in_channels: int = 13,
-                 le_type: str = "sphericalharmonics", pe_type: str = "siren", frequency_num: int = 16,
-                 max_radius: float = 260, min_radius: float = 1, legendre_polys: int = 10,
-                 harmonics_calculation: str = "analytic", sh_embedding_dims: int = 32,
-                 learning_rate: float = 1e-4, weight_decay: float = 0.01, num_hidden_layers: int = 2,
-                 capacity: int = 512, *, visual_weights: str | None = None, freeze_backbone: bool | None = None,
-                 location_dtype: str = "float32", gather_negatives: bool = True, streaming_loss: bool = True,
-                 pretrained_required: bool = True,
-                 eval_downstream: bool = False, air_temp_data_path=None, election_data_path=None):
+    def __init__(self, config: ModelConfig | None = None, *, pretrained_required: bool = True, **options):
         super().__init__()
-        if location_dtype not in _DTYPES:
-            raise ValueError(f"location_dtype must be one of {list(_DTYPES)}, got {location_dtype!r}")
-        self.save_hyperparameters(ignore=["pretrained_required", "eval_downstream", "air_temp_data_path",
-                                          "election_data_path"])
-        self.model = SatCLIP(embed_dim, vision_layers, in_channels, legendre_polys, harmonics_calculation, capacity,
-                             num_hidden_layers, visual_weights, freeze_backbone, _DTYPES[location_dtype],
-                             pretrained_required, le_type=le_type, pe_type=pe_type, frequency_num=frequency_num,
-                             min_radius=min_radius, max_radius=max_radius, image_resolution=image_resolution,
-                             vision_width=vision_width, vision_patch_size=vision_patch_size)
+        ignored = {"sh_embedding_dims", *RELEASED_EXTRA_KEYS}
+        training = {k: options.pop(k, v) for k, v in TRAINING_DEFAULTS.items()}
+        unknown = set(options) - set(ModelConfig.names()) - ignored
+        if unknown:
+            raise TypeError(f"SatCLIPLightningModule: unknown options {sorted(unknown)}; expected the fields of "
+                            f"satclip.model.ModelConfig or {sorted(TRAINING_DEFAULTS)}")
+        config = dataclasses.replace(config or ModelConfig(),
+                                     **{k: v for k, v in options.items() if k not in ignored})
+        self.save_hyperparameters({**config.model_values(), **training})
+        self.model = SatCLIP(config, pretrained_required=pretrained_required)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        hp = {k: self.hparams[k] for k in ORIGINAL_HPARAMS}
+        hp = {k: self.hparams.get(k) for k in ORIGINAL_HPARAMS}
+        hp["sh_embedding_dims"] = SH_EMBEDDING_DIMS
+        hp["image_resolution"] = self.hparams["image_resolution"] or DEFAULT_IMAGE_RESOLUTION
         # The original only knows the moco_* names; a plain backbone of the same architecture has
         # the same state_dict layout, so it is recorded under that name (the real one is kept below).
-        if isinstance(hp["vision_layers"], str):
-            hp["vision_layers"] = ORIGINAL_NAME.get(hp["vision_layers"], hp["vision_layers"])
+        vision_layers = parse_vision_layers(hp["vision_layers"])
+        if isinstance(vision_layers, str):
+            hp["vision_layers"] = ORIGINAL_NAME.get(vision_layers, vision_layers)
+        else:  # the original's CLIP encoders: a list of four ints or an int, as it takes them
+            hp["vision_layers"] = list(vision_layers) if isinstance(vision_layers, tuple) else vision_layers
         hp.update(RELEASED_EXTRA_KEYS)
         checkpoint["hyper_parameters"] = hp
         checkpoint["satclip"] = {"version": __version__, "options": {k: self.hparams[k] for k in OPTIONS}}
@@ -81,10 +90,13 @@ class SatCLIPLightningModule(L.LightningModule):
     def from_checkpoint(cls, path, map_location="cpu", **overrides) -> "SatCLIPLightningModule":
         """Rebuilds the module from a checkpoint of this package or of the original."""
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
-        hp = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if k in ORIGINAL_HPARAMS}
+        hp = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if k in ORIGINAL_HPARAMS and v is not None}
         hp.update((ckpt.get("satclip") or {}).get("options", {}))
         hp.update(overrides)
-        hp.setdefault("in_channels", 13)
+        hp.pop("sh_embedding_dims", None)
+        if isinstance(hp.get("vision_layers"), (list, tuple, int)):
+            hp["vision_layers"] = str(tuple(hp["vision_layers"]) if isinstance(hp["vision_layers"], list)
+                                      else hp["vision_layers"])
         module = cls(**hp, pretrained_required=False)
         module.load_state_dict(ckpt["state_dict"])
         return module

@@ -14,51 +14,27 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-
-def _h(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
+from ..model.config import ModelConfig, option as _h
 
 
 @dataclass
-class TrainConfig:
-    """Every option of a training run; defaults are the original recipe where it applies."""
+class TrainConfig(ModelConfig):
+    """Every option of a training run: the model's (:class:`~satclip.model.ModelConfig`, whose
+    defaults are the ones used everywhere) and the run's; defaults are the original recipe where
+    it applies."""
     out: str = _h("output directory (checkpoints, metrics, export)", default="satclip-train")
     data: str = _h("'bluemarble' (bundled demo imagery) or an S2-100K directory (index.csv + images/)",
                    default="bluemarble")
-    vision_layers: str = _h("moco_resnet18 | moco_resnet50 | moco_vit16 (frozen MoCo backbones, need weights) or "
-                            "resnet18 | resnet50 | vit_small_patch16_224 (trained from scratch), or the original's "
-                            "CLIP encoders: four ints '3,4,6,3' (ModifiedResNet) or one int '12' (VisionTransformer)",
-                            default="resnet18")
-    in_channels: int = _h("image channels the encoder takes: 13 (Sentinel-2, the MoCo backbones) or e.g. 3 (RGB)",
-                          default=13)
     bands: str | None = _h("channels of the 13-band layout fed to the model, comma-separated (default: all 13; "
                            "'3,2,1' = red, green, blue when in_channels is 3)", default=None)
-    vision_width: int = _h("CLIP encoders: stem width (ModifiedResNet; CLIP's RN50: 64) or width (ViT; heads = "
-                           "width / 64)", default=768)
-    vision_patch_size: int = _h("CLIP VisionTransformer: patch size in pixels", default=32)
-    visual_weights: str | None = _h("torchgeo SSL4EO-S12 MoCo weight file for moco_* backbones", default=None)
-    freeze_backbone: bool | None = _h("train only the image projection (default: yes for moco_*)", default=None)
     cache_features: bool = _h("frozen backbone only: compute image features once, then train the location side "
                               "at GEMM speed (no image augmentation)", default=False)
     recipe: str = _h("'fast' or 'original': the original's schedule as the defaults of the options below "
                      "(max_epochs 500, checkpoint_on val_loss, location_dtype float64); options given explicitly "
                      "still win", default="fast")
-    embed_dim: int = _h("embedding width", default=256)
-    le_type: str = _h("positional encoding: sphericalharmonics (released models), direct, cartesian3d, wrap, theory, "
-                      "grid, spherec, spherecplus, spherem, spheremplus", default="sphericalharmonics")
-    pe_type: str = _h("network: siren (released models), linear, mlp, fcnet", default="siren")
-    legendre_polys: int = _h("SH degree count L (L*L features)", default=10)
-    harmonics_calculation: str = _h("SH: analytic (released models), closed-form or discretized (the original's "
-                                    "360 x 180 table lookup)", default="analytic")
-    frequency_num: int = _h("frequencies of theory / grid / sphere* encodings", default=16)
-    min_radius: float = _h("smallest radius of the frequency encodings' geometric series", default=1.0)
-    max_radius: float = _h("largest radius of the frequency encodings' geometric series", default=260.0)
-    capacity: int = _h("hidden width of the network", default=512)
-    num_hidden_layers: int = _h("hidden layers of the network (SIREN: sine layers)", default=2)
-    location_dtype: str = _h("float32 (fast) or float64 (the original's)", default="float32")
     learning_rate: float = _h("AdamW learning rate", default=1e-4)
     weight_decay: float = _h("AdamW weight decay", default=0.01)
     batch_size: int = _h("batch per process (the original: 512)", default=512)
@@ -89,14 +65,13 @@ class TrainConfig:
                                "this package's) or a location-only .safetensors export", default=None)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {self.recipe!r}")
         if self.checkpoint_on not in ("step", "val_loss"):
             raise ValueError(f"checkpoint_on must be 'step' or 'val_loss', got {self.checkpoint_on!r}")
         if self.checkpoint_on == "val_loss" and self.val_fraction == 0:
             raise ValueError("checkpoint_on='val_loss' needs a validation split (val_fraction > 0)")
-        if self.in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {self.in_channels}")
         if self.band_indices() is not None and len(self.band_indices()) != self.in_channels:
             raise ValueError(f"bands {self.bands!r} select {len(self.band_indices())} channels but in_channels is "
                              f"{self.in_channels}")
@@ -112,14 +87,11 @@ class TrainConfig:
             return tuple(int(b) for b in str(self.bands).replace(" ", "").split(",") if b != "")
         return (3, 2, 1) if self.in_channels == 3 else None
 
-    def visual_layers(self):
-        """``vision_layers`` as the model takes it (a name, a tuple of four ints or an int)."""
-        from .model import parse_vision_layers
-        return parse_vision_layers(self.vision_layers)
-
-    def image_resolution(self) -> int:
-        """The crop the image encoder sees (what sizes the CLIP encoders' positional embeddings)."""
-        return self.crop_size or (self.patch_px if str(self.data) == "bluemarble" else 224)
+    def model_config(self) -> ModelConfig:
+        """The model's options; the CLIP encoders' ``image_resolution`` defaults to the crop the
+        image encoder sees (224 for S2-100K, the patch size for Blue Marble)."""
+        crop = self.crop_size or (self.patch_px if str(self.data) == "bluemarble" else 224)
+        return ModelConfig(**{**self.model_values(), "image_resolution": self.image_resolution or crop})
 
     @classmethod
     def for_recipe(cls, recipe: str = "fast", **values) -> "TrainConfig":
@@ -153,16 +125,9 @@ RECIPES = {"fast": {}, "original": {"max_epochs": 500, "checkpoint_on": "val_los
 
 
 def _module_kwargs(cfg: TrainConfig) -> dict:
-    return dict(embed_dim=cfg.embed_dim, vision_layers=cfg.visual_layers(), legendre_polys=cfg.legendre_polys,
-                harmonics_calculation=cfg.harmonics_calculation, le_type=cfg.le_type, pe_type=cfg.pe_type,
-                frequency_num=cfg.frequency_num, min_radius=cfg.min_radius, max_radius=cfg.max_radius,
-                capacity=cfg.capacity,
-                num_hidden_layers=cfg.num_hidden_layers, learning_rate=cfg.learning_rate,
-                weight_decay=cfg.weight_decay, visual_weights=cfg.visual_weights,
-                freeze_backbone=cfg.freeze_backbone, location_dtype=cfg.location_dtype,
-                gather_negatives=cfg.gather_negatives, streaming_loss=cfg.streaming_loss,
-                image_resolution=cfg.image_resolution(), in_channels=cfg.in_channels,
-                vision_width=cfg.vision_width, vision_patch_size=cfg.vision_patch_size)
+    """The Lightning module's arguments: the model's configuration and the optimisation options."""
+    return dict(config=cfg.model_config(), learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                gather_negatives=cfg.gather_negatives, streaming_loss=cfg.streaming_loss)
 
 
 def _launched_worker() -> bool:

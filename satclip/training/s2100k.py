@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from .transforms import s2_to_13_bands
+from ..model.bands import s2_to_13_bands
 
 
 def _rasterio():

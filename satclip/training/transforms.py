@@ -1,7 +1,8 @@
 """The original SatCLIP training transforms, on ``{"image": [C, H, W] float, "point": [2]}`` samples.
 
 * images: 12 Sentinel-2 L2A bands (uint16 digital numbers) / 10000, a zero band inserted at
-  index 10 where the MoCo backbones expect B10 -> 13 channels (:func:`s2_to_13_bands`);
+  index 10 where the MoCo backbones expect B10 -> 13 channels (:func:`satclip.model.bands.s2_to_13_bands`,
+  applied by the datasets);
 * augmentation: random crop, horizontal and vertical flips, Gaussian blur (kernel 3);
 * coordinates: jitter by U[0, 0.01) degrees on lon and lat (as the original: one-sided), then
   latitude clipped to [-90, 90] so a pole patch stays a valid coordinate.
@@ -9,19 +10,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 JITTER_DEG = 0.01
-B10_INDEX = 10
-
-
-def s2_to_13_bands(bands: np.ndarray) -> torch.Tensor:
-    """``[12, H, W]`` uint16 L2A bands -> ``[13, H, W]`` float32 reflectance with a zero B10."""
-    if bands.ndim != 3 or bands.shape[0] != 12:
-        raise ValueError(f"expected 12 Sentinel-2 L2A bands as [12, H, W], got shape {list(bands.shape)}")
-    x = torch.from_numpy(bands.astype(np.float32) / 10000.0)
-    return torch.cat([x[:B10_INDEX], x.new_zeros(1, *x.shape[1:]), x[B10_INDEX:]])
 
 
 def jitter(point: torch.Tensor, radius: float = JITTER_DEG, generator=None) -> torch.Tensor:

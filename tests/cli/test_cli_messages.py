@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import satclip
+from conftest import fault_env
 from satclip.cli import main
 
 pytest.importorskip("pyarrow")
@@ -64,12 +65,12 @@ def test_missing_optional_package_is_reported_before_any_work(tmp_path, ckpt, mo
 
 def test_ctrl_c_then_resume(tmp_path, ckpt):
     cmd = [sys.executable, "-m", "satclip.cli", "embed", "--checkpoint", str(ckpt), "--grid", "10",
-           "--batch-size", "72", "--out", str(tmp_path / "o")]
+           "--chunk-points", "72", "--out", str(tmp_path / "o")]
     # Ctrl-C during chunk 3. SIGINT back to its default in the child: a pytest started in the
     # background (`cmd &` in a script) passes SIGINT on as ignored, and Python then installs no
     # KeyboardInterrupt handler
     first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True,
-                           env={**os.environ, "SATCLIP_CRASH_AT": "shard:3:INT"},
+                           env=fault_env(crash_at="shard:3:INT"),
                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert first.returncode == 130, first.stderr
     last = first.stderr.strip().splitlines()[-1]

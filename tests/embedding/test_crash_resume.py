@@ -1,5 +1,5 @@
 """Crash windows, not quiet moments: a run killed (SIGKILL, from inside, at a chosen point: see
-satclip.embedding.faults) inside a shard write, between the files of a new output, or inside a
+tests/embedding/fault_hooks) inside a shard write, between the files of a new output, or inside a
 manifest write, then resumed with the same call, ends with exactly the rows of an uninterrupted
 run. Every sink (Parquet; Zarr grid and flat; npy) x dtype (float32, float16, int8) x source
 kind (full grid, land-only grid, table)."""
@@ -16,7 +16,7 @@ import torch
 
 import satclip
 from satclip.embedding import sources as S
-from satclip.embedding.faults import ENV
+from conftest import fault_env
 from satclip.embedding.reader import read_embeddings
 from satclip.embedding.runner import run_embedding
 
@@ -38,10 +38,10 @@ CASES = [(f, d, s, SITES[f][i % len(SITES[f])])
 
 def make_source(kind: str, table):
     if kind == "grid":
-        return S.GridSource(15.0, chunk_size=48)          # 288 cells, 6 chunks of 2 rows
+        return S.GridSource(15.0, chunk_points=48)          # 288 cells, 6 chunks of 2 rows
     if kind == "land":
-        return S.GridSource(10.0, land_only=True, chunk_size=72)
-    return S.TableSource(table, chunk_size=64)             # 300 rows, 5 chunks
+        return S.GridSource(10.0, land_only=True, chunk_points=72)
+    return S.TableSource(table, chunk_points=64)             # 300 rows, 5 chunks
 
 
 _CHILD = r"""
@@ -73,7 +73,7 @@ def test_crash_then_resume_gives_the_uninterrupted_rows(tmp_path, setup, fmt, dt
     want = read_embeddings(run_embedding(enc, make_source(kind, table), tmp_path / "clean", fmt=fmt,
                                          out_dtype=dtype, progress=False))
     out = tmp_path / "crashed"
-    env = {**os.environ, ENV: site}
+    env = fault_env(crash_at=site)
     proc = subprocess.run([sys.executable, "-c", _CHILD, os.path.dirname(__file__), str(ckpt), fmt, dtype, kind,
                            str(table), str(out)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, f"the run did not crash at {site}: {proc.stderr[-2000:]}"

@@ -37,7 +37,7 @@ def test_embed_in_memory_inputs(encoder):
     rng = np.random.default_rng(0)
     pts = np.stack([rng.uniform(-180, 180, 500), rng.uniform(-90, 90, 500)], 1)
     want = _direct(encoder, pts[:, 0], pts[:, 1])
-    assert np.allclose(satclip.embed(encoder, pts, batch_size=64), want, atol=1e-6)
+    assert np.allclose(satclip.embed(encoder, pts, chunk_points=64), want, atol=1e-6)
     assert np.allclose(satclip.embed(encoder, pts[:, ::-1], order="latlon"), want, atol=1e-6)
     t = satclip.embed(encoder, torch.from_numpy(pts))
     assert isinstance(t, torch.Tensor) and np.allclose(t.numpy(), want, atol=1e-6)
@@ -52,7 +52,7 @@ def test_embed_in_memory_inputs(encoder):
 
 
 def test_grid_counts_and_centres():
-    g = S.GridSource(10.0, chunk_size=100)
+    g = S.GridSource(10.0, chunk_points=100)
     assert len(g) == 18 * 36 and g.num_chunks == 7
     chunks = list(g.chunks())
     lon = np.concatenate([c.lon for c in chunks])
@@ -66,7 +66,7 @@ def test_grid_counts_and_centres():
 def test_land_only_grid():
     pytest.importorskip("global_land_mask")
     from global_land_mask import globe
-    g = S.GridSource(5.0, land_only=True, chunk_size=500)
+    g = S.GridSource(5.0, land_only=True, chunk_points=500)
     chunks = list(g.chunks())
     n = sum(len(c.ids) for c in chunks)
     assert n == len(g) and 0.2 * 2592 < n < 0.4 * 2592  # about 29% of the Earth is land
@@ -77,14 +77,14 @@ def test_land_only_grid():
 
 def test_healpix_and_h3_counts():
     pytest.importorskip("healpy")
-    hp = S.HealpixSource(4, chunk_size=50)
+    hp = S.HealpixSource(4, chunk_points=50)
     assert len(hp) == 12 * 16 == sum(len(c.ids) for c in hp.chunks())
     lon = np.concatenate([c.lon for c in hp.chunks()])
     assert lon.min() >= -180 and lon.max() <= 180
     with pytest.raises(ValueError, match="nside"):
         S.HealpixSource(3, nest=True)
     pytest.importorskip("h3")
-    src = S.H3Source(1, chunk_size=100)
+    src = S.H3Source(1, chunk_points=100)
     assert len(src) == 842 == sum(len(c.ids) for c in src.chunks())  # 2 + 120 * 7 cells at resolution 1
 
 
@@ -92,7 +92,7 @@ def test_healpix_and_h3_counts():
 def test_sinks_round_trip(tmp_path, encoder, fmt):
     if fmt == "zarr":
         pytest.importorskip("zarr")
-    src = S.GridSource(15.0, chunk_size=50)  # Zarr aligns this to whole rows (48)
+    src = S.GridSource(15.0, chunk_points=50)  # Zarr aligns this to whole rows (48)
     out = run_embedding(encoder, src, tmp_path / "out", fmt=fmt, progress=False)
     man = read_manifest(out)
     assert man["complete"] and man["done"] == list(range(src.num_chunks))
@@ -121,7 +121,7 @@ def test_zarr_flat_layout_for_points(tmp_path, encoder):
     pytest.importorskip("zarr")
     import zarr
     pts = np.random.default_rng(3).uniform([-180, -90], [180, 90], size=(700, 2))
-    out = run_embedding(encoder, S.ArraySource(pts, chunk_size=256), tmp_path / "z", fmt="zarr", progress=False)
+    out = run_embedding(encoder, S.ArraySource(pts, chunk_points=256), tmp_path / "z", fmt="zarr", progress=False)
     root = zarr.open_group(str(out), mode="r")
     assert root.attrs["layout"] == "flat" and root["embedding"].shape == (700, 8)
     assert np.allclose(root["embedding"][:], _direct(encoder, pts[:, 0], pts[:, 1]), atol=1e-6)
@@ -140,7 +140,7 @@ def test_int8_output_with_per_point_scale(tmp_path, encoder, fmt, src):
         pytest.importorskip("zarr")
     from satclip.embedding.reader import read_embeddings
     pts = np.random.default_rng(5).uniform([-180, -90], [180, 90], size=(300, 2))
-    source = S.GridSource(15.0, chunk_size=48) if src == "grid" else S.ArraySource(pts, chunk_size=128)
+    source = S.GridSource(15.0, chunk_points=48) if src == "grid" else S.ArraySource(pts, chunk_points=128)
     out = run_embedding(encoder, source, tmp_path / "q", fmt=fmt, out_dtype="int8", progress=False)
     ids, lon, lat, emb = read_embeddings(out)
     want = _direct(encoder, lon, lat)
@@ -180,7 +180,7 @@ def test_cuda_embedding_equals_cpu_conversion(tmp_path, encoder, out_dtype):
     import copy
 
     from satclip.embedding.reader import read_embeddings
-    source = S.GridSource(15.0, chunk_size=48)
+    source = S.GridSource(15.0, chunk_points=48)
     on_gpu = copy.deepcopy(encoder)  # run_embedding moves the module it is given
     cpu = read_embeddings(run_embedding(encoder, source, tmp_path / "cpu", fmt="npy", out_dtype=out_dtype,
                                         progress=False))[3]
@@ -194,7 +194,7 @@ def test_table_sources(tmp_path, encoder):
     rng = np.random.default_rng(1)
     lon, lat = rng.uniform(-180, 180, 1000), rng.uniform(-90, 90, 1000)
     pq.write_table(pa.table({"site": np.arange(1000) * 7, "longitude": lon, "latitude": lat}), tmp_path / "p.parquet")
-    out = run_embedding(encoder, S.TableSource(tmp_path / "p.parquet", id_col="site", chunk_size=300),
+    out = run_embedding(encoder, S.TableSource(tmp_path / "p.parquet", id_col="site", chunk_points=300),
                         tmp_path / "o1", progress=False)
     ids, lo, la, emb = _read_parquet(out)
     assert np.array_equal(ids, np.arange(1000) * 7) and np.allclose(lo, lon)

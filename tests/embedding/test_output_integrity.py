@@ -31,7 +31,7 @@ def _same(a, b):
 def test_damaged_chunks_are_found_and_recomputed(tmp_path, encoder, fmt):
     if fmt == "zarr":
         pytest.importorskip("zarr")
-    src = lambda: S.GridSource(10.0, chunk_size=72)  # 9 chunks of 2 grid rows
+    src = lambda: S.GridSource(10.0, chunk_points=72)  # 9 chunks of 2 grid rows
     clean = run_embedding(encoder, src(), tmp_path / "clean", fmt=fmt, progress=False)
     out = run_embedding(encoder, src(), tmp_path / "out", fmt=fmt, progress=False)
     logs = []
@@ -105,7 +105,7 @@ def small_disk(tmp_path):
 
 def test_disk_full_then_resume(tmp_path, encoder, small_disk):
     mnt, enlarge = small_disk
-    src = lambda: S.GridSource(5.0, chunk_size=144)  # 18 chunks of about 150 KB
+    src = lambda: S.GridSource(5.0, chunk_points=144)  # 18 chunks of about 150 KB
     torch.manual_seed(0)
     enc = satclip.LocationEncoder(4, 16, 2, 256).float().eval()
     out = mnt / "o"

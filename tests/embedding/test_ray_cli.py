@@ -18,22 +18,33 @@ ray = pytest.importorskip("ray")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
+from conftest import fault_env  # noqa: E402
 from satclip.cli import main  # noqa: E402
 
 SATCLIP = str(Path(sys.executable).with_name("satclip"))
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def hooks(tmp_path_factory):
+    """The folder the Ray workers' fault hooks look in (tests/embedding/fault_hooks)."""
+    return tmp_path_factory.mktemp("fault-hooks")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, hooks):
     from ray.cluster_utils import Cluster
     # Ray puts the driver's working directory first on the workers' path: started from the
     # repository root, the actors would import the source tree (no compiled kernels) instead of
     # the installed package (the executor refuses that; see test_actors_with_other_kernels_are_refused)
     here = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("ray-cwd"))
+    saved = dict(os.environ)
+    os.environ.update(fault_env(hooks_dir=hooks))  # the nodes, and so the actors, start with the hooks
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     c.add_node(num_cpus=2)  # the worker node: both encoder actors fit on it, or one on each
     c.wait_for_nodes()
+    os.environ.clear()
+    os.environ.update(saved)
     ray.init(address=c.address, log_to_driver=False)
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2
     yield c.address
@@ -95,7 +106,7 @@ def test_every_source_on_ray_equals_the_local_run(tmp_path, cluster, points, kin
     fmt = "zarr" if kind == "grid" else "parquet"
     if fmt == "zarr":
         pytest.importorskip("zarr")
-    args = ["embed", *src, "--batch-size", "200", "--format", fmt, "--quiet"]
+    args = ["embed", *src, "--chunk-points", "200", "--format", fmt, "--quiet"]
     assert main([*args, "--out", str(tmp_path / "local")]) == 0
     assert main([*args, "--out", str(tmp_path / "ray"), "--ray", cluster, "--ray-actors", "2"]) == 0
     _same(tmp_path / "local", tmp_path / "ray", fmt)
@@ -103,9 +114,9 @@ def test_every_source_on_ray_equals_the_local_run(tmp_path, cluster, points, kin
 
 
 def test_started_locally_finished_on_ray_and_the_reverse(tmp_path, cluster):
-    args = ["embed", "--grid", "6", "--batch-size", "300", "--quiet"]
+    args = ["embed", "--grid", "6", "--chunk-points", "300", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    env = dict(os.environ, SATCLIP_CRASH_AT="manifest:4")  # SIGKILL inside the 4th manifest write
+    env = fault_env(crash_at="manifest:4")  # SIGKILL inside the 4th manifest write
     for first, then in ((["--out", str(tmp_path / "a")], ["--ray", cluster]),
                         (["--out", str(tmp_path / "b"), "--ray", cluster], [])):
         proc = subprocess.run([SATCLIP, *args, *first], env=env, capture_output=True, text=True, cwd=tmp_path)
@@ -117,11 +128,14 @@ def test_started_locally_finished_on_ray_and_the_reverse(tmp_path, cluster):
         _same(tmp_path / "whole", out, "parquet")
 
 
-def test_a_killed_actor_loses_and_duplicates_nothing(tmp_path, cluster, monkeypatch):
-    args = ["embed", "--grid", "6", "--batch-size", "300", "--quiet"]
+def test_a_killed_actor_loses_and_duplicates_nothing(tmp_path, cluster, hooks):
+    args = ["embed", "--grid", "6", "--chunk-points", "300", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "local")]) == 0
-    monkeypatch.setenv("SATCLIP_TEST_RAY_ACTOR_EXIT_AT", "2")  # the actor given chunk 2 exits before writing it
-    assert main([*args, "--out", str(tmp_path / "ray"), "--ray", cluster, "--ray-actors", "2"]) == 0
+    (hooks / "actor-exit-at").write_text("2")  # the actor given chunk 2 exits before writing it
+    try:
+        assert main([*args, "--out", str(tmp_path / "ray"), "--ray", cluster, "--ray-actors", "2"]) == 0
+    finally:
+        (hooks / "actor-exit-at").unlink()
     assert (tmp_path / "ray" / "_satclip" / "test-actor-exit-2").exists()  # it did die
     assert sorted(p.name for p in (tmp_path / "ray").glob("*.parquet")) == [f"part-{i:06d}.parquet" for i in range(6)]
     assert not list((tmp_path / "ray").glob(".*.tmp"))

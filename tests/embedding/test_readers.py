@@ -20,7 +20,7 @@ def parquet_out(tmp_path_factory):
     torch.manual_seed(0)
     enc = satclip.LocationEncoder(4, 16, 2, 8).float().eval()
     out = tmp_path_factory.mktemp("r") / "emb"
-    run_embedding(enc, S.GridSource(10.0, chunk_size=100), out, progress=False)
+    run_embedding(enc, S.GridSource(10.0, chunk_points=100), out, progress=False)
     assert (out / "_satclip" / "manifest.json").exists() and not (out / "manifest.json").exists()
     return out
 

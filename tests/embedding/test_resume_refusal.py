@@ -20,7 +20,7 @@ BASE = dict(fmt="parquet", out_dtype="float32")
 CHANGES = {
     "format": lambda: (_encoder(), S.GridSource(30.0), dict(BASE, fmt="npy")),
     "dtype": lambda: (_encoder(), S.GridSource(30.0), dict(BASE, out_dtype="float16")),
-    "chunk_size": lambda: (_encoder(), S.GridSource(30.0, chunk_size=50), BASE),
+    "chunk_points": lambda: (_encoder(), S.GridSource(30.0, chunk_points=50), BASE),
     "precision": lambda: (_precision(_encoder(), "bf16"), S.GridSource(30.0), BASE),
     "model": lambda: (_encoder(seed=1), S.GridSource(30.0), BASE),
     "dim": lambda: (_encoder(dim=4), S.GridSource(30.0), BASE),

@@ -32,7 +32,7 @@ def table(tmp_path):
 
 
 def test_text_ids_and_kept_columns(tmp_path, encoder, table):
-    src = S.TableSource(table, id_col="name", keep_cols=["biome", "note"], chunk_size=64)
+    src = S.TableSource(table, id_col="name", keep_cols=["biome", "note"], chunk_points=64)
     out = run_embedding(encoder, src, tmp_path / "o", progress=False)
     df = pd.read_parquet(out).reset_index(drop=True)
     inp = pd.read_parquet(table)

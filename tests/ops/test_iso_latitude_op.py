@@ -78,7 +78,7 @@ def test_refusals(fn):
         call(biases=[bs[0][:3]] + bs[1:])
     with pytest.raises(RuntimeError, match="must match lon_parts' dtype"):
         call(row_weights=a.float())
-    with pytest.raises(RuntimeError, match="chunk_size must be positive"):
+    with pytest.raises(RuntimeError, match="tile_points must be positive"):
         call(chunk=0)
     with pytest.raises(RuntimeError, match="float32 or float64 lon_parts"):
         call(lon_parts=t.half())

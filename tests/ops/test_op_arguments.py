@@ -102,7 +102,7 @@ def test_location_encoder_forward(impl):
         fn(x, 3, w, b, 30.0, 1.0, 16, "float32")
     with pytest.raises(RuntimeError, match=r"biases\[1\] must be \[2\]"):
         fn(x, 2, w, [b[0], torch.zeros(3)], 30.0, 1.0, 16, "float32")
-    with pytest.raises(RuntimeError, match="chunk_size must be positive"):
+    with pytest.raises(RuntimeError, match="tile_points must be positive"):
         fn(x, 2, w, b, 30.0, 1.0, 0, "float32")
     with pytest.raises(RuntimeError, match="as many biases as weights"):
         fn(x, 2, w, b[:1], 30.0, 1.0, 16, "float32")

@@ -10,7 +10,7 @@ from conftest import lonlat_points, require_compiled
 import satclip
 from satclip.ops import reference as ref
 from satclip import functional as F
-from satclip.ops import ops
+from satclip.ops import ops, switches
 
 
 def test_bf16_rounding_is_torch_bfloat16():
@@ -60,26 +60,25 @@ def test_compiled_op_matches_reference_in_each_mode(L, precision):
 
 
 @pytest.mark.parametrize("L", [10, 40])
-def test_bf16_mode_through_mkl_bf16_gemms_gives_the_modes_numbers(L, monkeypatch):
+def test_bf16_mode_through_mkl_bf16_gemms_gives_the_modes_numbers(L):
     # SATCLIP_CPU_BF16_GEMM=mkl: MKL's bf16 GEMM with float32 result (what runs by default on
     # CPUs with AVX512-BF16 / AMX) against the float32 GEMMs on rounded operands and the twin.
     require_compiled("location_encoder_forward")
-    monkeypatch.setenv("SATCLIP_CPU_BF16_GEMM", "mkl")
-    if not torch.ops.satclip._cpu_bf16_gemm().startswith("mkl|"):
-        pytest.skip("this torch carries no MKL bf16 GEMM")
     enc = _encoder(L)
     x = lonlat_points(3000).float()
     w = [enc.folded_first_weight(), enc.nnet.layers[1].weight, enc.nnet.last_layer.weight]
     b = [enc.nnet.layers[0].bias, enc.nnet.layers[1].bias, enc.nnet.last_layer.bias]
     with torch.no_grad():
-        got = ops.location_encoder_forward(x, L, w, b, 30.0, 1.0, 1024, "bf16")
+        with switches.override(SATCLIP_CPU_BF16_GEMM="mkl"):
+            if not torch.ops.satclip._cpu_bf16_gemm("").startswith("mkl|"):
+                pytest.skip("this torch carries no MKL bf16 GEMM")
+            got = ops.location_encoder_forward(x, L, w, b, 30.0, 1.0, 1024, "bf16")
+            no_hidden = [ops.location_encoder_forward(x, L, [w[0][:3]], [b[0][:3]], 30.0, 1.0, 700, "bf16")]
         want = ref.location_encoder_forward(x, L, w, b, 30.0, 1.0, 1024, "bf16")
         exact = ref.location_encoder_forward(x, L, w, b, 30.0, 1.0, 1024, "float32")
-        monkeypatch.setenv("SATCLIP_CPU_BF16_GEMM", "rounded")
-        rounded = ops.location_encoder_forward(x, L, w, b, 30.0, 1.0, 1024, "bf16")
-        no_hidden = [ops.location_encoder_forward(x, L, [w[0][:3]], [b[0][:3]], 30.0, 1.0, 700, "bf16")]
-        monkeypatch.setenv("SATCLIP_CPU_BF16_GEMM", "mkl")
-        no_hidden.append(ops.location_encoder_forward(x, L, [w[0][:3]], [b[0][:3]], 30.0, 1.0, 700, "bf16"))
+        with switches.override(SATCLIP_CPU_BF16_GEMM="rounded"):
+            rounded = ops.location_encoder_forward(x, L, w, b, 30.0, 1.0, 1024, "bf16")
+            no_hidden.append(ops.location_encoder_forward(x, L, [w[0][:3]], [b[0][:3]], 30.0, 1.0, 700, "bf16"))
     assert (got - want).abs().mean() < 0.5 * (got - exact).abs().mean()
     assert (got - rounded).abs().mean() < 0.5 * (got - exact).abs().mean()
     assert (no_hidden[0] - no_hidden[1]).abs().max() < 1e-5  # SH -> linear: one GEMM, same operands

@@ -12,7 +12,8 @@ pytest.importorskip("rasterio")
 pytest.importorskip("torchvision")
 
 from satclip.training.s2100k import S2100KDataset  # noqa: E402
-from satclip.training.transforms import EvalTransform, TrainTransform, jitter, s2_to_13_bands  # noqa: E402
+from satclip.model.bands import s2_to_13_bands  # noqa: E402
+from satclip.training.transforms import EvalTransform, TrainTransform, jitter  # noqa: E402
 
 S2 = Path(__file__).resolve().parents[1] / "data" / "s2"
 
@@ -106,7 +107,7 @@ def test_feature_cache_roundtrip_and_refusals(tmp_path):
     from torch.utils.data import Subset
 
     from satclip.training.features import FeatureDataset, cache_features
-    from satclip.training.model import SatCLIP
+    from satclip.model import SatCLIP
 
     torch.manual_seed(0)
     model = SatCLIP(vision_layers="resnet18", freeze_backbone=True, embed_dim=8, legendre_polys=3, capacity=16)

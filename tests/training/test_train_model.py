@@ -12,7 +12,7 @@ pytest.importorskip("timm")
 pytest.importorskip("lightning")
 
 from satclip.training.lightning import ORIGINAL_HPARAMS, RELEASED_EXTRA_KEYS, SatCLIPLightningModule  # noqa: E402
-from satclip.training.model import SatCLIP, build_visual, load_visual_weights  # noqa: E402
+from satclip.model.satclip_model import SatCLIP, build_visual, load_visual_weights  # noqa: E402
 
 SMALL = dict(embed_dim=16, legendre_polys=4, capacity=32)
 

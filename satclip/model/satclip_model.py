@@ -18,7 +18,7 @@ the plain timm names (``resnet18``, ``resnet50``, ``vit_small_patch16_224``: tra
 unless ``freeze_backbone=True``). MoCo weights are never downloaded: pass the torchgeo weight
 file as ``visual_weights``, or have it in the torch hub cache. As in the original, four ints
 (e.g. ``(3, 4, 6, 3)``) build CLIP's ``ModifiedResNet`` and one int CLIP's ``VisionTransformer``
-(:mod:`satclip.nn.clip_visual`; ``image_resolution``, ``vision_width`` and
+(:mod:`satclip.model.clip_visual`; ``image_resolution``, ``vision_width`` and
 ``vision_patch_size`` size them), trained from scratch.
 
 ``in_channels`` is 13 for Sentinel-2 (and required by the MoCo weights); the other backbones take
@@ -27,6 +27,7 @@ any count (e.g. 3 for RGB imagery).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -36,8 +37,10 @@ from torch import nn
 
 from ..checkpoint import fused_pair
 from ..nn import ComposedLocationEncoder, LocationEncoder
-from ..nn.clip_visual import build_clip_visual
 from ..nn.composed_encoder import HARMONICS
+from .bands import IN_CHANNELS
+from .clip_visual import build_clip_visual
+from .config import LOCATION_DTYPES, ModelConfig
 
 # original name -> (timm architecture, torchgeo SSL4EO-S12 MoCo weight file name)
 MOCO = {
@@ -47,7 +50,7 @@ MOCO = {
 }
 PLAIN = ("resnet18", "resnet50", "vit_small_patch16_224")
 VISION_LAYERS = tuple(MOCO) + PLAIN
-IN_CHANNELS = 13  # 12 Sentinel-2 L2A bands + the zero B10 the MoCo backbones expect at index 10
+DEFAULT_IMAGE_RESOLUTION = 224  # the crops the released models saw (224 x 224 of 256 x 256 patches)
 
 
 def _timm():
@@ -109,8 +112,8 @@ def parse_vision_layers(text: str):
 
 
 def build_visual(vision_layers, embed_dim: int, in_channels: int = IN_CHANNELS, visual_weights=None,
-                 pretrained_required: bool = True, image_resolution: int = 224, vision_width: int = 64,
-                 vision_patch_size: int = 32) -> nn.Module:
+                 pretrained_required: bool = True, image_resolution: int = DEFAULT_IMAGE_RESOLUTION,
+                 vision_width: int = 768, vision_patch_size: int = 32) -> nn.Module:
     """Image encoder ``[B, in_channels, H, W] -> [B, embed_dim]``: timm for the names, CLIP's
     ModifiedResNet / VisionTransformer for four ints / one int."""
     if not isinstance(in_channels, int) or in_channels < 1:
@@ -144,44 +147,46 @@ def build_visual(vision_layers, embed_dim: int, in_channels: int = IN_CHANNELS, 
 class SatCLIP(nn.Module):
     """Image encoder + location encoder + learnable temperature (the original's module tree).
 
-    Args:
-        embed_dim: shared embedding width (256 in the released models).
-        vision_layers: see the module docstring.
-        legendre_polys, harmonics_calculation, capacity, num_hidden_layers, le_type, pe_type,
-            frequency_num, min_radius, max_radius: the location encoder (the original's names).
-        freeze_backbone: train only the image projection (default: True for ``moco_*``).
-        location_dtype: dtype of the location encoder (the original trains it in float64;
-            float32 is the fast default here).
+    ``SatCLIP(config)`` with a :class:`~satclip.model.ModelConfig`, or ``SatCLIP(**options)``
+    with its field names (``embed_dim``, ``vision_layers``, ``legendre_polys``, ``capacity``, ...;
+    the defaults are the config's); both together: the options override the config's values.
+    ``pretrained_required`` (default True): a ``moco_*`` backbone without weights is refused
+    (False when the weights come from a checkpoint next).
     """
 
-    def __init__(self, embed_dim: int = 256, vision_layers: str = "moco_resnet18", in_channels: int = IN_CHANNELS,
-                 legendre_polys: int = 10, harmonics_calculation: str = "analytic", capacity: int = 512,
-                 num_hidden_layers: int = 2, visual_weights=None, freeze_backbone: bool | None = None,
-                 location_dtype: torch.dtype = torch.float32, pretrained_required: bool = True,
-                 le_type: str = "sphericalharmonics", pe_type: str = "siren", frequency_num: int = 16,
-                 min_radius: float = 1.0, max_radius: float = 260.0, image_resolution: int = 224,
-                 vision_width: int = 64, vision_patch_size: int = 32):
+    def __init__(self, config: ModelConfig | None = None, *, pretrained_required: bool = True, **options):
         super().__init__()
+        if isinstance(options.get("location_dtype"), torch.dtype):  # torch.float64 as well as "float64"
+            options["location_dtype"] = str(options["location_dtype"]).removeprefix("torch.")
+        try:
+            cfg = dataclasses.replace(config or ModelConfig(), **options)
+        except TypeError as exc:
+            raise TypeError(f"SatCLIP: {exc} (options are the fields of satclip.model.ModelConfig)") from None
+        self.config = cfg
+        vision_layers = cfg.visual_layers()
         # the location side first: a bad configuration is named before timm builds anything
-        if le_type == "sphericalharmonics" and harmonics_calculation not in HARMONICS:
-            raise ValueError(f"unknown harmonics_calculation {harmonics_calculation!r}; expected one of {HARMONICS}")
-        if fused_pair({"le_type": le_type, "pe_type": pe_type, "harmonics_calculation": harmonics_calculation}):
-            location = LocationEncoder(legendre_polys, capacity, num_hidden_layers, embed_dim,
-                                       harmonics=harmonics_calculation)
+        if cfg.le_type == "sphericalharmonics" and cfg.harmonics_calculation not in HARMONICS:
+            raise ValueError(f"unknown harmonics_calculation {cfg.harmonics_calculation!r}; expected one of {HARMONICS}")
+        if fused_pair({"le_type": cfg.le_type, "pe_type": cfg.pe_type,
+                       "harmonics_calculation": cfg.harmonics_calculation}):
+            location = LocationEncoder(cfg.legendre_polys, cfg.capacity, cfg.num_hidden_layers, cfg.embed_dim,
+                                       harmonics=cfg.harmonics_calculation)
         else:
-            location = ComposedLocationEncoder(le_type, pe_type, legendre_polys=legendre_polys,
-                                               harmonics_calculation=harmonics_calculation,
-                                               frequency_num=frequency_num, min_radius=min_radius,
-                                               max_radius=max_radius, capacity=capacity,
-                                               num_hidden_layers=num_hidden_layers, embed_dim=embed_dim)
-        self.visual = build_visual(vision_layers, embed_dim, in_channels, visual_weights, pretrained_required,
-                                   image_resolution, vision_width, vision_patch_size)
-        self.location = location.to(location_dtype)
+            location = ComposedLocationEncoder(cfg.le_type, cfg.pe_type, legendre_polys=cfg.legendre_polys,
+                                               harmonics_calculation=cfg.harmonics_calculation,
+                                               frequency_num=cfg.frequency_num, min_radius=cfg.min_radius,
+                                               max_radius=cfg.max_radius, capacity=cfg.capacity,
+                                               num_hidden_layers=cfg.num_hidden_layers, embed_dim=cfg.embed_dim)
+        self.visual = build_visual(vision_layers, cfg.embed_dim, cfg.in_channels, cfg.visual_weights,
+                                   pretrained_required, cfg.image_resolution or DEFAULT_IMAGE_RESOLUTION,
+                                   cfg.vision_width, cfg.vision_patch_size)
+        self.location = location.to(LOCATION_DTYPES[cfg.location_dtype])
         self.nnet = self.location.nnet  # registered twice, as in the original (model.nnet.* keys)
         self.logit_scale = nn.Parameter(torch.ones([]) * math.log(1 / 0.07))
-        self.in_channels = in_channels
+        self.in_channels = cfg.in_channels
         clip = is_clip_visual(vision_layers)
-        self.freeze_backbone = (not clip and vision_layers in MOCO) if freeze_backbone is None else bool(freeze_backbone)
+        freeze = cfg.freeze_backbone
+        self.freeze_backbone = (not clip and vision_layers in MOCO) if freeze is None else bool(freeze)
         if self.freeze_backbone and clip:
             raise ValueError("freeze_backbone needs a timm backbone with a separate classifier; the CLIP-style "
                              f"encoder {vision_layers!r} is trained whole")

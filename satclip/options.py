@@ -1,0 +1,83 @@
+"""``EncodeOptions``: how a location encoder computes its embeddings (not which model), checked
+once, where the user hands them in (``LocationEncoder(precision=...)``, ``enc.precision = ...``,
+``satclip.functional.location_encoder``, ``satclip embed --precision``).
+
+Three sizes that are easy to confuse, each with its own name:
+
+* ``chunk_points`` (:mod:`satclip.embedding`, ``satclip embed --chunk-points``): points per
+  chunk of a streamed run: the unit that is read, encoded, written as one shard and resumed.
+* ``tile_points`` (here): points per tile of the fused encoder: the ``[tile, L*L]`` features
+  and activations it holds at once (its workspace); ``None`` picks
+  :func:`satclip.functional.default_tile_points`. Results do not depend on it.
+* ``row_block_points`` (here): the factorised path (:mod:`satclip.nn.iso_latitude`) prepares
+  the first-layer weights of whole latitude rows for at most this many points at a time (its
+  memory bound); it then works in tiles of ``tile_points`` as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+PRECISIONS = ("float32", "tf32", "bf16")
+FACTORISE = ("auto", "always", "never")
+FACTORISED_TILE_POINTS = 4096  # the factorised path's tiles (see benchmarks/results/cpu.md, group grid-*)
+
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How the fused inference path of a location encoder runs.
+
+    Args:
+        precision: GEMM operand precision (float32 encoders): ``"float32"`` (exact, default),
+            ``"tf32"`` or ``"bf16"``: every GEMM's operands rounded to that format, products,
+            sums, bias, w0 and sine in float32 (README, "precision").
+        factorise: first layer factorised over latitude rows for points that share latitudes
+            (:mod:`satclip.nn.iso_latitude`): ``"auto"`` (default), ``"always"`` or ``"never"``.
+        tile_points: points per tile of the fused encoder (None: the default for the degree,
+            dtype and device).
+        row_block_points: the factorised path's memory bound, in points.
+    """
+    precision: str = "float32"
+    factorise: str = "auto"
+    tile_points: int | None = None
+    row_block_points: int = 1 << 18
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.factorise not in FACTORISE:
+            raise ValueError(f"factorise must be one of {FACTORISE}, got {self.factorise!r}")
+        if self.tile_points is not None:
+            _positive_int("tile_points", self.tile_points)
+        _positive_int("row_block_points", self.row_block_points)
+
+    def replace(self, **changes) -> "EncodeOptions":
+        """A copy with ``changes`` applied (and checked)."""
+        return dataclasses.replace(self, **changes)
+
+    def check_dtype(self, dtype) -> "EncodeOptions":
+        """Refuses a reduced precision for an encoder whose dtype (a ``torch.dtype``) is not float32."""
+        if self.precision != "float32" and str(dtype) != "torch.float32":
+            raise ValueError(f"precision={self.precision!r} applies to float32 encoders, got {dtype}; "
+                             "use precision='float32' with float64")
+        return self
+
+
+_WARNED: set = set()
+
+
+def renamed(old: str, new: str, where: str) -> None:
+    """Warns once per process that ``old`` (a keyword or flag of ``where``) is now ``new``; the
+    old name keeps working for one release."""
+    if (where, old) in _WARNED:
+        return
+    _WARNED.add((where, old))
+    import warnings
+    warnings.warn(f"{where}: {old} is deprecated and will be removed after satclip 0.2; use {new}",
+                  FutureWarning, stacklevel=3)

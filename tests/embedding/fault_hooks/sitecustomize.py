@@ -1,0 +1,164 @@
+"""Fault injection for the crash and resume tests, from outside the package.
+
+A test puts this folder first on a child process's ``PYTHONPATH`` (``tests/conftest.py``,
+``fault_env``); Python then imports this module at start-up, and it wraps functions of satclip's
+embedding modules as they are imported. Shipped code reads no variable of a test's: the wrappers
+read these (set only by the tests):
+
+``FAULT_HOOKS_CRASH_AT=site:N[:INT]``
+    At the N-th time the process reaches ``site`` (1-based) it sends itself SIGKILL (a real
+    ``kill -9``: no ``finally``, no flush, no atexit), or SIGINT with ``:INT`` (a Ctrl-C at that
+    moment). Sites, the moments a killed run is hardest to resume:
+
+    * ``shard``: inside a chunk's write: for Parquet the shard's temporary file is written and not
+      yet renamed; for npy and Zarr the chunk's embedding rows are on disk, its other arrays not;
+    * ``create``: between the files of a new npy/Zarr output (some arrays exist, others not);
+    * ``manifest``: inside a manifest write (the temporary file written, not yet renamed).
+
+``FAULT_HOOKS_DIR=<folder>``
+    Holds ``actor-exit-at`` (a chunk index) while a test wants a Ray encoder actor to die: the
+    actor given that chunk exits (``os._exit``) before writing it, once (it leaves
+    ``<out>/_satclip/test-actor-exit-<i>``).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import signal
+import sys
+from pathlib import Path
+
+_counts: dict = {}
+
+
+def crash_point(site: str) -> None:
+    spec = os.environ.get("FAULT_HOOKS_CRASH_AT")
+    if not spec:
+        return
+    want, _, rest = spec.partition(":")
+    if want != site:
+        return
+    n, _, sig = rest.partition(":")
+    _counts[site] = _counts.get(site, 0) + 1
+    if _counts[site] == int(n or 1):
+        os.kill(os.getpid(), signal.SIGINT if sig == "INT" else signal.SIGKILL)
+
+
+def _will_crash(site: str) -> bool:
+    """Whether the next :func:`crash_point` of ``site`` kills the process."""
+    spec = os.environ.get("FAULT_HOOKS_CRASH_AT", "")
+    want, _, rest = spec.partition(":")
+    return want == site and _counts.get(site, 0) + 1 == int(rest.partition(":")[0] or 1)
+
+
+class _OsWithCrashingReplace:
+    """The ``os`` module as one satclip module sees it: ``replace`` first passes a crash point."""
+
+    def __init__(self, site: str):
+        self._site = site
+
+    def replace(self, src, dst):
+        crash_point(self._site)
+        return os.replace(src, dst)
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+
+def _patch_state(mod) -> None:
+    mod.os = _OsWithCrashingReplace("manifest")  # write_json_atomic: temporary written, not renamed
+
+
+def _patch_sinks(mod) -> None:
+    mod.os = _OsWithCrashingReplace("shard")  # ParquetSink.write: shard written, not renamed
+
+    def partial_then_crash(original, embedding_rows):
+        def write(self, chunk, emb, scale=None):
+            if _will_crash("shard"):
+                embedding_rows(self, chunk, emb)  # part of the chunk on disk, then the kill
+                crash_point("shard")
+            return original(self, chunk, emb, scale)
+        return write
+
+    def npy_rows(sink, chunk, emb):
+        sink.emb[chunk.start:chunk.start + len(chunk.ids)] = emb
+
+    def zarr_rows(sink, chunk, emb):
+        s, e = chunk.start, chunk.start + len(chunk.ids)
+        if sink.grid:
+            nlon = sink.grid[1]
+            sink.root["embedding"][s // nlon:e // nlon] = emb.reshape(-1, nlon, emb.shape[1])
+        else:
+            sink.root["embedding"][s:e] = emb
+
+    mod.NpySink.write = partial_then_crash(mod.NpySink.write, npy_rows)
+    mod.ZarrSink.write = partial_then_crash(mod.ZarrSink.write, zarr_rows)
+
+    import numpy as np
+    open_memmap = np.lib.format.open_memmap
+
+    def creating_memmap(*args, **kwargs):
+        out = open_memmap(*args, **kwargs)
+        if kwargs.get("mode") == "w+":
+            crash_point("create")
+        return out
+    np.lib.format.open_memmap = creating_memmap
+
+    try:
+        import zarr
+    except ImportError:
+        return
+    create_array = zarr.Group.create_array
+
+    def creating_array(self, *args, **kwargs):
+        out = create_array(self, *args, **kwargs)
+        crash_point("create")
+        return out
+    zarr.Group.create_array = creating_array
+
+
+def _patch_ray_adapter(mod) -> None:
+    original = mod._ShardWriter.write
+
+    def write(self, chunk):
+        folder = os.environ.get("FAULT_HOOKS_DIR")
+        trigger = Path(folder) / "actor-exit-at" if folder else None
+        if trigger is not None and trigger.is_file() and trigger.read_text().strip() == str(chunk.index):
+            marker = Path(self.out) / "_satclip" / f"test-actor-exit-{chunk.index}"
+            if not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os._exit(1)
+        return original(self, chunk)
+    mod._ShardWriter.write = write
+
+
+PATCHES = {"satclip.embedding.state": _patch_state, "satclip.embedding.sinks": _patch_sinks,
+           "satclip.embedding.ray_adapter": _patch_ray_adapter}
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, inner, patch):
+        self.inner, self.patch = inner, patch
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module):
+        self.inner.exec_module(module)
+        self.patch(module)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name not in PATCHES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _Loader(spec.loader, PATCHES[name])
+        return spec
+
+
+if os.environ.get("FAULT_HOOKS_CRASH_AT") or os.environ.get("FAULT_HOOKS_DIR"):
+    sys.meta_path.insert(0, _Finder())
