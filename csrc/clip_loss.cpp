@@ -7,8 +7,14 @@
 // exponentiated temperature), all_img / all_loc [G, D] (every process's rows, this one's at
 // `offset`) or undefined for one process: then keys = img / loc and one GEMM per tile serves both
 // directions (rows: image -> location; columns: location -> image). Tiles of `tile` key columns
-// (0: about 16M logits, 64 MB in float32). Outputs: loss (0-dim), lse1 [b] (image -> location),
-// lse2 [b] (location -> image).
+// (0: about 16M logits, 64 MB in float32). Outputs: loss (0-dim), ce1 [b] (each row's cross-entropy
+// image -> location), ce2 [b] (location -> image), what the backward needs.
+//
+// Near-zero losses keep their relative precision: a row's cross-entropy is computed as
+// log(1 + sum over the negatives of exp(logit - positive)) (softplus of a log-sum-exp of the
+// negatives alone), never as log-sum-exp minus the positive logit, which cancels to the rounding
+// of a logit (1 ulp of the scale, ~1e-6 in float32) when the positive dominates. The backward
+// likewise gives the positive 1 - p = -expm1(-ce), not p - 1.
 //
 // Two schedules, the same loss to float rounding:
 // * fixed shift (when 2 * scale is below ~80 in float32, ~700 in float64): the features are unit
@@ -55,9 +61,16 @@ at::Tensor shifted_exp(const at::Tensor& q, const at::Tensor& k, double c) {
   return e.sub_(c).exp_();
 }
 
-// Fixed-shift forward: row (and, for one process, column) sums of exp(logit - c).
+// The positives of a block of rows [i, ..) x keys [j, ..): query row r is paired with key
+// offset + i + r, so they lie on the block's diagonal i + offset - j (empty when outside it).
+at::Tensor positives(const at::Tensor& block, int64_t i, int64_t j, int64_t offset) {
+  return block.diagonal(i + offset - j);
+}
+
+// Fixed-shift forward: row (and, for one process, column) sums of exp(logit - c) over the
+// negatives (the positives left out).
 std::tuple<at::Tensor, at::Tensor> blocked_sums(const at::Tensor& q, const at::Tensor& keys, double c, int64_t t,
-                                                bool columns) {
+                                                bool columns, int64_t offset) {
   const int64_t b = q.size(0), g = keys.size(0);
   at::Tensor rows = at::zeros({b}, q.options()), cols = columns ? at::zeros({g}, q.options()) : at::Tensor();
   for (int64_t i = 0; i < b; i += kRows) {
@@ -65,7 +78,8 @@ std::tuple<at::Tensor, at::Tensor> blocked_sums(const at::Tensor& q, const at::T
     const at::Tensor qi = q.slice(0, i, ie);
     for (int64_t j = 0; j < g; j += t) {
       const int64_t je = std::min(g, j + t);
-      const at::Tensor e = shifted_exp(qi, keys.slice(0, j, je), c);
+      at::Tensor e = shifted_exp(qi, keys.slice(0, j, je), c);
+      positives(e, i, j, offset).zero_();
       rows.slice(0, i, ie).add_(e.sum(1));
       if (columns) cols.slice(0, j, je).add_(e.sum(0));
     }
@@ -94,11 +108,24 @@ void check_inputs(const at::Tensor& img, const at::Tensor& loc, const std::optio
   }
 }
 
-// Running log-sum-exp over key tiles: row max m and sum s of exp(x - m).
+// Running log-sum-exp over key tiles: row max m and sum s of exp(x - m) (entries of -inf, the
+// positives, add nothing; a row with nothing finite yet keeps m = -inf, s = 0).
 void lse_update(at::Tensor& m, at::Tensor& s, const at::Tensor& a) {
   at::Tensor m_new = at::maximum(m, std::get<0>(a.max(1)));
-  s = s * at::exp(m - m_new) + at::exp(a - m_new.unsqueeze(1)).sum(1);
+  const at::Tensor shift = m_new.masked_fill(at::isinf(m_new), 0);
+  s = s * at::exp(m - shift) + at::exp(a - shift.unsqueeze(1)).sum(1);
   m = m_new;
+}
+
+// A row's cross-entropy from the log-sum-exp of its negatives alone: log(1 + exp(lse_neg - pos)).
+at::Tensor cross_entropy(const at::Tensor& lse_negatives, const at::Tensor& pos) {
+  return at::logaddexp(at::zeros_like(pos), lse_negatives - pos);
+}
+
+// A logit tile with its positives at -inf (left out of the log-sum-exps).
+at::Tensor without_positives(at::Tensor a, int64_t i, int64_t j, int64_t offset) {
+  positives(a, i, j, offset).fill_(-std::numeric_limits<double>::infinity());
+  return a;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> clip_loss_streaming(
@@ -108,68 +135,73 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> clip_loss_streaming(
   const int64_t b = img.size(0);
   const int64_t t = tile_width(b, tile);
   const at::Tensor pos = scale * (img * loc).sum(1);  // the positives' logits (own rows)
+  at::Tensor ce1, ce2;
   if (fixed_shift(scale)) {
     const double c = scale.item<double>();
     const int64_t tb = tile > 0 ? tile : kBlockCols;
     const at::Tensor q_img = img * scale;
-    at::Tensor lse1, lse2;
+    at::Tensor neg1, neg2;  // sums of exp(logit - c) over the negatives
     if (!all_img.has_value()) {
-      auto [rows, cols] = blocked_sums(q_img, loc, c, tb, true);
-      lse1 = rows.log_().add_(c);
-      lse2 = cols.log_().add_(c);
+      std::tie(neg1, neg2) = blocked_sums(q_img, loc, c, tb, true, 0);
     } else {
-      lse1 = std::get<0>(blocked_sums(q_img, *all_loc, c, tb, false)).log_().add_(c);
-      lse2 = std::get<0>(blocked_sums(loc * scale, *all_img, c, tb, false)).log_().add_(c);
+      neg1 = std::get<0>(blocked_sums(q_img, *all_loc, c, tb, false, offset));
+      neg2 = std::get<0>(blocked_sums(loc * scale, *all_img, c, tb, false, offset));
     }
-    at::Tensor loss = ((lse1 - pos).sum() + (lse2 - pos).sum()) / static_cast<double>(2 * b);
-    return {loss, lse1, lse2};
-  }
-  at::Tensor m1 = at::full({b}, -std::numeric_limits<double>::infinity(), img.options());
-  at::Tensor s1 = at::zeros({b}, img.options());
-  at::Tensor lse1, lse2;
-  if (!all_img.has_value()) {
-    lse2 = at::empty({b}, img.options());
-    for (int64_t j = 0; j < b; j += t) {
-      const int64_t e = std::min(b, j + t);
-      const at::Tensor a = scale * at::mm(img, loc.slice(0, j, e).t());
-      lse_update(m1, s1, a);
-      lse2.slice(0, j, e).copy_(at::logsumexp(a, {0}));
-    }
-    lse1 = m1 + at::log(s1);
+    ce1 = cross_entropy(neg1.log_().add_(c), pos);
+    ce2 = cross_entropy(neg2.log_().add_(c), pos);
   } else {
-    at::Tensor m2 = m1.clone(), s2 = s1.clone();
-    const int64_t g = all_loc->size(0);
-    for (int64_t j = 0; j < g; j += t) {
-      const int64_t e = std::min(g, j + t);
-      lse_update(m1, s1, scale * at::mm(img, all_loc->slice(0, j, e).t()));
-      lse_update(m2, s2, scale * at::mm(loc, all_img->slice(0, j, e).t()));
+    at::Tensor m1 = at::full({b}, -std::numeric_limits<double>::infinity(), img.options());
+    at::Tensor s1 = at::zeros({b}, img.options());
+    at::Tensor lse2;
+    if (!all_img.has_value()) {
+      lse2 = at::empty({b}, img.options());
+      for (int64_t j = 0; j < b; j += t) {
+        const int64_t e = std::min(b, j + t);
+        const at::Tensor a = without_positives(scale * at::mm(img, loc.slice(0, j, e).t()), 0, j, 0);
+        lse_update(m1, s1, a);
+        lse2.slice(0, j, e).copy_(at::logsumexp(a, {0}));
+      }
+    } else {
+      at::Tensor m2 = m1.clone(), s2 = s1.clone();
+      const int64_t g = all_loc->size(0);
+      for (int64_t j = 0; j < g; j += t) {
+        const int64_t e = std::min(g, j + t);
+        lse_update(m1, s1, without_positives(scale * at::mm(img, all_loc->slice(0, j, e).t()), 0, j, offset));
+        lse_update(m2, s2, without_positives(scale * at::mm(loc, all_img->slice(0, j, e).t()), 0, j, offset));
+      }
+      lse2 = m2 + at::log(s2);
     }
-    lse1 = m1 + at::log(s1);
-    lse2 = m2 + at::log(s2);
+    ce1 = cross_entropy(m1 + at::log(s1), pos);
+    ce2 = cross_entropy(lse2, pos);
   }
-  at::Tensor loss = ((lse1 - pos).sum() + (lse2 - pos).sum()) / static_cast<double>(2 * b);
-  return {loss, lse1, lse2};
+  at::Tensor loss = (ce1.sum() + ce2.sum()) / static_cast<double>(2 * b);
+  return {loss, ce1, ce2};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> clip_loss_streaming_backward(
     const at::Tensor& grad, const at::Tensor& img, const at::Tensor& loc, const std::optional<at::Tensor>& all_img,
-    const std::optional<at::Tensor>& all_loc, const at::Tensor& scale, const at::Tensor& lse1,
-    const at::Tensor& lse2, int64_t offset, int64_t tile) {
+    const std::optional<at::Tensor>& all_loc, const at::Tensor& scale, const at::Tensor& ce1,
+    const at::Tensor& ce2, int64_t offset, int64_t tile) {
   check_inputs(img, loc, all_img, all_loc, scale, offset);
   const int64_t b = img.size(0);
   const int64_t t = tile_width(b, tile);
   const at::Tensor c = grad.to(img.scalar_type()) / static_cast<double>(2 * b);  // d loss / d logit, per softmax
-  at::Tensor g_img = -(2 * c * scale) * loc;  // the positives, one per direction
-  at::Tensor g_loc = -(2 * c * scale) * img;
-  at::Tensor g_scale = -(2 * c) * (img * loc).sum();
+  const at::Tensor pos = scale * (img * loc).sum(1);
+  // The positives: d ce / d positive = p - 1 = -expm1(-ce) per direction, on the own rows.
+  const at::Tensor w = (at::expm1(-ce1) + at::expm1(-ce2)) * c;
+  at::Tensor g_img = (w * scale).unsqueeze(1) * loc;
+  at::Tensor g_loc = (w * scale).unsqueeze(1) * img;
+  at::Tensor g_scale = (w * (img * loc).sum(1)).sum();
+  const at::Tensor lse1 = pos + ce1, lse2 = pos + ce2;  // the log-sum-exps over every key
   if (fixed_shift(scale)) {
     // d loss / d logit = c * (exp(logit - lse1_i) [+ exp(logit - lse2_j)]) = c * E * (u_i [+ v_j]),
-    // E = exp(logit - s), u = exp(s - lse1), v = exp(s - lse2). The temperature's gradient,
-    // sum(dA * A) / s = sum_i q_i . (dA @ keys)_i, reuses the product that feeds the query gradient.
+    // E = exp(logit - s), u = exp(s - lse1), v = exp(s - lse2), on the negatives (the positives
+    // above). The temperature's gradient, sum(dA * A) / s = sum_i q_i . (dA @ keys)_i, reuses the
+    // product that feeds the query gradient.
     const double s = scale.item<double>();
     const int64_t tb = tile > 0 ? tile : kBlockCols;
     auto direction = [&](const at::Tensor& q, const at::Tensor& keys, const at::Tensor& lse_rows,
-                         const at::Tensor* lse_cols, at::Tensor& g_q, at::Tensor& g_keys) {
+                         const at::Tensor* lse_cols, int64_t key_offset, at::Tensor& g_q, at::Tensor& g_keys) {
       const at::Tensor u = (s - lse_rows).exp_() * c;
       const at::Tensor v = lse_cols != nullptr ? (s - *lse_cols).exp_() * c : at::Tensor();
       const at::Tensor qs = q * scale;
@@ -186,6 +218,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> clip_loss
           } else {
             da.mul_(u.slice(0, i, ie).unsqueeze(1));
           }
+          positives(da, i, j, key_offset).zero_();
           const at::Tensor dk = at::mm(da, kj);
           g_q.slice(0, i, ie).add_(dk, s);
           g_scale = g_scale + (qi * dk).sum();
@@ -194,12 +227,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> clip_loss
       }
     };
     if (!all_img.has_value()) {
-      direction(img, loc, lse1, &lse2, g_img, g_loc);  // both directions from one block of logits
+      direction(img, loc, lse1, &lse2, 0, g_img, g_loc);  // both directions from one block of logits
       return {g_img, g_loc, at::empty({0}, img.options()), at::empty({0}, img.options()), g_scale};
     }
     at::Tensor g_all_img = at::zeros_like(*all_img), g_all_loc = at::zeros_like(*all_loc);
-    direction(img, *all_loc, lse1, nullptr, g_img, g_all_loc);
-    direction(loc, *all_img, lse2, nullptr, g_loc, g_all_img);
+    direction(img, *all_loc, lse1, nullptr, offset, g_img, g_all_loc);
+    direction(loc, *all_img, lse2, nullptr, offset, g_loc, g_all_img);
     return {g_img, g_loc, g_all_img, g_all_loc, g_scale};
   }
   if (!all_img.has_value()) {
@@ -207,7 +240,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> clip_loss
       const int64_t e = std::min(b, j + t);
       const at::Tensor lj = loc.slice(0, j, e);
       const at::Tensor a = scale * at::mm(img, lj.t());
-      const at::Tensor da = c * (at::exp(a - lse1.unsqueeze(1)) + at::exp(a - lse2.slice(0, j, e).unsqueeze(0)));
+      at::Tensor da = c * (at::exp(a - lse1.unsqueeze(1)) + at::exp(a - lse2.slice(0, j, e).unsqueeze(0)));
+      positives(da, 0, j, 0).zero_();
       g_img.add_(scale * at::mm(da, lj));
       g_loc.slice(0, j, e).add_(scale * at::mm(da.t(), img));
       g_scale = g_scale + (da * a).sum() / scale;
@@ -220,9 +254,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> clip_loss
     const int64_t e = std::min(g, j + t);
     const at::Tensor kl = all_loc->slice(0, j, e), ki = all_img->slice(0, j, e);
     const at::Tensor a1 = scale * at::mm(img, kl.t());  // image -> location
-    const at::Tensor da1 = c * at::exp(a1 - lse1.unsqueeze(1));
+    at::Tensor da1 = c * at::exp(a1 - lse1.unsqueeze(1));
+    positives(da1, 0, j, offset).zero_();
     const at::Tensor a2 = scale * at::mm(loc, ki.t());  // location -> image
-    const at::Tensor da2 = c * at::exp(a2 - lse2.unsqueeze(1));
+    at::Tensor da2 = c * at::exp(a2 - lse2.unsqueeze(1));
+    positives(da2, 0, j, offset).zero_();
     g_img.add_(scale * at::mm(da1, kl));
     g_loc.add_(scale * at::mm(da2, ki));
     g_all_loc.slice(0, j, e).copy_(scale * at::mm(da1.t(), img));

@@ -177,3 +177,20 @@ def original_sh():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.original_analytic_sh
+
+
+# Tolerances of float32 results (the policy every float32 test follows; tests/README.md): a
+# float32 result is compared with a float64 reference, and the tolerance comes from the
+# magnitudes involved, never from one machine's summation order: ``k * rel * M`` where ``M`` is
+# the sum of the magnitudes of the terms the result sums (computed in float64 from the inputs),
+# ``rel`` the relative error each term carries (``EPS32`` for a product of exact inputs; larger
+# where an input is itself rounded, e.g. a logit of size s has ``(1 + s) * EPS32``) and ``k`` a
+# small constant for the rounding of the sum itself (8: pairwise or blocked summation of up to
+# millions of terms stays well inside it, whatever the BLAS and instruction set).
+EPS32 = float(torch.finfo(torch.float32).eps)
+
+
+def float32_tolerance(magnitude, rel: float = EPS32, k: float = 8.0):
+    """Absolute tolerance of a float32 result whose terms have summed magnitude ``magnitude``
+    (a number or a float64 tensor, elementwise)."""
+    return k * rel * (magnitude if isinstance(magnitude, torch.Tensor) else torch.tensor(float(magnitude)))

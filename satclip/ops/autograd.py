@@ -118,16 +118,16 @@ torch.library.register_autograd("satclip::sh_siren_layer", _sh_siren_backward, s
 
 def _clip_setup(ctx, inputs, output):
     img, loc, all_img, all_loc, scale, offset, tile = inputs
-    _, lse1, lse2 = output
-    ctx.save_for_backward(img, loc, all_img, all_loc, scale, lse1, lse2)
+    _, ce1, ce2 = output
+    ctx.save_for_backward(img, loc, all_img, all_loc, scale, ce1, ce2)
     ctx.offset, ctx.tile = offset, tile
-    ctx.mark_non_differentiable(lse1, lse2)
+    ctx.mark_non_differentiable(ce1, ce2)
 
 
 def _clip_backward(ctx, grad, _g1, _g2):
-    img, loc, all_img, all_loc, scale, lse1, lse2 = ctx.saved_tensors
+    img, loc, all_img, all_loc, scale, ce1, ce2 = ctx.saved_tensors
     g_img, g_loc, g_all_img, g_all_loc, g_scale = ops.clip_loss_streaming_backward(
-        grad, img, loc, all_img, all_loc, scale, lse1, lse2, ctx.offset, ctx.tile)
+        grad, img, loc, all_img, all_loc, scale, ce1, ce2, ctx.offset, ctx.tile)
     gathered = all_img is not None
     return (g_img, g_loc, g_all_img if gathered else None, g_all_loc if gathered else None, g_scale, None, None)
 

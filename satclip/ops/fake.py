@@ -45,7 +45,7 @@ def _clip_fake(img, loc, all_img, all_loc, scale, offset, tile=0):
 
 
 @torch.library.register_fake("satclip::clip_loss_streaming_backward")
-def _clip_bwd_fake(grad, img, loc, all_img, all_loc, scale, lse1, lse2, offset, tile=0):
+def _clip_bwd_fake(grad, img, loc, all_img, all_loc, scale, ce1, ce2, offset, tile=0):
     gathered = all_img is not None
     return (torch.empty_like(img), torch.empty_like(loc),
             torch.empty_like(all_img) if gathered else img.new_empty(0),

@@ -269,20 +269,41 @@ def clip_tile(b: int, tile: int) -> int:
 
 def _lse_update(m, s, a):
     """Online log-sum-exp over columns: running max ``m`` and sum ``s`` (of exp(x - m)) per row,
-    updated with the tile ``a`` [b, T]."""
+    updated with the tile ``a`` [b, T]; entries of -inf (the positives) add nothing, and a row
+    with nothing finite yet keeps ``m = -inf, s = 0``."""
     m_new = torch.maximum(m, a.amax(dim=1))
-    s = s * torch.exp(m - m_new) + torch.exp(a - m_new[:, None]).sum(dim=1)
+    shift = m_new.masked_fill(torch.isinf(m_new), 0)
+    s = s * torch.exp(m - shift) + torch.exp(a - shift[:, None]).sum(dim=1)
     return m_new, s
+
+
+def _positives(tile, j: int, offset: int):
+    """The positives of a logit tile (rows: this process's queries; columns: keys from ``j``):
+    query ``r`` is paired with key ``offset + r``, on the tile's diagonal ``offset - j``."""
+    return tile.diagonal(offset - j)
+
+
+def _without_positives(a, j: int, offset: int):
+    a = a.clone()
+    _positives(a, j, offset).fill_(float("-inf"))
+    return a
+
+
+def _cross_entropy(lse_negatives, pos):
+    """Each row's cross-entropy from the log-sum-exp of its negatives: ``log(1 + exp(lse - pos))``
+    (keeps its relative precision when the positive dominates; ``lse - pos`` of every key would
+    cancel to a logit's rounding)."""
+    return torch.logaddexp(torch.zeros_like(pos), lse_negatives - pos)
 
 
 def clip_loss_streaming(img, loc, all_img, all_loc, scale, offset: int, tile: int = 0):
     """Symmetric CLIP loss (``(CE(image -> location) + CE(location -> image)) / 2``, mean over this
     process's rows) without the ``[b, G]`` logits: key tiles of ``tile`` columns with a running
-    log-sum-exp. ``img``, ``loc`` ``[b, D]`` (normalised), ``scale`` the 0-dim temperature (already
-    exponentiated). ``all_img``/``all_loc`` ``[G, D]``: every process's rows (this one's at
-    ``offset``), or None for one process (then the keys are ``img``/``loc`` themselves and one
-    GEMM per tile serves both directions). Returns ``(loss, lse_a, lse_b)``: the log-sum-exps the
-    backward needs (rows of image -> location, and location -> image)."""
+    log-sum-exp over the negatives. ``img``, ``loc`` ``[b, D]`` (normalised), ``scale`` the 0-dim
+    temperature (already exponentiated). ``all_img``/``all_loc`` ``[G, D]``: every process's rows
+    (this one's at ``offset``), or None for one process (then the keys are ``img``/``loc``
+    themselves and one GEMM per tile serves both directions). Returns ``(loss, ce1, ce2)``: each
+    row's cross-entropy (image -> location, and location -> image), what the backward needs."""
     checks.clip_inputs(img, loc, all_img, all_loc, scale, offset)
     b = img.shape[0]
     t = clip_tile(b, tile)
@@ -292,35 +313,40 @@ def clip_loss_streaming(img, loc, all_img, all_loc, scale, offset: int, tile: in
     if all_img is None:  # one process: A = s * img @ loc^T, rows -> direction 1, columns -> direction 2
         lse2 = torch.empty_like(neg_inf)
         for j in range(0, b, t):
-            a = scale * (img @ loc[j:j + t].t())
+            a = _without_positives(scale * (img @ loc[j:j + t].t()), j, 0)
             m1, s1 = _lse_update(m1, s1, a)
             lse2[j:j + t] = torch.logsumexp(a, dim=0)
-        lse1 = m1 + torch.log(s1)
     else:
         m2, s2 = neg_inf, torch.zeros_like(neg_inf)
         for j in range(0, all_loc.shape[0], t):
-            m1, s1 = _lse_update(m1, s1, scale * (img @ all_loc[j:j + t].t()))
-            m2, s2 = _lse_update(m2, s2, scale * (loc @ all_img[j:j + t].t()))
-        lse1, lse2 = m1 + torch.log(s1), m2 + torch.log(s2)
-    loss = ((lse1 - pos).sum() + (lse2 - pos).sum()) / (2 * b)
-    return loss, lse1, lse2
+            m1, s1 = _lse_update(m1, s1, _without_positives(scale * (img @ all_loc[j:j + t].t()), j, offset))
+            m2, s2 = _lse_update(m2, s2, _without_positives(scale * (loc @ all_img[j:j + t].t()), j, offset))
+        lse2 = m2 + torch.log(s2)
+    ce1, ce2 = _cross_entropy(m1 + torch.log(s1), pos), _cross_entropy(lse2, pos)
+    loss = (ce1.sum() + ce2.sum()) / (2 * b)
+    return loss, ce1, ce2
 
 
-def clip_loss_streaming_backward(grad, img, loc, all_img, all_loc, scale, lse1, lse2, offset: int, tile: int = 0):
+def clip_loss_streaming_backward(grad, img, loc, all_img, all_loc, scale, ce1, ce2, offset: int, tile: int = 0):
     """Gradients of :func:`clip_loss_streaming` w.r.t. ``img``, ``loc``, ``all_img``, ``all_loc``
-    (empty tensors for one process) and ``scale``, recomputing each logit tile once."""
+    (empty tensors for one process) and ``scale``, recomputing each logit tile once. The positives
+    take ``p - 1 = -expm1(-ce)`` (not ``p - 1`` from ``p``, which cancels), the negatives ``p``."""
     checks.clip_inputs(img, loc, all_img, all_loc, scale, offset)
     b = img.shape[0]
     t = clip_tile(b, tile)
     c = grad / (2 * b)  # d loss / d logit, before the softmax factors
-    g_img = -(2 * c * scale) * loc  # the positives: -(s / b) * partner, times grad
-    g_loc = -(2 * c * scale) * img
-    g_scale = -(2 * c) * (img * loc).sum()
+    pos = scale * (img * loc).sum(dim=1)
+    w = c * (torch.expm1(-ce1) + torch.expm1(-ce2))  # d loss / d positive, both directions
+    g_img = (w * scale)[:, None] * loc
+    g_loc = (w * scale)[:, None] * img
+    g_scale = (w * (img * loc).sum(dim=1)).sum()
+    lse1, lse2 = pos + ce1, pos + ce2  # log-sum-exps over every key
     if all_img is None:
         for j in range(0, b, t):
             lj = loc[j:j + t]
             a = scale * (img @ lj.t())
             da = c * (torch.exp(a - lse1[:, None]) + torch.exp(a - lse2[j:j + t][None, :]))
+            _positives(da, j, 0).zero_()
             g_img = g_img + scale * (da @ lj)
             g_loc[j:j + t] += scale * (da.t() @ img)
             g_scale = g_scale + (da * a).sum() / scale
@@ -331,6 +357,8 @@ def clip_loss_streaming_backward(grad, img, loc, all_img, all_loc, scale, lse1, 
         # image -> location: queries img, keys all_loc; location -> image: queries loc, keys all_img
         da1, a1 = _softmax_tile(img, all_loc[j:j + t], lse1, scale, c)
         da2, a2 = _softmax_tile(loc, all_img[j:j + t], lse2, scale, c)
+        _positives(da1, j, offset).zero_()
+        _positives(da2, j, offset).zero_()
         g_img = g_img + scale * (da1 @ all_loc[j:j + t])
         g_loc = g_loc + scale * (da2 @ all_img[j:j + t])
         g_all_loc[j:j + t] = scale * (da1.t() @ img)

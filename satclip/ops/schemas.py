@@ -42,12 +42,14 @@ SH convention applied where the kernel stores, not in a second pass)
     ``location_encoder_forward`` uses its kernels in the float32 and bf16 modes where they time
     faster than SH + cuBLAS (``SATCLIP_CUDA_FUSED`` in the README). Not differentiable
     (inference).
-``clip_loss_streaming(img, loc, all_img, all_loc, scale, offset, tile) -> (loss, lse1, lse2)``
+``clip_loss_streaming(img, loc, all_img, all_loc, scale, offset, tile) -> (loss, ce1, ce2)``
     The symmetric CLIP loss of this process's ``[b, D]`` rows (normalised features, ``scale`` the
     exponentiated temperature) against every process's rows ``all_img``/``all_loc`` ``[G, D]``
     (None for one process), tile by tile over the keys with a running log-sum-exp: the
     ``[b, G]`` logits never exist. Differentiable w.r.t. the features (gathered ones included)
-    and ``scale``; ``lse1``/``lse2`` are what the backward needs.
+    and ``scale``; ``ce1``/``ce2`` ``[b]`` are each row's cross-entropy (image -> location,
+    location -> image), computed from the negatives alone (``log(1 + sum exp(negative -
+    positive))``) so that a near-zero loss keeps its relative precision; the backward needs them.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ SCHEMAS = {
         " int tile=0) -> (Tensor, Tensor, Tensor)",
     "clip_loss_streaming_backward":
         "clip_loss_streaming_backward(Tensor grad, Tensor img, Tensor loc, Tensor? all_img, Tensor? all_loc,"
-        " Tensor scale, Tensor lse1, Tensor lse2, int offset, int tile=0) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+        " Tensor scale, Tensor ce1, Tensor ce2, int offset, int tile=0) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
 }
 for _schema in SCHEMAS.values():
     _lib.define(_schema)
