@@ -65,7 +65,7 @@ def bench_train_location_side(benchmark, impl):
 
     def step():
         img = model.encode_pooled(pooled)
-        loc = model.encode_location(lonlat) if impl == "compiled" else _reference_location(model.location, lonlat)
+        loc = model.encode_location(lonlat).float() if impl == "compiled" else _reference_location(model.location, lonlat)
         _optimizer_step(opt, clip_loss(img, loc, model.logit_scale))
 
     run(benchmark, step, n_points=n, impl=impl, rounds=5)

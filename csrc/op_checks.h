@@ -114,7 +114,7 @@ const T* ptr_or_null(const at::Tensor& t) {
   return t.defined() ? t.const_data_ptr<T>() : nullptr;
 }
 
-// GEMM operand formats of the encoder's precision modes (see satclip/_reference.py).
+// GEMM operand formats of the encoder's precision modes (see satclip/ops/reference.py, round_operand).
 enum class Precision { kFloat32, kTF32, kBF16 };
 
 inline Precision parse_precision(c10::string_view s, const at::Tensor& lonlat, const char* op) {

@@ -184,12 +184,28 @@ def _hf_download(repo_id: str) -> Path:
     try:
         import huggingface_hub
     except ImportError:
-        raise ValueError(f"{repo_id!r} is neither a file nor a directory; Hugging Face repo ids need "
-                         "`pip install huggingface_hub`") from None
-    files = [f for f in huggingface_hub.list_repo_files(repo_id) if f.endswith((".ckpt", ".safetensors"))]
-    if not files:
-        raise ValueError(f"Hugging Face repo {repo_id!r} has no .ckpt or .safetensors file")
-    return Path(huggingface_hub.hf_hub_download(repo_id, sorted(files)[0]))
+        raise FileNotFoundError(f"checkpoint not found: {repo_id!r} is no local file, and reading it as a Hugging "
+                                "Face repo id needs `pip install huggingface_hub`") from None
+    try:
+        files = [f for f in huggingface_hub.list_repo_files(repo_id) if f.endswith((".ckpt", ".safetensors"))]
+        if not files:
+            raise ValueError(f"Hugging Face repo {repo_id!r} has no .ckpt or .safetensors file")
+        return Path(huggingface_hub.hf_hub_download(repo_id, sorted(files)[0]))
+    except ValueError:
+        raise
+    except Exception as exc:  # offline, DNS, proxy, a repo that does not exist or is private
+        raise FileNotFoundError(
+            f"checkpoint not found: {repo_id!r} is no local file, and fetching it as a Hugging Face repo id failed "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); that needs a network connection and an "
+            "existing repo (e.g. microsoft/SatCLIP-ViT16-L40), or give the path of a downloaded checkpoint file") from None
+
+
+def _looks_like_hub_id(s: str) -> bool:
+    """``owner/name`` with neither part existing locally and no file suffix: a Hugging Face repo
+    id. A string whose folder exists here (``runs/l40`` beside a ``runs/`` folder) is a path."""
+    parts = s.split("/")
+    return (len(parts) == 2 and all(parts) and not s.startswith((".", "/", "~"))
+            and not s.endswith((".ckpt", ".safetensors", ".pt", ".pth")) and not Path(parts[0]).exists())
 
 
 def resolve_source(source) -> Path:
@@ -197,10 +213,10 @@ def resolve_source(source) -> Path:
     path = Path(os.fspath(source))
     if not path.exists():
         s = str(source)
-        if s.count("/") == 1 and not s.startswith((".", "/")) and not s.endswith((".ckpt", ".safetensors")):
+        if _looks_like_hub_id(s):
             path = _hf_download(s)
         else:
-            raise FileNotFoundError(f"checkpoint not found: {source}")
+            raise FileNotFoundError(f"checkpoint not found: {source} (no such file)")
     if path.is_dir():
         raise ValueError(f"{path} is a directory; pass the checkpoint file inside it")
     return path

@@ -146,8 +146,9 @@ def location_encoder(lonlat: torch.Tensor, legendre_polys: int, weights: list[to
     ``precision`` (float32 encoders only): ``"float32"`` (exact, the default), ``"tf32"`` or
     ``"bf16"``: every GEMM's operands (SH features, activations, weights) rounded to that format,
     products and sums in float32, bias/w0/sine in float32 -- what tensor cores compute in those
-    modes (on CUDA the GEMMs then run on them). Measured embedding error in
-    ``benchmarks/results/precision-modes.md`` (both below 1e-2 relative).
+    modes (on CUDA the GEMMs then run on them; on the CPU ``"tf32"`` runs as ``"float32"``, see
+    :func:`run_precision`). Measured embedding error in ``benchmarks/results/precision-modes.md``
+    (both below 1e-2 relative).
     """
     if chunk_size is not None:
         renamed("chunk_size=", "tile_points=", "satclip.functional.location_encoder")
@@ -161,11 +162,18 @@ def encode(lonlat: torch.Tensor, L: int, weights, biases, w0_first: float, w0_hi
     """:func:`location_encoder` with options already checked (``LocationEncoder`` checks them
     when they are set)."""
     tile = options.tile_points
+    device = lonlat.device.type
     if tile is None:
-        device = lonlat.device.type
         tile = default_tile_points(L, lonlat.element_size(), device, compiled=_COMPILED_ENCODER.get(device, False))
     return ops.location_encoder_forward(lonlat, L, list(weights), list(biases), float(w0_first),
-                                        float(w0_hidden), int(tile), options.precision)
+                                        float(w0_hidden), int(tile), run_precision(options.precision, device))
+
+
+def run_precision(precision: str, device_type: str) -> str:
+    """The mode the op runs for ``precision`` on ``device_type``: ``"tf32"`` runs as ``"float32"``
+    on the CPU. CPUs have no TF32 units, so rounding the operands first would only cost time, and
+    float32's values lie within the error the tf32 mode states (README, "precision")."""
+    return "float32" if precision == "tf32" and device_type == "cpu" else precision
 
 
 # Which devices have the compiled encoder (the kernels register when satclip.ops is imported);

@@ -28,6 +28,9 @@ def add_arguments(pe: argparse.ArgumentParser) -> None:
     pe.add_argument("--lon-col", help="longitude column of --points (default: lon/longitude/x)")
     pe.add_argument("--lat-col", help="latitude column of --points (default: lat/latitude/y)")
     pe.add_argument("--id-col", help="id column of --points, copied as it is (any type; default: row number)")
+    pe.add_argument("--on-invalid", choices=["fail", "skip"], default="fail",
+                    help="--points rows with NaN/inf coordinates or |lat| > 90: stop naming the row (fail, default) "
+                         "or leave them out, each listed in the manifest (skip; Parquet output)")
     pe.add_argument("--keep-cols", metavar="A,B|all", help="columns of --points to carry to the output beside the "
                                                            "embedding (comma-separated, or 'all'; Parquet output)")
     pe.add_argument("--out", required=True, help="output directory")
@@ -78,9 +81,14 @@ def make_source(args):
         for flag in ("lon_col", "lat_col", "id_col", "keep_cols"):
             if getattr(args, flag) is not None:
                 raise SystemExit(f"satclip embed: --{flag.replace('_', '-')} applies to --points")
+        if args.on_invalid != "fail":
+            raise SystemExit("satclip embed: --on-invalid applies to --points")
+    if args.nest and args.healpix is None:
+        raise SystemExit("satclip embed: --nest applies to --healpix")
     if args.points is not None:
         keep = ["*"] if args.keep_cols == "all" else [c for c in (args.keep_cols or "").split(",") if c]
-        return S.TableSource(args.points, args.lon_col, args.lat_col, args.id_col, keep_cols=keep, **kw)
+        return S.TableSource(args.points, args.lon_col, args.lat_col, args.id_col, keep_cols=keep,
+                             on_invalid=args.on_invalid, **kw)
     if args.grid is not None:
         return S.GridSource(args.grid, land_only=args.land_only, **kw)
     if args.healpix is not None:
@@ -130,6 +138,7 @@ def run(args) -> int:
 
     say = (lambda msg: None) if args.quiet else (lambda msg: print(f"satclip embed: {msg}", file=sys.stderr))
     _check_dependencies(args)
+    _check_device(args.device)
     try:
         source = make_source(args)
         dtype = torch.float64 if args.model_dtype == "float64" else torch.float32
@@ -162,7 +171,7 @@ def run(args) -> int:
         elif args.ray_actors is not None or args.ray_threads is not None:
             raise ValueError("--ray-actors and --ray-threads apply to --ray")
         run_embedding(enc, source, args.out, fmt=args.format, out_dtype=args.dtype, device=args.device,
-                      overwrite=args.overwrite, progress=not (args.quiet or not sys.stderr.isatty()),
+                      overwrite=args.overwrite, progress=False if args.quiet else None,
                       verify=args.verify, log=say, executor=executor)
         say(f"done in {time.perf_counter() - t0:.1f} s")
         if args.preview:
@@ -175,7 +184,40 @@ def run(args) -> int:
         raise SystemExit(f"satclip embed: {exc.strerror}") from None
     except (ValueError, FileExistsError, FileNotFoundError, ImportError, TypeError, OutputLocked) as exc:
         raise SystemExit(f"satclip embed: {cli_words(str(exc))}") from None
+    except OSError as exc:  # no permission, a read-only file system, ...: the path and the reason
+        raise SystemExit(f"satclip embed: {os_words(exc, args.out)}") from None
     return 0
+
+
+def os_words(exc: OSError, out) -> str:
+    """An OSError as one sentence naming the file and what to do."""
+    import errno
+    where = exc.filename or out
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"no permission to write {where}; choose an --out you can write to (nothing was written)"
+    if exc.errno == errno.EROFS:
+        return f"{where} is on a read-only file system; choose an --out on writable storage (nothing was written)"
+    return f"{where}: {exc.strerror or exc}"
+
+
+def _check_device(device) -> None:
+    """``--device``: a device torch knows and this machine has."""
+    if device is None:
+        return
+    import torch
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SystemExit(f"satclip embed: --device {device!r} is not a device torch knows; use cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        build = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise SystemExit(f"satclip embed: --device {device} but torch sees no CUDA device here (torch "
+                         f"{torch.__version__}, {build}); use --device cpu, or run where a GPU is")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SystemExit(f"satclip embed: --device {device}: this machine has {torch.cuda.device_count()} CUDA "
+                         "device(s)")
+    if dev.type not in ("cpu", "cuda"):
+        raise SystemExit(f"satclip embed: --device {device}: satclip runs on cpu or cuda")
 
 
 def cli_words(msg: str) -> str:

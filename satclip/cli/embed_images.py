@@ -61,7 +61,7 @@ def load_full_model(args):
 
 def run(args) -> int:
     from ..embedding.runner import DiskFull, EmbeddingInterrupted, run_embedding
-    from ..embedding.state import OutputLocked
+    from ..embedding.state import OutputLocked, state_dir
     from ..imagery.images import ImageEmbedder, ImageError
     from .embed import cli_words
 
@@ -79,7 +79,7 @@ def run(args) -> int:
                       device=args.device, overwrite=args.overwrite,
                       progress=not (args.quiet or not sys.stderr.isatty()), verify=args.verify, log=say)
         source.write_inputs(args.out)
-        say(f"done in {time.perf_counter() - t0:.1f} s (row i is line i of {args.out}/_satclip/inputs.txt)")
+        say(f"done in {time.perf_counter() - t0:.1f} s (row i is line i of {state_dir(args.out) / 'inputs.txt'})")
     except EmbeddingInterrupted as exc:
         print(f"satclip embed-images: {exc}", file=sys.stderr)
         return 130

@@ -36,6 +36,7 @@ def run(args) -> int:
         print(f"  {op:<{width}}  cpu: {row['cpu']}")
         print(f"  {'':<{width}}  cuda: {row['cuda']}")
     print(f"CPU precision='bf16': {info['cpu_bf16']}")
+    print(f"CPU precision='tf32': {info['cpu_tf32']}")
     if info["cuda_fused"] is not None:
         print(f"CUDA encoder, fused kernels or cuBLAS per layer (SATCLIP_CUDA_FUSED): {info['cuda_fused']}")
     print("switches (environment; README, \"Switches\"): "

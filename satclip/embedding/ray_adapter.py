@@ -97,7 +97,15 @@ class RayExecutor:
         ray = _ray()
         if not ray.is_initialized():
             kw = {"address": self.address} if self.address else {}
-            ray.init(include_dashboard=False, log_to_driver=False, **kw)
+            try:
+                ray.init(include_dashboard=False, log_to_driver=False, **kw)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                if not self.address:
+                    raise
+                raise ValueError(f"--ray {self.address}: no Ray cluster reachable there "
+                                 f"({str(exc).splitlines()[0][:160]}); start one with `ray start --head` (then "
+                                 "--ray auto), give its address (--ray HOST:6379 or ray://HOST:10001), or run "
+                                 "--ray alone for a local Ray instance") from None
         gpus = ray.cluster_resources().get("GPU", 0)
         if self.gpus is None:
             self.gpus = 1 if gpus >= 1 else 0

@@ -11,27 +11,54 @@ from typing import Iterator
 
 import numpy as np
 
-from .state import read_manifest
+from .sinks import INT8_UNWRITTEN
+from .state import manifest_path, read_manifest
 
 BLOCK = 65536  # rows per block when reading the array formats
 
 
 def _dequantize(emb: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
-    return emb if scale is None else emb.astype(np.float32) * scale[:, None]
+    if scale is None:
+        return emb
+    out = emb.astype(np.float32) * scale[:, None]
+    out[emb == INT8_UNWRITTEN] = np.nan  # a Zarr cell never written (its fill value)
+    return out
+
+
+class IncompleteOutput(ValueError):
+    """The output's run has not finished (killed, interrupted, or still running)."""
 
 
 def manifest_of(out) -> dict:
     man = read_manifest(out)
     if man is None:
-        raise ValueError(f"{out} is not a satclip embedding output (no _satclip/manifest.json)")
+        raise ValueError(f"{out} is not a satclip embedding output, or was moved without its run state "
+                         f"({manifest_path(out)}); any Parquet/Zarr/npy reader still reads it")
     return man
 
 
-def iter_embeddings(out) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def check_complete(out, man: dict, allow_incomplete: bool) -> None:
+    """Refuses (or, with ``allow_incomplete``, warns about) an output whose run has not finished."""
+    if man.get("complete"):
+        return
+    done, total = len(man.get("done", [])), man.get("num_chunks", "?")
+    what = (f"{out} is incomplete: {done} of {total} chunks written (the run was stopped or is still running); "
+            "rerun the same `satclip embed` command to finish it")
+    if not allow_incomplete:
+        raise IncompleteOutput(what + ", or pass allow_incomplete=True to read the chunks written so far")
+    import warnings
+    unwritten = {"zarr": "NaN embeddings (int8: code -128, scale NaN)", "npy": "zeros"}.get(man.get("format"))
+    warnings.warn(what + (f"; the rows of unwritten chunks read as {unwritten}" if unwritten else ""),
+                  stacklevel=3)
+
+
+def iter_embeddings(out, *, allow_incomplete: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """``(ids, lon, lat, embedding)`` blocks of an output, in row order; int8 codes come back
-    multiplied by their per-point scale (float32)."""
+    multiplied by their per-point scale (float32). An output whose run has not finished is
+    refused (:class:`IncompleteOutput`) unless ``allow_incomplete`` (then with a warning)."""
     out = Path(out)
     man = manifest_of(out)
+    check_complete(out, man, allow_incomplete)
     fmt, dim = man["format"], man["dim"]
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -74,9 +101,10 @@ def iter_embeddings(out) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, n
                _dequantize(root["embedding"][s:e], root["embedding_scale"][s:e] if has_scale else None))
 
 
-def read_embeddings(out) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The whole output as ``(ids, lon, lat, embedding)`` (in memory: for small outputs)."""
-    blocks = list(iter_embeddings(out))
+def read_embeddings(out, *, allow_incomplete: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The whole output as ``(ids, lon, lat, embedding)`` (in memory: for small outputs); see
+    :func:`iter_embeddings` for ``allow_incomplete``."""
+    blocks = list(iter_embeddings(out, allow_incomplete=allow_incomplete))
     if not blocks:
         return np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros((0, manifest_of(out)["dim"]), np.float32)
     return tuple(np.concatenate([b[i] for b in blocks]) for i in range(4))

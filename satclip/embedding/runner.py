@@ -4,7 +4,7 @@ Pipeline: a reader thread pulls chunks from the source (bounded queue), the main
 encodes them (pinned buffers and non-blocking copies on CUDA), a writer thread writes them;
 memory stays bounded whatever N is.
 
-Resume: the output's run state (``<out>/_satclip/``, see :mod:`.state`) names the model
+Resume: the output's run state (``.<name>.satclip/`` beside it, see :mod:`.state`) names the model
 (fingerprint of its weights and config), the source, the chunk size, the format and dtype, and
 records every chunk written with its row count and CRC-32. Chunk ``i`` of a source always holds
 the same rows, so a killed run (even ``kill -9``) resumed with the same command redoes only the
@@ -34,7 +34,7 @@ import torch
 from .._version import __version__
 from .sinks import FORMATS, make_sink, quantize_int8, quantize_int8_torch
 from .sources import Source
-from .state import STATE_DIR, OutputLock, is_run_debris, read_manifest, write_manifest
+from .state import OutputLock, foreign_files, is_own, manifest_path, read_manifest, state_dir, write_manifest
 
 OUT_DTYPES = ("float16", "float32", "int8")
 # The manifest is rewritten after every chunk while it is small; a large one (many thousands of
@@ -63,26 +63,23 @@ def model_fingerprint(encoder) -> str:
     return h.hexdigest()
 
 
-def _is_ours(p: Path) -> bool:
-    return p.name == STATE_DIR or is_run_debris(p)
-
-
 def _refuse_foreign(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is a file, not an output directory; choose another --out")
-    if out.is_dir() and read_manifest(out) is None and not all(_is_ours(p) for p in out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not a satclip embedding output (no {STATE_DIR}/manifest.json); "
+    if out.is_dir() and read_manifest(out) is None and not all(is_own(p) for p in out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not a satclip embedding output (no run state "
+                              f"{manifest_path(out)} beside it); "
                               "choose another --out (nothing was deleted)")
 
 
 def _clear(out: Path) -> None:
-    """Empties a satclip output, except the lock this run holds."""
+    """Removes this package's files from an output and its run state (never anything else; the
+    lock this run holds stays)."""
+    for q in state_dir(out).iterdir():
+        if q.name != "lock":
+            shutil.rmtree(q) if q.is_dir() else q.unlink()
     for p in out.iterdir():
-        if p.name == STATE_DIR:
-            for q in p.iterdir():
-                if q.name != "lock":
-                    shutil.rmtree(q) if q.is_dir() else q.unlink()
-        else:
+        if is_own(p):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
@@ -92,6 +89,13 @@ def _prepare_output(out: Path, want: dict, overwrite: bool) -> dict:
     if have is None:
         return {}
     if overwrite:
+        foreign = foreign_files(out)
+        if foreign:
+            names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in foreign[:10])
+            more = f" and {len(foreign) - 10} more" if len(foreign) > 10 else ""
+            raise FileExistsError(f"{out} holds files this package did not write ({names}{more}); --overwrite replaces "
+                                  "only its own files (shards, arrays, the run state): move those elsewhere, or "
+                                  "choose another --out. Nothing was deleted")
         _clear(out)
         return {}
     diffs = [k for k in want if have.get(k) != want[k]]
@@ -108,6 +112,38 @@ def _noop(msg: str) -> None:
     pass
 
 
+def bytes_per_row(fmt: str, out_dtype: str, dim: int) -> int:
+    """About what one point takes on disk: the embedding (and an int8 scale), plus id, lon, lat and,
+    for Parquet, the WKB point (the Zarr grid layout keeps coordinates per row and column only)."""
+    emb = dim * np.dtype(out_dtype).itemsize + (4 if out_dtype == "int8" else 0)
+    return emb + {"parquet": 50, "npy": 24, "zarr": 24}[fmt]
+
+
+def _human(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB", "EB"):
+        if n < 1000 or unit == "EB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:.3g} EB"
+
+
+def _check_space(out: Path, rows: int, fmt: str, out_dtype: str, dim: int, keep_cols) -> None:
+    """Refuses a run whose output cannot fit the free space of its disk (an estimate from rows x
+    bytes per row, carried columns not counted), before anything is written."""
+    if rows <= 0:
+        return
+    need = rows * bytes_per_row(fmt, out_dtype, dim)
+    where = out
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if need > free:
+        extra = " plus the carried columns" if keep_cols else ""
+        raise ValueError(f"the output would take about {_human(need)} ({rows:,} rows x {bytes_per_row(fmt, out_dtype, dim)}"
+                         f" bytes{extra}), but {where} has {_human(free)} free; free space, choose another --out, "
+                         "fewer points (a coarser --grid) or a smaller --dtype (float16, int8). Nothing was written")
+
+
 def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dtype: str = "float32",
                   device=None, overwrite: bool = False, progress: bool | None = None, verify: bool = False,
                   log=None, executor=None) -> Path:
@@ -121,7 +157,8 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
         out_dtype: ``"float32"``, ``"float16"`` or ``"int8"`` (per-point scale stored beside the codes).
         device: where to run the encoder (default: the encoder's device).
         overwrite: replace an existing output instead of resuming it.
-        progress: progress bar (default: when stderr is a terminal).
+        progress: False for none; otherwise a bar when stderr is a terminal, else a line through
+            ``log`` every 10 s (chunks, points/s, ETA).
         verify: read back every chunk already written against its CRC-32 (default: sizes only)
             and redo the damaged ones.
         log: called with one-line messages (resuming, damaged chunks, rows written).
@@ -142,6 +179,8 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
         raise ValueError(f"out_dtype must be one of {OUT_DTYPES}, got {out_dtype!r}")
     if getattr(source, "keep_cols", None) and fmt != "parquet":
         raise ValueError(f"--keep-cols needs --format parquet (--format {fmt} stores embeddings, ids and coordinates)")
+    if getattr(source, "on_invalid", "fail") == "skip" and fmt != "parquet":
+        raise ValueError(f"--on-invalid skip needs --format parquet (--format {fmt} keeps one row per input row)")
     log = log or _noop
     out = Path(out)
     grid_shape = getattr(source, "grid_shape", None) if fmt == "zarr" else None
@@ -155,7 +194,7 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
             "model_config": encoder.config(), "precision": getattr(encoder, "precision", "float32"),
             "source": source.describe(), "chunk_points": source.chunk_points}
     _refuse_foreign(out)
-    new_dir = not out.exists()
+    new_dir, new_state = not out.exists(), not state_dir(out).exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = OutputLock(out).acquire()
     manifest = dict(want, satclip_version=__version__, done=[], shards={}, complete=False)
@@ -166,6 +205,8 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
         if new_dir and not manifest["done"]:
             lock.release()
             shutil.rmtree(out, ignore_errors=True)  # a run refused before its first chunk leaves nothing behind
+            if new_state:
+                shutil.rmtree(state_dir(out), ignore_errors=True)
         raise
     finally:
         lock.release()
@@ -177,8 +218,10 @@ def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, ver
     done = set(have.get("done", []))
     shards = {k: v for k, v in (have.get("shards") or {}).items() if int(k) in done}
     manifest.update(num_chunks=n_chunks, done=sorted(done), shards=shards)
-    write_manifest(out, manifest)  # before the sink creates anything: a crash from here on leaves a resumable output
     dim = manifest["dim"]
+    _check_space(out, len(source) - sum(r["rows"] for r in shards.values()), fmt, out_dtype, dim,
+                 getattr(source, "keep_cols", None))
+    write_manifest(out, manifest)  # before the sink creates anything: a crash from here on leaves a resumable output
     needs_n = fmt in ("npy", "zarr")
     sink_kwargs = dict(out=out, dim=dim, dtype=out_dtype, n=len(source) if needs_n else None,
                        chunk_points=source.chunk_points, grid_shape=grid_shape,
@@ -207,10 +250,12 @@ def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, ver
 
     state = {"last_write": 0.0}
     lock = threading.Lock()
+    checks = InputChecks(len(source), getattr(source, "id_col", None) is not None)
 
     def record(chunk, rec):
         if chunk.skipped:
             rec = dict(rec, skipped=list(chunk.skipped))
+        checks.add(chunk)
         with lock:
             manifest["done"].append(chunk.index)
             manifest["done"].sort()
@@ -233,7 +278,7 @@ def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, ver
             raise
         record(chunk, rec)
 
-    bar = _progress_bar(n_chunks, len(done), progress)
+    bar = _progress_bar(n_chunks, len(done), progress, log, source.chunk_points)
     interrupted = lambda: EmbeddingInterrupted(out, len(manifest["done"]), n_chunks)  # noqa: E731
     if executor is None:
         _stream(encoder, source, done, device, out_dtype, write, bar, interrupted)
@@ -250,8 +295,54 @@ def _run(encoder, source, out, fmt, out_dtype, device, grid_shape, progress, ver
             raise RuntimeError(f"{out}: {rows:,} rows written and {len(skipped):,} inputs skipped, but the input has "
                                f"{len(source):,}")
         log(f"{rows:,} rows written of {len(source):,} expected"
-            + (f"; {len(skipped):,} unreadable inputs skipped (listed in the manifest's shards)" if skipped else ""))
+            + (f"; {len(skipped):,} inputs skipped (first: {skipped[0]}; all listed in {manifest_path(out)})"
+               if skipped else ""))
+    for note in checks.notes():
+        log(note)
     return out
+
+
+class InputChecks:
+    """What is legal but probably not meant, counted over the chunks of this run and said at the
+    end: longitudes outside [-180, 180] (taken as periodic: 400 is 40) and repeated ids (checked
+    for inputs of up to ``MAX_IDS`` rows with an id column; the output keeps every row)."""
+
+    MAX_IDS = 10_000_000
+
+    def __init__(self, n: int, has_id_col: bool):
+        self.lon_outside = 0
+        self.first_outside = None
+        self.seen = set() if has_id_col and n <= self.MAX_IDS else None
+        self.duplicates = 0
+        self.first_duplicate = None
+        self.lock = threading.Lock()
+
+    def add(self, chunk) -> None:
+        outside = np.abs(np.asarray(chunk.lon)) > 180
+        with self.lock:
+            if outside.any():
+                self.lon_outside += int(outside.sum())
+                if self.first_outside is None:
+                    self.first_outside = float(np.asarray(chunk.lon)[outside][0])
+            if self.seen is not None:
+                ids = chunk.ids.to_pylist() if hasattr(chunk.ids, "to_pylist") else chunk.ids.tolist()
+                for v in ids:
+                    if v in self.seen:
+                        self.duplicates += 1
+                        if self.first_duplicate is None:
+                            self.first_duplicate = v
+                    else:
+                        self.seen.add(v)
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.lon_outside:
+            out.append(f"warning: {self.lon_outside:,} points have a longitude outside [-180, 180] (first: "
+                       f"{self.first_outside}); taken as periodic (400 = 40): check the input if that is unexpected")
+        if self.duplicates:
+            out.append(f"warning: {self.duplicates:,} rows repeat an id of an earlier row (first: "
+                       f"{self.first_duplicate!r}); every row was embedded")
+        return out
 
 
 def _stream(encoder, source, done, device, out_dtype, write, bar, interrupted) -> None:
@@ -338,13 +429,49 @@ def to_host(emb: torch.Tensor, out_dtype: str, on_device: bool):
     return codes.to("cpu").numpy(), scale.to("cpu").numpy()
 
 
-def _progress_bar(total: int, initial: int, progress):
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
+def _progress_bar(total: int, initial: int, progress, log=None, chunk_points: int = 0):
+    """A tqdm bar on a terminal; elsewhere (nohup, SLURM, CI logs) a line through ``log`` every
+    ``LineProgress.EVERY_S`` seconds. ``progress=False``: neither; None: by the terminal."""
+    if progress is False:
         return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=initial, unit="chunk", desc="embedding", dynamic_ncols=True)
+    if sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
+            return tqdm(total=total, initial=initial, unit="chunk", desc="embedding", dynamic_ncols=True)
+        except ImportError:
+            pass
+    return None if log is None else LineProgress(total, initial, log, chunk_points)
+
+
+class LineProgress:
+    """Progress as log lines at a steady interval: chunks done, points/s, ETA."""
+
+    EVERY_S = 10.0
+
+    def __init__(self, total: int, initial: int, log, chunk_points: int):
+        self.total, self.n, self.log, self.chunk_points = total, initial, log, chunk_points
+        self.start_n, self.t0 = initial, time.monotonic()
+        self.last = self.t0
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        now = time.monotonic()
+        if now - self.last >= self.EVERY_S and self.n < self.total:
+            self.last = now
+            rate = (self.n - self.start_n) / max(now - self.t0, 1e-9)
+            eta = (self.total - self.n) / rate if rate > 0 else float("inf")
+            self.log(f"{self.n:,} of {self.total:,} chunks ({100 * self.n / self.total:.0f}%), "
+                     f"{rate * self.chunk_points:,.0f} points/s, about {_duration(eta)} left")
+
+    def close(self) -> None:
+        pass
+
+
+def _duration(s: float) -> str:
+    if s == float("inf"):
+        return "an unknown time"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"

@@ -35,9 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .sources import Chunk
+from .sources import Chunk, cell_centres
 
 FORMATS = ("parquet", "npy", "zarr")
+# Zarr fill values: a cell no chunk has written yet reads as NaN (float embeddings, int8 scales)
+# or as the int8 code -128, which quantize_int8 never produces (codes are clipped to +-127).
+INT8_UNWRITTEN = -128
 
 
 def quantize_int8(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,12 +208,42 @@ class NpySink:
             a.flush()
 
 
+# WGS 84 (EPSG:4326), the coordinates' reference system, for CF readers (xarray) and the GDAL
+# family (rioxarray, odc-geo), which read it from the grid-mapping variable ``spatial_ref``.
+WGS84_WKT = ('GEOGCRS["WGS 84",ENSEMBLE["World Geodetic System 1984 ensemble",MEMBER["World Geodetic System 1984 '
+             '(Transit)"],MEMBER["World Geodetic System 1984 (G730)"],MEMBER["World Geodetic System 1984 (G873)"],'
+             'MEMBER["World Geodetic System 1984 (G1150)"],MEMBER["World Geodetic System 1984 (G1674)"],'
+             'MEMBER["World Geodetic System 1984 (G1762)"],MEMBER["World Geodetic System 1984 (G2139)"],'
+             'ELLIPSOID["WGS 84",6378137,298.257223563,LENGTHUNIT["metre",1]],ENSEMBLEACCURACY[2.0]],'
+             'PRIMEM["Greenwich",0,ANGLEUNIT["degree",0.0174532925199433]],CS[ellipsoidal,2],'
+             'AXIS["geodetic latitude (Lat)",north,ORDER[1],ANGLEUNIT["degree",0.0174532925199433]],'
+             'AXIS["geodetic longitude (Lon)",east,ORDER[2],ANGLEUNIT["degree",0.0174532925199433]],'
+             'USAGE[SCOPE["Horizontal component of 3D system."],AREA["World."],BBOX[-90,-180,90,180]],ID["EPSG",4326]]')
+CRS_ATTRS = {"grid_mapping_name": "latitude_longitude", "longitude_of_prime_meridian": 0.0,
+             "semi_major_axis": 6378137.0, "inverse_flattening": 298.257223563, "crs_wkt": WGS84_WKT,
+             "spatial_ref": WGS84_WKT, "epsg_code": "EPSG:4326"}
+LAT_ATTRS = {"standard_name": "latitude", "long_name": "latitude of the cell centre", "units": "degrees_north",
+             "axis": "Y"}
+LON_ATTRS = {"standard_name": "longitude", "long_name": "longitude of the cell centre", "units": "degrees_east",
+             "axis": "X"}
+
+
 class ZarrSink:
-    """Flat layout: ``embedding [N, D]``, ``id``, ``lon``, ``lat``. Full lat/lon grid
-    (``grid_shape = (nlat, nlon)``): ``embedding [nlat, nlon, D]`` chunked by whole rows,
-    with ``lat [nlat]`` and ``lon [nlon]`` coordinate arrays (cell centres); the source's
-    chunks must then hold whole grid rows (the runner aligns them). The embedding is stored
-    uncompressed: compressing float noise costs the encoder's CPU and saves little."""
+    """A Zarr v3 group that xarray opens as it is (``xr.open_zarr(out)``): every array has
+    ``dimension_names``, the metadata is consolidated, the coordinates carry CF attributes and
+    units, and ``spatial_ref`` the CRS (WGS 84) for rioxarray / odc. Full lat/lon grid
+    (``grid_shape = (nlat, nlon)``): ``embedding (lat, lon, embedding_dim)`` chunked by whole rows,
+    with ``lat (lat)`` and ``lon (lon)`` coordinates (cell centres, exact decimals); the source's
+    chunks must then hold whole grid rows (the runner aligns them). Otherwise (a table, HEALPix,
+    H3, a land-only grid): ``embedding (point, embedding_dim)`` with ``id``, ``lon``, ``lat`` along
+    ``point`` (CF ``coordinates``). int8 adds ``embedding_scale``.
+
+    Cells no chunk has written read as NaN (float embeddings and scales) or as the int8 code
+    -128 (:data:`INT8_UNWRITTEN`, never a real code), never as an embedding. The embedding is
+    stored uncompressed (compressing float noise costs the encoder's CPU and saves little); the
+    coordinates are small. Its chunks are whole shards already (a grid's rows of one source
+    chunk), so no sharding codec is needed. The model and encoder settings are in the group's
+    ``satclip`` attribute."""
 
     def __init__(self, out: Path, dim: int, dtype: str, n: int, chunk_points: int, metadata: dict,
                  grid_shape=None, **_):
@@ -221,9 +254,7 @@ class ZarrSink:
         self.grid = tuple(grid_shape) if grid_shape else None
         layout = "grid" if self.grid else "flat"
         # mode "a", never "w": "w" empties the whole directory, the run's manifest included
-        self.root = zarr.open_group(str(out), mode="a")
-        # the run state folder as an (empty) Zarr group, so that readers do not warn about it
-        self.root.require_group("_satclip")
+        self.root = zarr.open_group(str(out), mode="a", zarr_format=3)
         arrays = self._arrays(dim, dtype, n, chunk_points)
         have = dict(self.root.arrays())
         # The group's "layout" attribute is written last, so it marks a completely created output.
@@ -236,29 +267,55 @@ class ZarrSink:
             data = spec.pop("data", None)
             a = self.root.create_array(name, overwrite=True, **spec)
             if data is not None:
-                a[:] = data
-        self.root.attrs.update({"satclip": metadata, "layout": layout})
+                a[...] = data
+        self.root.attrs.update({"satclip": metadata, "layout": layout, "Conventions": "CF-1.11",
+                                "title": "SatCLIP location embeddings"})
+        import warnings
+        with warnings.catch_warnings():  # zarr notes that consolidation is not in the v3 spec yet
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(str(out))  # final from here on: the writes add data only
 
     def _arrays(self, dim: int, dtype: str, n: int, chunk_points: int) -> dict:
-        """name -> create_array arguments (and ``data`` for the coordinate arrays of a grid)."""
+        """name -> create_array arguments (and ``data`` for the coordinate arrays)."""
+        fill = INT8_UNWRITTEN if dtype == "int8" else np.nan
+        emb_attrs = {"long_name": "SatCLIP location embedding", "grid_mapping": "spatial_ref"}
+        if dtype == "int8":
+            emb_attrs["comment"] = ("int8 codes: embedding = code * embedding_scale; code -128 marks a cell no "
+                                    "chunk has written")
+        out = {"spatial_ref": dict(shape=(), dtype="int32", fill_value=0, attributes=CRS_ATTRS,
+                                   dimension_names=[], data=np.int32(0))}
         if self.grid:
             nlat, nlon = self.grid
             if chunk_points % nlon:
                 raise ValueError(f"grid Zarr output needs chunks of whole rows ({nlon} cells), got {chunk_points}")
             rows = min(chunk_points // nlon, nlat)
             step = 180.0 / nlat
-            out = {"embedding": dict(shape=(nlat, nlon, dim), chunks=(rows, nlon, dim), dtype=dtype, compressors=None)}
+            out["embedding"] = dict(shape=(nlat, nlon, dim), chunks=(rows, nlon, dim), dtype=dtype, compressors=None,
+                                    fill_value=fill, dimension_names=["lat", "lon", "embedding_dim"],
+                                    attributes=emb_attrs)
             if dtype == "int8":
-                out["embedding_scale"] = dict(shape=(nlat, nlon), chunks=(rows, nlon), dtype="float32")
-            out["lat"] = dict(shape=(nlat,), dtype="float64", data=-90 + (np.arange(nlat) + 0.5) * step)
-            out["lon"] = dict(shape=(nlon,), dtype="float64", data=-180 + (np.arange(nlon) + 0.5) * step)
+                out["embedding_scale"] = dict(shape=(nlat, nlon), chunks=(rows, nlon), dtype="float32",
+                                              fill_value=np.nan, dimension_names=["lat", "lon"],
+                                              attributes={"long_name": "int8 scale", "grid_mapping": "spatial_ref"})
+            out["lat"] = dict(shape=(nlat,), dtype="float64", data=cell_centres(-90.0, step, nlat),
+                              dimension_names=["lat"], attributes=LAT_ATTRS)
+            out["lon"] = dict(shape=(nlon,), dtype="float64", data=cell_centres(-180.0, step, nlon),
+                              dimension_names=["lon"], attributes=LON_ATTRS)
             return out
         c = min(chunk_points, max(n, 1))
-        out = {"embedding": dict(shape=(n, dim), chunks=(c, dim), dtype=dtype, compressors=None)}
+        emb_attrs = {**emb_attrs, "coordinates": "id lon lat"}
+        out["embedding"] = dict(shape=(n, dim), chunks=(c, dim), dtype=dtype, compressors=None, fill_value=fill,
+                                dimension_names=["point", "embedding_dim"], attributes=emb_attrs)
         if dtype == "int8":
-            out["embedding_scale"] = dict(shape=(n,), chunks=(c,), dtype="float32")
-        for name, dt in (("id", "int64"), ("lon", "float64"), ("lat", "float64")):
-            out[name] = dict(shape=(n,), chunks=(c,), dtype=dt)
+            out["embedding_scale"] = dict(shape=(n,), chunks=(c,), dtype="float32", fill_value=np.nan,
+                                          dimension_names=["point"],
+                                          attributes={"long_name": "int8 scale", "coordinates": "id lon lat"})
+        out["id"] = dict(shape=(n,), chunks=(c,), dtype="int64", dimension_names=["point"],
+                         attributes={"long_name": "point id (input id, row number or cell index)"})
+        out["lon"] = dict(shape=(n,), chunks=(c,), dtype="float64", dimension_names=["point"],
+                          attributes={**LON_ATTRS, "long_name": "longitude"})
+        out["lat"] = dict(shape=(n,), chunks=(c,), dtype="float64", dimension_names=["point"],
+                          attributes={**LAT_ATTRS, "long_name": "latitude"})
         return out
 
     def write(self, chunk: Chunk, emb: np.ndarray, scale: np.ndarray | None = None) -> dict:

@@ -65,13 +65,23 @@ class Source:
 
     @property
     def num_chunks(self) -> int:
-        return (len(self) + self.chunk_points - 1) // self.chunk_points
+        """Chunks of the source; an empty source has one empty chunk, so that its output is a
+        dataset with the full schema and no rows (readers find a file, not nothing)."""
+        return max(1, (len(self) + self.chunk_points - 1) // self.chunk_points)
+
+    def empty_chunk(self) -> Chunk:
+        """Chunk 0 of an empty source."""
+        return Chunk(0, 0, np.zeros(0, np.int64), np.zeros(0), np.zeros(0), self._empty_extra())
+
+    def _empty_extra(self):
+        return None
 
     def chunk_start(self, index: int) -> int:
         """Row offset of chunk ``index`` (without reading it)."""
         return index * self.chunk_points
 
 
+ON_INVALID = ("fail", "skip")
 LON_NAMES = ("lon", "longitude", "lng", "x")
 LAT_NAMES = ("lat", "latitude", "y")
 
@@ -82,16 +92,26 @@ def pick_column(names, candidates):
     return next((low[c] for c in candidates if c in low), None)
 
 
-def _check_coords(lon: np.ndarray, lat: np.ndarray, where: str) -> None:
-    bad = ~(np.isfinite(lon) & np.isfinite(lat))
+def invalid_coords(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Rows that cannot be embedded: NaN or infinite coordinates, or a latitude outside [-90, 90]."""
+    return ~(np.isfinite(lon) & np.isfinite(lat)) | (np.abs(lat) > 90)
+
+
+def describe_invalid(lon: float, lat: float) -> str:
+    if not (np.isfinite(lon) and np.isfinite(lat)):
+        return f"NaN or inf coordinate (lon={lon}, lat={lat})"
+    return f"latitude outside [-90, 90] ({lat}; is the column order lat, lon? SatCLIP is lon first)"
+
+
+def _check_coords(lon: np.ndarray, lat: np.ndarray, where: str, first_row: int = 0, ids=None) -> None:
+    """Refuses the first invalid row, named by its row number in the input (0-based, header not
+    counted) and its id when there is an id column."""
+    bad = invalid_coords(lon, lat)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{where}: NaN or inf coordinate at row {i}: lon={lon[i]}, lat={lat[i]}")
-    out = np.abs(lat) > 90
-    if out.any():
-        i = int(np.flatnonzero(out)[0])
-        raise ValueError(f"{where}: latitude outside [-90, 90] at row {i}: {lat[i]} "
-                         "(is the column order lat, lon? SatCLIP is lon first)")
+        who = f" (id {ids[i]})" if ids is not None else ""
+        raise ValueError(f"{where}: row {first_row + i}{who}: {describe_invalid(lon[i], lat[i])}; "
+                         "fix or drop it, or pass --on-invalid skip to leave such rows out")
 
 
 class ArraySource(Source):
@@ -111,6 +131,8 @@ class ArraySource(Source):
         return len(self.lon)
 
     def chunks(self, skip=frozenset()):
+        if len(self) == 0 and 0 not in skip:
+            yield self.empty_chunk()
         for i, s in enumerate(range(0, len(self), self.chunk_points)):
             if i in skip:
                 continue
@@ -120,6 +142,21 @@ class ArraySource(Source):
     def describe(self) -> dict:
         h = hashlib.sha256(np.ascontiguousarray(self.lon).tobytes() + np.ascontiguousarray(self.lat).tobytes())
         return {"type": "array", "n": len(self), "sha256": h.hexdigest()}
+
+
+def cell_centres(start: float, step: float, n: int) -> np.ndarray:
+    """``start + (i + 0.5) * step`` for ``i < n``, each the float nearest to the decimal value (for
+    a 0.1-degree grid: 89.95, not 89.95000000000002), so that a user's ``WHERE lat = 89.95`` or
+    ``sel(lat=89.95)`` finds the cell: computed in units of the half step's last decimal, an
+    integer, then divided once (exact to the nearest float). A step with no short decimal form
+    (1/3 degree) keeps the plain formula."""
+    from decimal import Decimal
+
+    centres = start + (np.arange(n, dtype=np.float64) + 0.5) * step
+    decimals = -(Decimal(repr(float(step))) / 2).normalize().as_tuple().exponent
+    if 0 <= decimals <= 12 and (abs(start) + n * step) * 10.0 ** decimals < 2 ** 52:
+        centres = np.rint(centres * 10.0 ** decimals) / 10.0 ** decimals
+    return centres
 
 
 class GridSource(Source):
@@ -143,13 +180,27 @@ class GridSource(Source):
                 raise ImportError("--land-only needs `pip install global-land-mask`") from None
             self._globe = globe
         self._counts = None
+        self._centres = None
+
+    @property
+    def lat_centres(self) -> np.ndarray:
+        """``[nrows]`` cell-centre latitudes, south to north (exact decimals)."""
+        return self._both_centres()[0]
+
+    @property
+    def lon_centres(self) -> np.ndarray:
+        """``[ncols]`` cell-centre longitudes, west to east (exact decimals)."""
+        return self._both_centres()[1]
+
+    def _both_centres(self):
+        if self._centres is None:  # on first use: a run refused for its size never builds them
+            self._centres = (cell_centres(-90.0, self.step, self.nrows), cell_centres(-180.0, self.step, self.ncols))
+        return self._centres
 
     def _cells(self, lo: int, hi: int):
         ids = np.arange(lo, hi, dtype=np.int64)
         row, col = np.divmod(ids, self.ncols)
-        lat = -90.0 + (row + 0.5) * self.step
-        lon = -180.0 + (col + 0.5) * self.step
-        return ids, lon, lat
+        return ids, self.lon_centres[col], self.lat_centres[row]
 
     def __len__(self) -> int:
         if not self.land_only:
@@ -287,10 +338,13 @@ class TableSource(Source):
     present, case-insensitive) or, in GeoParquet, the point ``geometry`` column (WKB). ``id_col``
     is copied to the output as it is (any type; by default ids are row numbers); ``keep_cols``
     (names, or ``["*"]`` for every other column) are carried to the output beside the embedding.
+    ``on_invalid``: a row with a NaN/inf coordinate or a latitude outside [-90, 90] stops the run
+    naming its row (``"fail"``, default) or is left out and listed in the manifest (``"skip"``;
+    Parquet output). Row numbers are 0-based, the header not counted.
     """
 
     def __init__(self, path, lon_col: str | None = None, lat_col: str | None = None, id_col: str | None = None,
-                 chunk_points: int = 65536, keep_cols=(), *, chunk_size: int | None = None):
+                 chunk_points: int = 65536, keep_cols=(), *, on_invalid: str = "fail", chunk_size: int | None = None):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
@@ -299,7 +353,9 @@ class TableSource(Source):
         if not self.path.exists():
             raise FileNotFoundError(f"points file not found: {self.path}")
         self._set_chunk_points(chunk_points, chunk_size)
-        self.id_col = id_col
+        if on_invalid not in ON_INVALID:
+            raise ValueError(f"on_invalid must be one of {ON_INVALID}, got {on_invalid!r}")
+        self.id_col, self.on_invalid = id_col, on_invalid
         self.kind = "csv" if self.path.suffix.lower() in (".csv", ".txt") or self.path.name.endswith(".csv.gz") else "parquet"
         names = self._column_names()
         self.geometry = None
@@ -330,9 +386,7 @@ class TableSource(Source):
         if self.kind == "parquet":
             import pyarrow.parquet as pq
             return pq.ParquetFile(self.path).schema_arrow.names
-        import pyarrow.csv as pcsv
-        with pcsv.open_csv(self.path) as r:
-            return r.schema.names
+        return self._csv_schema().names
 
     def __len__(self) -> int:
         if self._n is None:
@@ -373,41 +427,105 @@ class TableSource(Source):
         if count:
             yield pa.concat_tables(pending)
 
+    def _empty_extra(self):
+        """The carried columns, empty, with the input's types (and the id column's type)."""
+        import pyarrow as pa
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+            schema = pq.ParquetFile(self.path).schema_arrow
+        else:
+            schema = self._csv_schema()
+        return {c: pa.array([], type=schema.field(c).type) for c in self.keep_cols} or None
+
+    def empty_chunk(self) -> Chunk:
+        chunk = super().empty_chunk()
+        if self.id_col:
+            import pyarrow as pa
+            if self.kind == "parquet":
+                import pyarrow.parquet as pq
+                schema = pq.ParquetFile(self.path).schema_arrow
+            else:
+                schema = self._csv_schema()
+            chunk.ids = pa.array([], type=schema.field(self.id_col).type)
+        return chunk
+
+    def _csv_schema(self):
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+        try:
+            with pcsv.open_csv(self.path) as r:
+                return r.schema
+        except pa.ArrowInvalid as exc:
+            if self.path.stat().st_size == 0 or "Empty CSV" in str(exc):
+                raise ValueError(f"{self.path}: empty file (no header line); a CSV of points needs a header with "
+                                 "lon/lat columns (e.g. 'lon,lat') and one row per point") from None
+            raise ValueError(f"{self.path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+
+    def _floats(self, t, col: str, start: int) -> np.ndarray:
+        """A coordinate column as float64; a value that is not a number is named by its row."""
+        values = t.column(col).to_numpy(zero_copy_only=False)
+        try:
+            return values.astype(np.float64)
+        except (TypeError, ValueError):
+            for r, v in enumerate(values):
+                try:
+                    float(v)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{self.path}: column {col!r}, row {start + r}: {v!r} is not a number "
+                                     "(coordinates must be degrees)") from None
+            raise
+
     def chunks(self, skip=frozenset()):
+        if len(self) == 0:
+            if 0 not in skip:
+                yield self.empty_chunk()
+            return
         start = 0
         for i, t in enumerate(self._rebatched()):
             n = t.num_rows
             if i not in skip:
                 if self.geometry:
-                    lon, lat = _wkb_points(t.column(self.geometry).to_numpy(zero_copy_only=False), str(self.path))
+                    lon, lat = _wkb_points(t.column(self.geometry).to_numpy(zero_copy_only=False), str(self.path),
+                                           start)
                 else:
-                    lon = t.column(self.lon_col).to_numpy(zero_copy_only=False).astype(np.float64)
-                    lat = t.column(self.lat_col).to_numpy(zero_copy_only=False).astype(np.float64)
-                _check_coords(lon, lat, f"{self.path} rows {start}..{start + n - 1}")
+                    lon, lat = self._floats(t, self.lon_col, start), self._floats(t, self.lat_col, start)
                 ids = (t.column(self.id_col).combine_chunks() if self.id_col
                        else np.arange(start, start + n, dtype=np.int64))
                 extra = {c: t.column(c).combine_chunks() for c in self.keep_cols} or None
-                yield Chunk(i, start, ids, lon, lat, extra)
+                bad = invalid_coords(lon, lat)
+                skipped = None
+                if bad.any():
+                    if self.on_invalid == "fail":
+                        _check_coords(lon, lat, str(self.path), start, ids.to_pylist() if self.id_col else None)
+                    rows = np.flatnonzero(bad)
+                    skipped = [f"row {start + r}" + (f" (id {ids[int(r)]})" if self.id_col else "") + ": "
+                               + describe_invalid(lon[r], lat[r]) for r in rows]
+                    keep = ~bad
+                    lon, lat = lon[keep], lat[keep]
+                    ids = ids.filter(keep) if self.id_col else ids[keep]
+                    extra = {c: a.filter(keep) for c, a in extra.items()} if extra else None
+                yield Chunk(i, start, ids, lon, lat, extra, skipped=skipped)
             start += n
 
     def describe(self) -> dict:
         st = os.stat(self.path)
         return {"type": "table", "path": str(self.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                 "lon_col": self.lon_col, "lat_col": self.lat_col, "geometry": self.geometry, "id_col": self.id_col,
-                **({"keep_cols": self.keep_cols} if self.keep_cols else {})}
+                **({"keep_cols": self.keep_cols} if self.keep_cols else {}),
+                **({"on_invalid": self.on_invalid} if self.on_invalid != "fail" else {})}
 
 
-def _wkb_points(values, where: str):
-    """(lon, lat) of 2D WKB points (21 bytes: byte order, type 1, x, y)."""
+def _wkb_points(values, where: str, start: int = 0):
+    """(lon, lat) of 2D WKB points (21 bytes: byte order, type 1, x, y); rows named from ``start``."""
     lon = np.empty(len(values))
     lat = np.empty(len(values))
     for i, v in enumerate(values):
         b = bytes(v)
         if len(b) < 21:
-            raise ValueError(f"{where}: geometry at row {i} is not a WKB point")
+            raise ValueError(f"{where}: geometry at row {start + i} is not a WKB point")
         order = "<" if b[0] == 1 else ">"
         gtype = int.from_bytes(b[1:5], "little" if order == "<" else "big")
         if gtype % 1000 != 1:
-            raise ValueError(f"{where}: geometry at row {i} has WKB type {gtype}, expected a point")
+            raise ValueError(f"{where}: geometry at row {start + i} has WKB type {gtype}, expected a point")
         lon[i], lat[i] = np.frombuffer(b[5:21], dtype=order + "f8")
     return lon, lat

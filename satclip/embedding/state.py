@@ -1,6 +1,8 @@
-"""The run state of an embedding output, kept in ``<out>/_satclip/`` so that the output folder
-itself stays one clean dataset (Parquet readers, Spark and Hive tools skip names that start
-with ``_`` or ``.``):
+"""The run state of an embedding output ``<out>``, kept beside it in the hidden folder
+``.<name>.satclip/`` (:func:`state_dir`), so that the output folder holds the dataset and nothing
+else: pandas, pyarrow, DuckDB, geopandas and polars read the folder itself (polars refuses a
+folder that holds any file other than the dataset's, hidden or not). Keep the two together when
+moving an output (a resume and ``--verify`` need the state; any reader does not):
 
 * ``manifest.json``: what identifies the run (model fingerprint, source, settings), the chunks
   written and, per chunk, its row count and CRC-32 (and file size for Parquet shards); written
@@ -21,12 +23,17 @@ import time
 from pathlib import Path
 
 
-STATE_DIR = "_satclip"
 MANIFEST = "manifest.json"
 
 
+def state_dir(out) -> Path:
+    """``<parent>/.<name>.satclip``: the run state of output ``<parent>/<name>``."""
+    out = Path(out).absolute()
+    return out.parent / f".{out.name}.satclip"
+
+
 def manifest_path(out) -> Path:
-    return Path(out) / STATE_DIR / MANIFEST
+    return state_dir(out) / MANIFEST
 
 
 def read_manifest(out) -> dict | None:
@@ -55,15 +62,36 @@ def is_run_debris(p: Path) -> bool:
     return p.name.startswith(".") and p.name.endswith(".tmp")
 
 
+# What a run writes at the top of its output folder, by format (besides STATE_DIR and debris).
+OWN_FILES = {
+    "parquet": ("part-[0-9][0-9][0-9][0-9][0-9][0-9].parquet",),
+    "npy": ("embeddings.npy", "ids.npy", "lonlat.npy", "scales.npy"),
+    "zarr": ("zarr.json", "embedding", "embedding_scale", "id", "lon", "lat", "spatial_ref"),
+}
+
+
+def is_own(p: Path) -> bool:
+    """Whether ``p`` (an entry at the top of an output folder) is one this package writes."""
+    if is_run_debris(p):
+        return True
+    return any(p.match(pattern) for patterns in OWN_FILES.values() for pattern in patterns)
+
+
+def foreign_files(out: Path) -> list[Path]:
+    """The entries of an output folder that this package did not write (a user's notes, figures)."""
+    return sorted(p for p in Path(out).iterdir() if not is_own(p))
+
+
 class OutputLocked(RuntimeError):
     """Another process is writing to the same output."""
 
 
 class OutputLock:
-    """An exclusive ``flock`` on ``<out>/_satclip/lock`` for the duration of a run."""
+    """An exclusive ``flock`` on ``lock`` in the output's state folder for the duration of a run."""
 
     def __init__(self, out: Path):
-        self.path = Path(out) / STATE_DIR / "lock"
+        self.out = Path(out)
+        self.path = state_dir(out) / "lock"
         self.fd = None
 
     def acquire(self) -> "OutputLock":
@@ -77,7 +105,7 @@ class OutputLock:
                 raise
             owner = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown process"
             os.close(fd)
-            raise OutputLocked(f"{self.path.parent.parent} is being written by another run ({owner}); wait for it "
+            raise OutputLocked(f"{self.out} is being written by another run ({owner}); wait for it "
                                "to finish or stop it, then rerun (a lock left by a killed run frees itself)") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started "

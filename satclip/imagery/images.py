@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..embedding.sources import Chunk, Source
+from ..embedding.state import state_dir
 from ..model.bands import s2_to_13_bands
 
 IMAGE_SUFFIXES = (".tif", ".tiff")
@@ -166,9 +167,9 @@ class ImageFileSource(Source):
                 "in_channels": self.in_channels, "crop": self.crop, "scale": self.scale, "on_error": self.on_error}
 
     def write_inputs(self, out) -> Path:
-        """``<out>/_satclip/inputs.txt``: the files in row order (line ``i`` = id ``i``), which the
+        """``inputs.txt`` in the output's run state (``.<name>.satclip/`` beside it): the files in row order (line ``i`` = id ``i``), which the
         Zarr output (ids, no paths) needs to name its rows."""
-        path = Path(out) / "_satclip" / "inputs.txt"
+        path = state_dir(out) / "inputs.txt"
         tmp = path.with_name(".inputs.txt.tmp")
         tmp.write_text("\n".join(self.files) + "\n")
         tmp.replace(path)

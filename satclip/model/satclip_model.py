@@ -219,9 +219,12 @@ class SatCLIP(nn.Module):
         return self.visual.get_classifier()(pooled)
 
     def encode_location(self, lonlat: torch.Tensor) -> torch.Tensor:
+        """``[B, 2]`` (lon, lat) degrees -> ``[B, embed_dim]`` in the location tower's dtype (float64
+        for the original's and the released models, as the original's ``encode_location``)."""
         dtype = next(self.location.parameters()).dtype
-        return self.location(lonlat.to(dtype)).float()
+        return self.location(lonlat.to(dtype))
 
     def forward(self, image: torch.Tensor, lonlat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(image_features, location_features)``, both ``[B, embed_dim]`` float32, not normalised."""
-        return self.encode_image(image), self.encode_location(lonlat)
+        """``(image_features, location_features)``, both ``[B, embed_dim]`` float32, not normalised
+        (the location side cast to float32 here, as the original's ``forward`` does)."""
+        return self.encode_image(image), self.encode_location(lonlat).float()

@@ -6,8 +6,13 @@ The table, exactly as the original lays it out:
 * nodes ``lon_i = linspace(-180, 180, 360)[i]`` and ``lat_j = linspace(-90, 90, 180)[j]``
   (float32 ``linspace``: steps of 360/359 and 180/179 degrees, *not* one degree);
 * value ``T[k, i, j] = Y_k(lon_i, lat_j)`` in the ``"analytic"`` convention (feature
-  ``k = l*l + l + m``), stored in float32 as the original stores it. Here it is held as
-  ``[360 * 180, L*L]`` (row ``i * 180 + j``) so that a lookup gathers whole rows.
+  ``k = l*l + l + m``), computed as the original computes it, bit for bit: its generator's
+  sympy expressions (:func:`original_expressions`, the real-SH formula with the m = 0 ``pi``
+  slip, printed with ``evalf``) evaluated on float32 angles in float32 arithmetic. (A table
+  evaluated accurately in float64 and rounded differs from it in the last bits, which a trained
+  network can amplify.) Here it is held as ``[360 * 180, L*L]`` (row ``i * 180 + j``) so that a
+  lookup gathers whole rows. Building it needs sympy (a dependency of torch): about a second at
+  L = 10, minutes at L = 40, once per process.
 
 The lookup, quirks kept on purpose (the released code has them and weights trained with it
 expect them):
@@ -26,6 +31,8 @@ first call and kept per device.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from torch import nn
 
@@ -34,13 +41,51 @@ from .. import functional as F
 N_LON, N_LAT = 360, 180
 
 
+@lru_cache(maxsize=4)
+def original_expressions(legendre_polys: int) -> tuple[str, ...]:
+    """The original generator's expression of every feature ``k = l*l + l + m`` as text: the
+    real-SH formula with sympy's ``assoc_legendre`` in ``cos(theta)`` (Condon-Shortley phase
+    undone by ``(-1)^m``; ``sqrt((2l+1)/4*pi)`` on m = 0, the slip the released weights were
+    trained with), printed after ``evalf()`` as the original prints it. In ``theta`` (colatitude
+    from the south, ``lat + 90`` degrees in radians) and ``phi`` (``lon + 180``)."""
+    from sympy import Abs, Symbol, assoc_legendre, cos, factorial, pi, sin, sqrt
+
+    theta, phi = Symbol("theta"), Symbol("phi")
+    out = []
+    for l in range(legendre_polys):
+        for m in range(-l, l + 1):
+            if m == 0:
+                y = sqrt((2 * l + 1) / 4 * pi) * assoc_legendre(l, m, cos(theta))
+            else:
+                a = Abs(m)
+                norm = sqrt(((2 * l + 1) / (4 * pi)) * (factorial(l - a) / factorial(l + a)))
+                y = (-1) ** m * sqrt(2) * (norm * assoc_legendre(l, a, cos(theta))) * (
+                    sin(a * phi) if m < 0 else cos(m * phi))
+            out.append(str(y.evalf()))
+    return tuple(out)
+
+
+def original_analytic_sh(phi: torch.Tensor, theta: torch.Tensor, legendre_polys: int) -> torch.Tensor:
+    """``[..., L*L]``: :func:`original_expressions` evaluated elementwise on ``phi``/``theta`` in
+    their dtype (float32 for the original's table, float64 for its per-point "analytic" SH)."""
+    env = {"cos": torch.cos, "sin": torch.sin, "sqrt": torch.sqrt, "Abs": torch.abs, "theta": theta, "phi": phi}
+    cols = []
+    for expr in original_expressions(legendre_polys):
+        v = eval(expr, {"__builtins__": {}}, env)  # noqa: S307  (sympy's printout of our own formula)
+        cols.append(v * torch.ones_like(phi))
+    return torch.stack(cols, -1)
+
+
 def discretized_table(legendre_polys: int) -> torch.Tensor:
-    """``[360 * 180, L*L]`` float32: the original's table (row ``i * 180 + j``, see above)."""
+    """``[360 * 180, L*L]`` float32: the original's table (row ``i * 180 + j``, see above), with
+    its float32 arithmetic step by step: ``linspace`` nodes, a meshgrid read in xy order,
+    ``deg2rad(lon + 180)`` and ``deg2rad(lat + 90)``, the expressions on those angles."""
     lon = torch.linspace(-180, 180, N_LON)  # float32, as the original's torch.linspace
     lat = torch.linspace(-90, 90, N_LAT)
-    nodes = torch.stack(torch.meshgrid(lon, lat, indexing="ij"), -1).reshape(-1, 2)
-    # evaluated accurately in float64 at the float32 nodes, then stored in float32
-    return F.spherical_harmonics(nodes.double(), legendre_polys, convention="analytic").float()
+    lons, lats = torch.meshgrid(lon, lat, indexing="ij")
+    lons, lats = lons.T, lats.T                        # [180, 360], as the original (xy order)
+    y = original_analytic_sh(torch.deg2rad(lons + 180), torch.deg2rad(lats + 90), legendre_polys)
+    return y.permute(1, 0, 2).reshape(N_LON * N_LAT, -1).contiguous()  # row i * 180 + j
 
 
 class DiscretizedSphericalHarmonics(nn.Module):

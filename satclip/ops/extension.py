@@ -100,6 +100,8 @@ def backend_info() -> dict:
         "ops": ops,
         "cuda_fused": cuda_fused_mode(),
         "cpu_bf16": cpu_bf16_path(),
+        "cpu_tf32": "float32 (CPUs have no TF32 units: rounding the operands would only cost time, and float32 "
+                    "is within the tf32 mode's stated error)",
         "switches": switches.describe(),
     }
 

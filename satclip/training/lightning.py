@@ -108,7 +108,7 @@ class SatCLIPLightningModule(L.LightningModule):
             image_features = self.model.encode_pooled(batch["features"])
         else:
             image_features = self.model.encode_image(batch["image"])
-        location_features = self.model.encode_location(point)
+        location_features = self.model.encode_location(point).float()  # as the original's forward
         return clip_loss(image_features, location_features, self.model.logit_scale,
                          gather=self.hparams.gather_negatives, streaming=self.hparams.get("streaming_loss", True))
 

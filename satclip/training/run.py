@@ -9,6 +9,7 @@ frozen-backbone cached mode, ``features/`` (the image-feature cache).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -194,8 +195,37 @@ def _init_from(module, path) -> None:
                              f"{module.hparams.vision_layers}: {exc}") from None
 
 
+@contextlib.contextmanager
+def lightning_speaks_only_of_problems():
+    """Lightning's own chatter (its start-up info lines, an advertising tip, deprecation notes
+    about its internals) is not the user's business: inside this block its loggers pass warnings
+    and errors only, and deprecation warnings raised in its modules are dropped. Everything of
+    this package's, and Lightning's real warnings, still show."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(n) for n in ("lightning", "lightning.pytorch", "lightning.fabric",
+                                              "lightning.pytorch.utilities.rank_zero")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            for category in (DeprecationWarning, FutureWarning):
+                warnings.filterwarnings("ignore", category=category, module=r"lightning(\.|$)")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, quiet: bool = False):
     """Runs (or resumes) a training run; returns the trained :class:`SatCLIPLightningModule`."""
+    with lightning_speaks_only_of_problems():
+        return _train(cfg, resume=resume, overwrite=overwrite, quiet=quiet)
+
+
+def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, quiet: bool):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger

@@ -45,8 +45,8 @@ def make_source(kind: str, table):
 
 
 _CHILD = r"""
-import sys, torch, satclip
-sys.path.insert(0, sys.argv[1])
+import os, sys, torch, satclip
+sys.path[:0] = [sys.argv[1], os.path.dirname(sys.argv[1])]  # this folder and tests/ (its conftest)
 from test_crash_resume import make_source
 from satclip.embedding.runner import run_embedding
 enc = satclip.load(sys.argv[2], dtype=torch.float32)

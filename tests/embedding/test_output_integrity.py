@@ -12,7 +12,7 @@ import satclip
 from satclip.embedding import sources as S
 from satclip.embedding.reader import read_embeddings
 from satclip.embedding.runner import DiskFull, run_embedding
-from satclip.embedding.state import OutputLock, OutputLocked, read_manifest
+from satclip.embedding.state import OutputLock, OutputLocked, read_manifest, state_dir
 
 pytest.importorskip("pyarrow")
 
@@ -85,7 +85,7 @@ def test_lock_of_a_killed_run_is_taken_over(tmp_path, encoder):
     code = ("import sys, os, signal; from pathlib import Path; from satclip.embedding.state import OutputLock; "
             "OutputLock(Path(sys.argv[1])).acquire(); os.kill(os.getpid(), signal.SIGKILL)")
     assert subprocess.run([sys.executable, "-c", code, str(out)], cwd=tmp_path).returncode == -9
-    assert "pid" in (out / "_satclip" / "lock").read_text()  # the dead run's note is still there
+    assert "pid" in (state_dir(out) / "lock").read_text()  # the dead run's note is still there
     run_embedding(encoder, S.GridSource(30.0), out, progress=False)
     assert read_manifest(out)["complete"]
 
@@ -103,7 +103,20 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)])
 
 
-def test_disk_full_then_resume(tmp_path, encoder, small_disk):
+def test_an_output_larger_than_the_free_space_is_refused_up_front(tmp_path, small_disk):
+    mnt, _ = small_disk
+    torch.manual_seed(0)
+    enc = satclip.LocationEncoder(4, 16, 2, 256).float().eval()
+    with pytest.raises(ValueError, match=r"the output would take about 2\.8 MB \(2,592 rows x 1074 bytes\), but .* has "
+                                         r".* free; .*Nothing was written"):
+        run_embedding(enc, S.GridSource(5.0), mnt / "o", progress=False)
+    assert not (mnt / "o").exists() and not state_dir(mnt / "o").exists()
+
+
+def test_disk_full_then_resume(tmp_path, encoder, small_disk, monkeypatch):
+    """The disk fills up during the run (another writer took the space the estimate counted on)."""
+    from satclip.embedding import runner
+    monkeypatch.setattr(runner, "_check_space", lambda *a, **k: None)
     mnt, enlarge = small_disk
     src = lambda: S.GridSource(5.0, chunk_points=144)  # 18 chunks of about 150 KB
     torch.manual_seed(0)

@@ -20,6 +20,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from conftest import fault_env  # noqa: E402
 from satclip.cli import main  # noqa: E402
+from satclip.embedding.state import state_dir
 
 SATCLIP = str(Path(sys.executable).with_name("satclip"))
 
@@ -74,7 +75,7 @@ def _read(out: Path, fmt: str):
 
 
 def _manifest(out: Path) -> dict:
-    man = json.loads((out / "_satclip" / "manifest.json").read_text())
+    man = json.loads((state_dir(out) / "manifest.json").read_text())
     return {k: v for k, v in man.items() if k != "satclip_version"}
 
 
@@ -136,7 +137,7 @@ def test_a_killed_actor_loses_and_duplicates_nothing(tmp_path, cluster, hooks):
         assert main([*args, "--out", str(tmp_path / "ray"), "--ray", cluster, "--ray-actors", "2"]) == 0
     finally:
         (hooks / "actor-exit-at").unlink()
-    assert (tmp_path / "ray" / "_satclip" / "test-actor-exit-2").exists()  # it did die
+    assert (state_dir(tmp_path / "ray") / "test-actor-exit-2").exists()  # it did die
     assert sorted(p.name for p in (tmp_path / "ray").glob("*.parquet")) == [f"part-{i:06d}.parquet" for i in range(6)]
     assert not list((tmp_path / "ray").glob(".*.tmp"))
     _same(tmp_path / "local", tmp_path / "ray", "parquet")

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import satclip
+from satclip.embedding.state import state_dir
 
 timm = pytest.importorskip("timm")
 rasterio = pytest.importorskip("rasterio")
@@ -60,9 +61,9 @@ def test_embed_images_equals_the_image_encoder(tmp_path, full_ckpt):
     with torch.no_grad():
         want = model.encode_image(x[None])[0].numpy()
     np.testing.assert_allclose(np.asarray(df.embedding.iloc[0]), want, rtol=1e-5, atol=1e-6)
-    man = json.loads((out / "_satclip" / "manifest.json").read_text())
+    man = json.loads((state_dir(out) / "manifest.json").read_text())
     assert man["complete"] and man["source"]["type"] == "images" and man["dim"] == 16
-    assert (out / "_satclip" / "inputs.txt").read_text().split() == list(df.path)
+    assert (state_dir(out) / "inputs.txt").read_text().split() == list(df.path)
     zout = tmp_path / "zarr"
     assert main(["embed-images", "--checkpoint", str(full_ckpt), "--images", str(S2), "--out", str(zout),
                  "--format", "zarr", "--quiet"]) == 0
@@ -95,7 +96,7 @@ def test_bad_files_are_named_and_refused_or_skipped(tmp_path, full_ckpt):
                  "--on-error", "skip", "--batch-size", "2", "--quiet"]) == 0
     df = pd.read_parquet(out)
     assert len(df) == 4 and "broken.tif" not in set(df.path) and "rgb.tif" not in set(df.path)
-    man = json.loads((out / "_satclip" / "manifest.json").read_text())
+    man = json.loads((state_dir(out) / "manifest.json").read_text())
     skipped = sorted(n for r in man["shards"].values() for n in r.get("skipped", []))
     assert skipped == ["broken.tif", "rgb.tif"] and man["complete"]
     (folder / "broken.tif").unlink()

@@ -117,7 +117,9 @@ def test_satclip_load_reads_the_training_checkpoint(tmp_path):
 def test_location_dtype_float64_like_the_original(tmp_path):
     m = SatCLIP(vision_layers="resnet18", location_dtype=torch.float64, **SMALL)
     assert m.location.nnet.layers[0].weight.dtype == torch.float64
-    assert m.encode_location(_lonlat(4)).dtype == torch.float32  # as the original's .float()
+    # as the original: encode_location returns the float64 tower's output, forward casts it to float32
+    assert m.encode_location(_lonlat(4)).dtype == torch.float64
+    assert m(torch.rand(4, 13, 32, 32), _lonlat(4))[1].dtype == torch.float32
 
 
 @pytest.mark.parametrize("kw,match", [({"le_type": "hexagons"}, "unknown le_type 'hexagons'"),

@@ -18,7 +18,7 @@ read these (set only by the tests):
 ``FAULT_HOOKS_DIR=<folder>``
     Holds ``actor-exit-at`` (a chunk index) while a test wants a Ray encoder actor to die: the
     actor given that chunk exits (``os._exit``) before writing it, once (it leaves
-    ``<out>/_satclip/test-actor-exit-<i>``).
+    ``test-actor-exit-<i>`` in the output's run state).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _patch_sinks(mod) -> None:
         def write(self, chunk, emb, scale=None):
             if _will_crash("shard"):
                 embedding_rows(self, chunk, emb)  # part of the chunk on disk, then the kill
-                crash_point("shard")
+            crash_point("shard")  # counts every write
             return original(self, chunk, emb, scale)
         return write
 
@@ -120,13 +120,15 @@ def _patch_sinks(mod) -> None:
 
 
 def _patch_ray_adapter(mod) -> None:
+    from satclip.embedding.state import state_dir
+
     original = mod._ShardWriter.write
 
     def write(self, chunk):
         folder = os.environ.get("FAULT_HOOKS_DIR")
         trigger = Path(folder) / "actor-exit-at" if folder else None
         if trigger is not None and trigger.is_file() and trigger.read_text().strip() == str(chunk.index):
-            marker = Path(self.out) / "_satclip" / f"test-actor-exit-{chunk.index}"
+            marker = state_dir(self.out) / f"test-actor-exit-{chunk.index}"
             if not marker.exists():
                 marker.write_text(str(os.getpid()))
                 os._exit(1)
