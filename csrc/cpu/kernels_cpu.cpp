@@ -24,7 +24,7 @@
 #include "fast_sincos.h"
 
 #ifndef SATCLIP_CPU_ISA
-#error "SATCLIP_CPU_ISA must be defined (base or avx2)"
+#error "SATCLIP_CPU_ISA must be defined (base, avx2 or avx512)"
 #endif
 
 namespace satclip {

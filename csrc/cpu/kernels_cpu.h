@@ -1,8 +1,8 @@
 // kernels_cpu.h -- torch-free CPU kernels (raw pointers, sizes, a thread count).
 //
-// kernels_cpu.cpp is compiled once per instruction set (a baseline x86-64 build and an
-// AVX2+FMA build, each in its own namespace); the torch glue picks one at run time with
-// cpu_isa(). All arrays are row-major and contiguous unless a stride is given.
+// kernels_cpu.cpp is compiled once per instruction set (a baseline x86-64 build, an AVX2+FMA
+// build and an AVX-512 build with 512-bit vectors, each in its own namespace); the torch glue
+// picks one at run time (the best the CPU has, or SATCLIP_CPU_ISA). All arrays are row-major and contiguous unless a stride is given.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +32,7 @@ namespace kernels {
 
 SATCLIP_DECLARE_CPU_KERNELS(base)
 SATCLIP_DECLARE_CPU_KERNELS(avx2)
+SATCLIP_DECLARE_CPU_KERNELS(avx512)
 #undef SATCLIP_DECLARE_CPU_KERNELS
 
 }  // namespace kernels

@@ -6,6 +6,9 @@ import argparse
 
 HELP = "linear and MLP probes on offline tasks, with baselines"
 QUICK_POINTS = 1000
+# Seconds per fit of a whole `satclip evaluate --quick` run (all tasks, every feature set; task
+# loading included), measured on this project's 2-core machines: see README, "Evaluating".
+QUICK_SECONDS_PER_FIT = (0.25, 1.5)  # 0.28 s measured idle; a loaded machine takes several times that
 DESCRIPTION = ("Frozen embeddings + probes on air temperature, precipitation, land/sea, Koppen class (main and full), "
                "elevation, population and country, or on your own table (--task), against raw lon/lat, raw SH "
                "features and a randomly initialised encoder; several --checkpoint side by side.")
@@ -45,6 +48,14 @@ def add_arguments(pv: argparse.ArgumentParser) -> None:
     pv.add_argument("--quiet", action="store_true", help="no per-fit lines")
 
 
+def time_estimate(n_fits: int, quick: bool) -> str:
+    """What the opening line says about the time to expect."""
+    if not quick:
+        return "a full evaluation takes hours on a 2-core machine (--quick: minutes)"
+    lo, hi = (n_fits * t / 60 for t in QUICK_SECONDS_PER_FIT)
+    return f"about {max(1, round(lo))}-{max(1, round(hi))} min on 2 cores"
+
+
 def run(args) -> int:
     from ..evaluation.features import feature_sets
     from ..evaluation.probes import PROBES, SPLITS
@@ -81,6 +92,11 @@ def run(args) -> int:
         features = feature_sets(args.checkpoint, args.legendre_polys, default_model=not args.baselines_only,
                                 geoclip=args.geoclip,
                                 encodings=tuple(args.encodings.split(",")) if args.encodings else ())
+        n_fits = len(features) * len(tasks) * len(probes) * len(splits) * seeds
+        print(f"satclip evaluate: {len(features)} feature sets x {len(tasks)} tasks x {len(probes)} probes x "
+              f"{len(splits)} splits x {seeds} seed{'s' * (seeds != 1)} = {n_fits:,} fits"
+              + (f" on at most {QUICK_POINTS:,} points per task" if args.quick else "")
+              + f"; {time_estimate(n_fits, args.quick)}", flush=True)
         reuse = None
         if args.reuse_baselines:
             import json

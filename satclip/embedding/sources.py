@@ -173,6 +173,10 @@ class GridSource(Source):
         self.nrows = int(round(180.0 / step))
         if abs(self.ncols * step - 360) > 1e-9 or abs(self.nrows * step - 180) > 1e-9:
             raise ValueError(f"grid step {step} must divide 180 degrees evenly")
+        if self.nrows * self.ncols > 2 ** 62:
+            raise ValueError(f"grid step {step} gives {self.nrows * self.ncols:.3g} cells, more than any output can hold "
+                             f"(over {self.nrows * self.ncols * 130:.2g} bytes even as int8 with D = 128); choose a "
+                             "coarser --grid")
         if land_only:
             try:
                 from global_land_mask import globe
@@ -361,8 +365,10 @@ class TableSource(Source):
         self.geometry = None
         self.lon_col = lon_col or pick_column(names, LON_NAMES)
         self.lat_col = lat_col or pick_column(names, LAT_NAMES)
+        self.transformer = None  # to lon/lat, for a GeoParquet geometry in another CRS
         if (self.lon_col is None or self.lat_col is None) and "geometry" in names and self.kind == "parquet":
             self.geometry = "geometry"
+            self.transformer, self.crs_name = _to_lonlat(self.path, self.geometry)
         elif self.lon_col is None or self.lat_col is None:
             raise ValueError(f"{self.path}: no lon/lat columns found among {names}; name them with --lon-col/--lat-col")
         for c, flag in ((lon_col, "--lon-col"), (lat_col, "--lat-col"), (id_col, "--id-col")):
@@ -487,6 +493,9 @@ class TableSource(Source):
                 if self.geometry:
                     lon, lat = _wkb_points(t.column(self.geometry).to_numpy(zero_copy_only=False), str(self.path),
                                            start)
+                    if self.transformer is not None:
+                        lon, lat = self.transformer.transform(lon, lat)
+                        lon, lat = np.asarray(lon, np.float64), np.asarray(lat, np.float64)
                 else:
                     lon, lat = self._floats(t, self.lon_col, start), self._floats(t, self.lat_col, start)
                 ids = (t.column(self.id_col).combine_chunks() if self.id_col
@@ -510,9 +519,46 @@ class TableSource(Source):
     def describe(self) -> dict:
         st = os.stat(self.path)
         return {"type": "table", "path": str(self.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                **({"crs": self.crs_name} if self.transformer is not None else {}),
                 "lon_col": self.lon_col, "lat_col": self.lat_col, "geometry": self.geometry, "id_col": self.id_col,
                 **({"keep_cols": self.keep_cols} if self.keep_cols else {}),
                 **({"on_invalid": self.on_invalid} if self.on_invalid != "fail" else {})}
+
+
+LONLAT_CRS = {("EPSG", "4326"), ("OGC", "CRS84"), ("OGC", "CRS:84"), ("EPSG", "4979"), ("OGC", "CRS84h")}
+
+
+def _to_lonlat(path: Path, column: str):
+    """``(transformer or None, CRS name)`` for a GeoParquet geometry column: None where it is in
+    longitude/latitude already (no ``crs`` key means OGC:CRS84, GeoParquet's default); otherwise a
+    pyproj transformer to longitude/latitude, or a refusal that names the CRS and the fix."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).schema_arrow.metadata or {}
+    if b"geo" not in meta:
+        return None, "OGC:CRS84"
+    col = json.loads(meta[b"geo"]).get("columns", {}).get(column, {})
+    if "crs" not in col:
+        return None, "OGC:CRS84"
+    crs = col["crs"]
+    if crs is None:
+        raise ValueError(f"{path}: the geometry column's CRS is undefined (GeoParquet crs: null), so its coordinates "
+                         "cannot be taken as degrees; write the file with its CRS, or give lon/lat columns "
+                         "(--lon-col/--lat-col)")
+    ident = crs.get("id", {}) if isinstance(crs, dict) else {}
+    key = (str(ident.get("authority", "")).upper(), str(ident.get("code", "")))
+    name = f"{key[0]}:{key[1]}" if key[0] else (crs.get("name", "a custom CRS") if isinstance(crs, dict) else str(crs))
+    if key in LONLAT_CRS:
+        return None, name
+    try:
+        import pyproj
+    except ImportError:
+        raise ValueError(f"{path}: the geometry is in {name}, not longitude/latitude; `pip install pyproj` to have it "
+                         "reprojected, or give lon/lat columns (--lon-col/--lat-col)") from None
+    source = pyproj.CRS.from_json_dict(crs) if isinstance(crs, dict) else pyproj.CRS.from_user_input(crs)
+    return pyproj.Transformer.from_crs(source, "OGC:CRS84", always_xy=True), name
 
 
 def _wkb_points(values, where: str, start: int = 0):

@@ -21,6 +21,7 @@ _HERE = Path(__file__).resolve().parent.parent
 OPS = tuple(SCHEMAS)
 
 _state = {"loaded": False, "reason": "not attempted", "build": {}}
+ISA_NAMES = {0: "baseline x86-64", 1: "avx2+fma", 2: "avx-512"}
 
 
 def _load() -> None:
@@ -75,7 +76,7 @@ def backend_info() -> dict:
     cuda_avail = torch.cuda.is_available()
     isa = None
     if _state["loaded"] and hasattr(torch.ops.satclip, "_cpu_isa"):
-        isa = "avx2+fma" if int(torch.ops.satclip._cpu_isa("")) == 1 else "baseline x86-64"
+        isa = ISA_NAMES[int(torch.ops.satclip._cpu_isa(""))]
     ops = {}
     for op in OPS:
         row = {}

@@ -31,9 +31,9 @@ class Switch:
 SWITCHES = {s.name: s for s in (
     Switch("SATCLIP_DISABLE_EXTENSION", ("0", "1"),
            "1: run every op on its pure-PyTorch twin (a suspected kernel bug, or a comparison)"),
-    Switch("SATCLIP_CPU_ISA", ("auto", "base"),
-           "base: the baseline x86-64 CPU kernels instead of the best the CPU has (a suspected "
-           "instruction-set issue, or a comparison)"),
+    Switch("SATCLIP_CPU_ISA", ("auto", "base", "avx2", "avx512"),
+           "the CPU kernels' instruction set: auto (the best the CPU has), or a lower one (a suspected "
+           "instruction-set issue, or a comparison); one the CPU lacks is refused"),
     Switch("SATCLIP_CPU_BF16_GEMM", ("auto", "mkl", "rounded"),
            "precision='bf16' on the CPU: MKL's bf16 GEMM (mkl) or float32 GEMMs on bf16-rounded "
            "operands (rounded); auto picks MKL's where the CPU has bf16 instructions"),

@@ -40,3 +40,17 @@ def test_h3_ids_and_centres(res):
         want_lat, want_lon = h3.cell_to_latlng(cell)
         assert (lon[i], lat[i]) == pytest.approx((want_lon, want_lat), abs=1e-12)
         assert h3.latlng_to_cell(lat[i], lon[i], res) == cell  # lat first in h3's API
+
+
+@pytest.mark.parametrize("step", [0.1, 0.25, 0.05, 2.5, 0.3])
+def test_grid_cell_centres_are_the_decimals_a_user_types(step):
+    """Every centre of a lat/lon grid is the float nearest its decimal value (a 0.1-degree grid's
+    top row is at 89.95, not 89.95000000000002), in the source and in the Zarr coordinates."""
+    from decimal import Decimal
+
+    g = S.GridSource(step)
+    for centres, start in ((g.lat_centres, -90), (g.lon_centres, -180)):
+        want = [float(Decimal(start) + (2 * i + 1) * Decimal(repr(step)) / 2) for i in range(len(centres))]
+        assert np.array_equal(centres, np.array(want))
+    _, lon, lat = g._cells(0, g.ncols * 2)
+    assert set(np.round(lat, 10)) == set(lat) and lon[0] == float(Decimal(-180) + Decimal(repr(step)) / 2)

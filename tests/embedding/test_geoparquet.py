@@ -40,3 +40,28 @@ def test_wkb_points_are_lon_lat_and_geo_metadata_is_geoparquet_1_1(tmp_path):
     assert col["encoding"] == "WKB" and col["geometry_types"] == ["Point"]
     assert "crs" not in col  # absent = OGC:CRS84 (lon, lat), what the coordinates are
     assert set(col) <= {"encoding", "geometry_types", "crs", "orientation", "edges", "bbox", "epoch", "covering"}
+
+
+def test_geoparquet_in_web_mercator_is_reprojected(tmp_path):
+    """A GeoParquet input in EPSG:3857 (metres) is reprojected to lon/lat with pyproj, not read as
+    degrees; a file with an undefined CRS is refused, naming the fix."""
+    pyproj = pytest.importorskip("pyproj")
+    pa = pytest.importorskip("pyarrow")
+    lonlat = np.array([[-120.5, 47.25], [2.35, 48.86], [151.2, -33.9]])
+    to_m = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+    x, y = to_m.transform(lonlat[:, 0], lonlat[:, 1])
+    wkb = [struct.pack("<BIdd", 1, 1, a, b) for a, b in zip(x, y)]
+    geo = {"version": "1.1.0", "primary_column": "geometry",
+           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Point"],
+                                    "crs": pyproj.CRS("EPSG:3857").to_json_dict()}}}
+    table = pa.table({"geometry": pa.array(wkb, pa.binary())}).replace_schema_metadata({b"geo": json.dumps(geo)})
+    src = tmp_path / "m.parquet"
+    pq.write_table(table, src)
+    source = S.TableSource(src)
+    chunk = next(source.chunks())
+    assert np.allclose(np.stack([chunk.lon, chunk.lat], 1), lonlat, atol=1e-9)
+    assert source.describe()["crs"] == "EPSG:3857"
+    geo["columns"]["geometry"]["crs"] = None
+    pq.write_table(table.replace_schema_metadata({b"geo": json.dumps(geo)}), tmp_path / "u.parquet")
+    with pytest.raises(ValueError, match="CRS is undefined"):
+        S.TableSource(tmp_path / "u.parquet")
