@@ -21,7 +21,16 @@ from satclip.nn import LocationEncoder
 DTYPES = {"fp32": torch.float32, "fp64": torch.float64}
 
 
-@pytest.mark.parametrize("impl", ["fused", "fallback", "bare-gemms", "bare-gemms-whole", "original"])
+def _torchgeo(enc):
+    """torchgeo's SatCLIP holding ``enc``'s weights, or a skip with the reason (torchgeo_peer.py)."""
+    import torchgeo_peer
+    try:
+        return torchgeo_peer.same_weights(enc, torchgeo_peer.load())
+    except torchgeo_peer.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.parametrize("impl", ["fused", "fallback", "bare-gemms", "bare-gemms-whole", "original", "torchgeo"])
 @pytest.mark.parametrize("dt", list(DTYPES))
 @pytest.mark.parametrize("L", [10, 40])
 def bench_encoder_forward(benchmark, L, dt, impl):
@@ -41,6 +50,9 @@ def bench_encoder_forward(benchmark, L, dt, impl):
             orig = OriginalLocationEncoder(L).double().eval()
             x64 = x.double()
             fn = lambda: orig(x64)  # noqa: E731
+        elif impl == "torchgeo":  # the peer, same weights, same precision
+            peer = _torchgeo(enc)
+            fn = lambda: peer(x)  # noqa: E731
         elif impl == "fallback":  # with the chunk size the fallback gets by default
             fb_chunk = F.default_tile_points(L, x.element_size(), compiled=False)
             fn = lambda: ref.location_encoder_forward(x, L, w, b, 30.0, 1.0, fb_chunk)  # noqa: E731
@@ -60,21 +72,30 @@ def bench_encoder_forward(benchmark, L, dt, impl):
         run(benchmark, fn, n_points=n, impl=impl, L=L, dtype=dt)
 
 
-@pytest.mark.parametrize("impl", ["mkl-bf16-gemms", "rounded-operands"])
+@pytest.mark.parametrize("impl", ["auto", "mkl-bf16-gemms", "rounded-operands", "torchgeo-autocast"])
 @pytest.mark.parametrize("L", [10, 40])
 def bench_encoder_forward_bf16(benchmark, L, impl):
     """precision="bf16" on the CPU, both ways (SATCLIP_CPU_BF16_GEMM): MKL's bf16 GEMMs with a
     float32 result (the default where the CPU has AVX512-BF16 / AMX) and float32 GEMMs on
     bf16-rounded operands (the default elsewhere)."""
     benchmark.group = f"encoder-fwd-L{L}-bf16"
-    with switches.override(SATCLIP_CPU_BF16_GEMM="mkl" if impl.startswith("mkl") else "rounded"):
+    mode = {"mkl-bf16-gemms": "mkl", "rounded-operands": "rounded"}.get(impl, "auto")
+    with switches.override(SATCLIP_CPU_BF16_GEMM=mode):
         if impl.startswith("mkl") and not (hasattr(torch.ops.satclip, "_cpu_bf16_gemm")
                                            and torch.ops.satclip._cpu_bf16_gemm("").startswith("mkl|")):
             pytest.skip("no MKL bf16 GEMM in this torch")
         n = size(20_000)
         torch.manual_seed(0)
         enc = LocationEncoder(L, 512, 2, 256).eval()
-        enc.precision = "bf16"
         x = points(n, torch.float32)
+        if impl == "torchgeo-autocast":  # torchgeo's bf16: torch.autocast over its float32 module
+            peer = _torchgeo(enc)
+
+            def fn():
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return peer(x)
+        else:
+            enc.precision = "bf16"
+            fn = lambda: enc(x)  # noqa: E731
         with torch.no_grad():
-            run(benchmark, lambda: enc(x), n_points=n, impl=impl, L=L, dtype="bf16")
+            run(benchmark, fn, n_points=n, impl=impl, L=L, dtype="bf16")

@@ -1,6 +1,7 @@
 """Turns a pytest-benchmark JSON file into a markdown table of points per second, with each
 group's ratios against the pure-PyTorch fallback, the original implementation (re-created in
-the benchmark, impl "original-*") and, for the encoder, the bare GEMMs. The ratios are measured
+the benchmark, impl "original-*"), torchgeo's SatCLIP (impl "torchgeo*", same weights and
+precision) and, for the encoder, the bare GEMMs. The ratios are measured
 inside one run, which is what history.py tracks over time.
 
 Usage: python benchmarks/report.py benchmarks/results/cpu.json > benchmarks/results/cpu.md
@@ -33,11 +34,12 @@ def ratios(row: dict[str, float]) -> list[tuple[str, str, float]]:
     (bare GEMMs on the same chunks, bare whole-matrix GEMMs / the encoder alone)."""
     out = []
     original = next((k for k in row if k.startswith("original")), None)
+    torchgeo = next((k for k in row if k.startswith("torchgeo")), None)
     ceilings = [k for k in CEILINGS if k in row]
     for impl, pps in sorted(row.items()):
-        if impl in PEERS:  # another library's speed is context, not this package's to track
+        if impl in PEERS or impl.startswith("torchgeo"):  # another library's speed is context, not ours to track
             continue
-        for base in ("fallback", "materialised", "unfactorised", original, *ceilings):
+        for base in ("fallback", "materialised", "unfactorised", original, torchgeo, *ceilings):
             if base and base in row and impl != base and not impl.startswith("original") and impl not in CEILINGS \
                     and impl not in ("materialised", "unfactorised"):
                 out.append((impl, base, pps / row[base]))
@@ -52,22 +54,24 @@ def main(path: str) -> str:
              f"Machine: {mi.get('cpu', {}).get('brand_raw', '?')}, {mi.get('cpu', {}).get('count', '?')} logical CPUs; "
              f"python {mi.get('python_version', '?')}; run {data.get('datetime', '?')}.",
              "Points per second from the best of the rounds (higher is better).", "",
-             "| group | impl | points/s | vs fallback (or materialised / unfactorised) | x original | vs ceiling (bare GEMMs on the same chunks / whole-matrix; encoder alone) |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| group | impl | points/s | vs fallback (or materialised / unfactorised) | x original | x torchgeo | vs ceiling (bare GEMMs on the same chunks / whole-matrix; encoder alone) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for group in sorted(groups):
         row = groups[group]
         by_impl: dict = defaultdict(dict)
         for impl, base, r in ratios(row):
             kind = ("fallback" if base in ("fallback", "materialised", "unfactorised") else
                     "original" if base.startswith("original") else
+                    "torchgeo" if base.startswith("torchgeo") else
                     "whole" if base == "bare-gemms-whole" else "ceiling")
             by_impl[impl][kind] = r
         for impl, pps in sorted(row.items(), key=lambda kv: -kv[1]):
             r = by_impl.get(impl, {})
             vs_fb = f"{r['fallback']:.2f}x" if "fallback" in r else ""
             vs_o = f"{r['original']:.2f}x" if "original" in r else ""
+            vs_t = f"{r['torchgeo']:.2f}x" if "torchgeo" in r else ""
             vs_c = " / ".join([f"{r[k]:.2f}{label}" for k, label in (("ceiling", ""), ("whole", " whole")) if k in r])
-            lines.append(f"| {group} | {impl} | {pps:,.0f} | {vs_fb} | {vs_o} | {vs_c} |")
+            lines.append(f"| {group} | {impl} | {pps:,.0f} | {vs_fb} | {vs_o} | {vs_t} | {vs_c} |")
     return "\n".join(lines) + "\n"
 
 

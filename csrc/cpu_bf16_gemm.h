@@ -44,11 +44,13 @@ inline bool cpu_has_bf16_instructions() {
 
 // Whether the CPU encoder's bf16 mode runs MKL's bf16 GEMMs, and why. The mode (set by
 // satclip.ops.switches from SATCLIP_CPU_BF16_GEMM through satclip::_cpu_bf16_gemm): "auto"
-// (default): where the CPU has bf16 instructions (on AVX2 the bf16 GEMM converts to float32 and
-// gains nothing: benchmarks/bench_encoder.py, group encoder-fwd-L40-bf16), "mkl" (wherever MKL
-// has it, e.g. to test the path), "rounded" (float32 GEMMs on rounded operands).
+// (default): where the CPU has bf16 instructions, both paths are timed once per shape and the
+// faster kept (`measure`; ops_cpu.cpp); without them the float32 GEMMs on rounded operands (there
+// MKL's bf16 GEMM converts to float32 and gains nothing); "mkl" (wherever MKL has it, e.g. to test
+// the path), "rounded" (float32 GEMMs on rounded operands).
 struct Bf16GemmChoice {
-  bool mkl;
+  bool mkl;      // the path when not measured
+  bool measure;  // time both paths per shape and keep the faster
   std::string why;
 };
 
@@ -78,11 +80,12 @@ inline Bf16GemmChoice cpu_bf16_gemm_choice() {
   const bool have = mkl_gemm_bf16() != nullptr, hw = cpu_has_bf16_instructions();
   const std::string facts = std::string("MKL bf16 GEMM in torch: ") + (have ? "yes" : "no") +
                             "; CPU bf16 instructions (avx512_bf16 / amx_bf16): " + (hw ? "yes" : "no");
-  if (mode == "rounded") return {false, "SATCLIP_CPU_BF16_GEMM=rounded; " + facts};
+  if (mode == "rounded") return {false, false, "SATCLIP_CPU_BF16_GEMM=rounded; " + facts};
   if (mode == "mkl") {
-    return {have, std::string(have ? "SATCLIP_CPU_BF16_GEMM=mkl; " : "SATCLIP_CPU_BF16_GEMM=mkl but unavailable; ") + facts};
+    return {have, false,
+            std::string(have ? "SATCLIP_CPU_BF16_GEMM=mkl; " : "SATCLIP_CPU_BF16_GEMM=mkl but unavailable; ") + facts};
   }
-  return {have && hw, "auto; " + facts};
+  return {false, have && hw, "auto; " + facts + (have && hw ? "; the faster path timed per shape" : "")};
 }
 
 }  // namespace satclip

@@ -9,7 +9,12 @@
 #include <torch/library.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <sstream>
 #include <string>
 
 #if defined(__linux__)
@@ -313,6 +318,91 @@ at::Tensor encoder_forward_bf16_mkl(const at::Tensor& lonlat, int64_t L, at::Ten
   return out;
 }
 
+// precision="bf16" as float32 GEMMs on bf16-rounded operands, over the same one workspace as the
+// exact encoder: each GEMM's input rounded as it is handed over (a float32 copy of its bf16
+// value, in cache), the weights once per call. On a CPU whose float32 GEMM outruns its bf16 one
+// (AVX512-BF16 without AMX, or AVX2 only) this is the fast bf16 path.
+at::Tensor encoder_forward_bf16_rounded(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
+                                        at::TensorList biases, double w0_first, double w0_hidden,
+                                        int64_t tile_points) {
+  const int64_t width = check_encoder(lonlat, L, weights, biases, tile_points, c10::DeviceType::CPU);
+  const int64_t n = lonlat.size(0), layers = static_cast<int64_t>(weights.size());
+  at::Tensor out = at::empty({n, width}, lonlat.options());
+  int64_t kmax = L * L;
+  for (int64_t i = 0; i + 1 < layers; ++i) kmax = std::max(kmax, weights[i].size(0));
+  std::vector<at::Tensor> wr;
+  for (const at::Tensor& w : weights) wr.push_back(w.to(at::kBFloat16).to(at::kFloat).contiguous());
+  const at::Tensor xb = at::empty({std::min(n, tile_points) * kmax}, lonlat.options());
+  auto gemm = [&](at::Tensor& y, const at::Tensor& b, const at::Tensor& x, const at::Tensor& w) {
+    const int64_t m = x.size(0), k = x.size(1);
+    at::Tensor xr = xb.narrow(0, 0, m * k).view({m, k});
+    xr.copy_(x.to(at::kBFloat16));  // round to nearest even, as round_operand
+    at::addmm_out(y, b, xr, w.t());
+  };
+  encoder_from_sh<float>(out, lonlat, L, wr, biases, w0_first, w0_hidden, tile_points, gemm);
+  return out;
+}
+
+at::Tensor encoder_forward_rounded(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
+                                   at::TensorList biases, double w0_first, double w0_hidden, int64_t tile_points,
+                                   c10::string_view precision) {
+  if (precision == "bf16") {
+    return encoder_forward_bf16_rounded(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
+  }
+  return encoder_forward_chunked(
+      lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision, c10::DeviceType::CPU, sh_forward,
+      [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
+        return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
+      });
+}
+
+// precision="bf16" in "auto" mode: which of the two GEMM paths is faster is a property of the
+// machine (bf16 units, MKL's code paths) and the shape, not of the CPU flags alone: on an
+// AVX512-BF16 CPU without AMX, MKL's bf16 GEMM ran at 0.6-0.9x the float32 GEMM here. So both
+// paths are timed once per shape, on the first call's first points (best of two runs each), and
+// the faster is kept (bounded map; satclip info lists the choices).
+struct Bf16Choices {
+  std::mutex mu;
+  std::map<std::string, std::pair<bool, std::string>> decided;
+};
+
+Bf16Choices& bf16_choices() {
+  static Bf16Choices c;
+  return c;
+}
+
+double best_seconds(const std::function<void()>& f) {
+  double best = 1e300;
+  for (int r = 0; r < 2; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+bool bf16_mkl_measured(const at::Tensor& lonlat, int64_t L, at::TensorList weights, at::TensorList biases,
+                       double w0_first, double w0_hidden, int64_t tile_points) {
+  std::ostringstream key;
+  key << "L=" << L;
+  for (const auto& w : weights) key << " " << w.size(0) << "x" << w.size(1);
+  Bf16Choices& c = bf16_choices();
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto it = c.decided.find(key.str());
+  if (it != c.decided.end()) return it->second.first;
+  if (c.decided.size() >= 64) return false;  // bounded: untimed, the float32 GEMMs
+  const int64_t m = std::min<int64_t>(lonlat.size(0), 4096);
+  if (m < 256) return false;  // too few points to time; decided on a larger call
+  const at::Tensor sample = lonlat.slice(0, 0, m);
+  const double t_mkl = best_seconds(
+      [&] { encoder_forward_bf16_mkl(sample, L, weights, biases, w0_first, w0_hidden, tile_points); });
+  const double t_rounded = best_seconds(
+      [&] { encoder_forward_rounded(sample, L, weights, biases, w0_first, w0_hidden, tile_points, "bf16"); });
+  std::ostringstream why;
+  why << key.str() << ": mkl " << t_mkl * 1e3 << " ms, rounded " << t_rounded * 1e3 << " ms per " << m << " points";
+  return c.decided.emplace(key.str(), std::make_pair(t_mkl < t_rounded, why.str())).first->second.first;
+}
+
 at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
                                     at::TensorList biases, double w0_first, double w0_hidden,
                                     int64_t tile_points, c10::string_view precision) {
@@ -320,14 +410,22 @@ at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::Ten
   if (p == Precision::kFloat32) {
     return encoder_forward_exact(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   }
-  if (p == Precision::kBF16 && cpu_bf16_gemm_choice().mkl) {
-    return encoder_forward_bf16_mkl(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
+  if (p == Precision::kBF16) {
+    const Bf16GemmChoice choice = cpu_bf16_gemm_choice();
+    const bool mkl = choice.measure
+                         ? bf16_mkl_measured(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points)
+                         : choice.mkl;
+    if (mkl) return encoder_forward_bf16_mkl(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   }
-  return encoder_forward_chunked(
-      lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision, c10::DeviceType::CPU, sh_forward,
-      [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double w0) {
-        return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
-      });
+  return encoder_forward_rounded(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision);
+}
+
+std::string bf16_choices_report() {
+  Bf16Choices& c = bf16_choices();
+  std::lock_guard<std::mutex> lock(c.mu);
+  std::ostringstream out;
+  for (const auto& [key, choice] : c.decided) out << "\n" << (choice.first ? "mkl" : "rounded") << ": " << choice.second;
+  return out.str();
 }
 
 // 1 when the AVX2+FMA kernels run, 0 for the baseline build; read by satclip.backend_info().
@@ -367,7 +465,7 @@ TORCH_LIBRARY_FRAGMENT(satclip, m) {
   m.def("_cpu_bf16_gemm(str mode=\"\") -> str", [](c10::string_view mode) {
     if (!mode.empty()) satclip::set_cpu_bf16_gemm_mode(std::string(mode));
     const satclip::Bf16GemmChoice c = satclip::cpu_bf16_gemm_choice();
-    return std::string(c.mkl ? "mkl" : "rounded") + "|" + c.why;
+    return std::string(c.measure ? "measured" : c.mkl ? "mkl" : "rounded") + "|" + c.why + satclip::bf16_choices_report();
   });
 }
 

@@ -109,14 +109,18 @@ def backend_info() -> dict:
 
 def cpu_bf16_path() -> str:
     """Which GEMMs ``precision="bf16"`` runs on the CPU, and why: MKL's bf16 GEMM with a float32
-    result (``cblas_gemm_bf16bf16f32`` from torch's MKL; by default where the CPU has AVX512-BF16
-    or AMX, ``SATCLIP_CPU_BF16_GEMM=auto|mkl|rounded``; csrc/cpu_bf16_gemm.h) or float32 GEMMs
-    on bf16-rounded operands (the same numbers up to summation order)."""
+    result (``cblas_gemm_bf16bf16f32`` from torch's MKL; csrc/cpu_bf16_gemm.h), float32 GEMMs on
+    bf16-rounded operands (the same numbers up to summation order), or, by default where the CPU
+    has AVX512-BF16 or AMX, the faster of the two, timed once per shape (each choice made so far
+    on its own line). ``SATCLIP_CPU_BF16_GEMM=auto|mkl|rounded``."""
     if not hasattr(torch.ops.satclip, "_cpu_bf16_gemm"):
         return "float32 GEMMs on bf16-rounded operands (pure-PyTorch fallback)"
     which, why = torch.ops.satclip._cpu_bf16_gemm("").split("|", 1)
-    what = "MKL bf16 GEMMs, float32 result" if which == "mkl" else "float32 GEMMs on bf16-rounded operands"
-    return f"{what} ({why})"
+    what = {"mkl": "MKL bf16 GEMMs, float32 result",
+            "rounded": "float32 GEMMs on bf16-rounded operands",
+            "measured": "the faster of MKL's bf16 GEMMs and float32 GEMMs on bf16-rounded operands, timed per shape"}[which]
+    first, *choices = why.split("\n")
+    return f"{what} ({first})" + "".join(f"\n  {c}" for c in choices)
 
 
 def cuda_fused_mode() -> str | None:

@@ -154,7 +154,7 @@ def test_missing_file_and_repo_id_without_hub(tmp_path, monkeypatch):
         return real_import(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_hub)
-    with pytest.raises(ValueError, match="huggingface_hub"):
+    with pytest.raises(FileNotFoundError, match="huggingface_hub"):
         satclip.load("microsoft/SatCLIP-ViT16-L40")
 
 

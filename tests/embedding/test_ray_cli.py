@@ -71,7 +71,7 @@ def _read(out: Path, fmt: str):
         return {c: t.column(c).to_numpy(zero_copy_only=False) for c in t.column_names}
     import zarr
     g = zarr.open(str(out), mode="r")
-    return {k: g[k][:] for k in g.array_keys()}
+    return {k: g[k][...] for k in g.array_keys()}
 
 
 def _manifest(out: Path) -> dict:

@@ -84,6 +84,25 @@ def test_bf16_mode_through_mkl_bf16_gemms_gives_the_modes_numbers(L):
     assert (no_hidden[0] - no_hidden[1]).abs().max() < 1e-5  # SH -> linear: one GEMM, same operands
 
 
+def test_auto_bf16_keeps_the_faster_path_per_shape_with_either_paths_numbers():
+    require_compiled("location_encoder_forward")
+    with switches.override(SATCLIP_CPU_BF16_GEMM="auto"):
+        if not torch.ops.satclip._cpu_bf16_gemm("").startswith("measured|"):
+            pytest.skip("auto measures only where the CPU has bf16 instructions and torch has MKL's bf16 GEMM")
+        enc = _encoder(10, seed=7)
+        x = lonlat_points(5000).float()
+        w = [enc.folded_first_weight(), enc.nnet.layers[1].weight, enc.nnet.last_layer.weight]
+        b = [enc.nnet.layers[0].bias, enc.nnet.layers[1].bias, enc.nnet.last_layer.bias]
+        with torch.no_grad():
+            got = ops.location_encoder_forward(x, 10, w, b, 30.0, 1.0, 1024, "bf16")
+        report = torch.ops.satclip._cpu_bf16_gemm("").splitlines()
+        chosen = [line for line in report[1:] if line.split(": ", 1)[1].startswith("L=10 512x100 512x512 256x512")]
+        assert len(chosen) == 1 and " ms per " in chosen[0] and " points" in chosen[0], report
+    path = chosen[0].split(":", 1)[0]
+    with switches.override(SATCLIP_CPU_BF16_GEMM=path), torch.no_grad():
+        assert torch.equal(got, ops.location_encoder_forward(x, 10, w, b, 30.0, 1.0, 1024, "bf16"))
+
+
 # The README's measured max per-point relative errors against float64 (random-init, hidden 512,
 # seed 1, 4,000 points from lonlat_points(4000) incl. poles and dateline).
 README_MAX_ERROR = {10: {"float32": 3.1e-6, "tf32": 7.9e-4, "bf16": 5.9e-3},
