@@ -72,13 +72,38 @@ def bench_encoder_forward(benchmark, L, dt, impl):
         run(benchmark, fn, n_points=n, impl=impl, L=L, dtype=dt)
 
 
-@pytest.mark.parametrize("impl", ["auto", "mkl-bf16-gemms", "rounded-operands", "torchgeo-autocast"])
+@pytest.mark.parametrize("impl", ["auto", "mkl-bf16-gemms", "rounded-operands", "torchgeo-autocast",
+                                  "bare-gemms-whole"])
 @pytest.mark.parametrize("L", [10, 40])
 def bench_encoder_forward_bf16(benchmark, L, impl):
-    """precision="bf16" on the CPU, both ways (SATCLIP_CPU_BF16_GEMM): MKL's bf16 GEMMs with a
-    float32 result (the default where the CPU has AVX512-BF16 / AMX) and float32 GEMMs on
-    bf16-rounded operands (the default elsewhere)."""
+    """precision="bf16" on the CPU: auto (the default), both of its paths forced
+    (SATCLIP_CPU_BF16_GEMM: MKL's bf16 GEMMs with a float32 result, float32 GEMMs on bf16-rounded
+    operands), torchgeo under autocast, and the ceiling: the three GEMMs as whole matrices with
+    bf16 operands, through the faster of torch's bf16 matmul and float32 GEMMs on bf16 values."""
     benchmark.group = f"encoder-fwd-L{L}-bf16"
+    if impl == "bare-gemms-whole":
+        n = size(20_000)
+        mats = {dt: (torch.randn(n, L * L, dtype=dt), torch.randn(n, 512, dtype=dt),
+                     [torch.randn(512, L * L, dtype=dt), torch.randn(512, 512, dtype=dt), torch.randn(256, 512, dtype=dt)],
+                     [torch.randn(512, dtype=dt), torch.randn(512, dtype=dt), torch.randn(256, dtype=dt)])
+                for dt in (torch.bfloat16, torch.float32)}
+
+        def chain(dt):
+            f0, h, w, b = mats[dt]
+            return lambda: (torch.addmm(b[0], f0, w[0].t()), torch.addmm(b[1], h, w[1].t()),
+                            torch.addmm(b[2], h, w[2].t()))
+        import time
+        timing = {}
+        for dt in mats:  # which of the two is the ceiling on this CPU
+            fn = chain(dt)
+            fn()
+            t0 = time.perf_counter()
+            fn()
+            timing[dt] = time.perf_counter() - t0
+        fastest = min(timing, key=timing.get)
+        with torch.no_grad():
+            run(benchmark, chain(fastest), n_points=n, impl=impl, L=L, dtype="bf16", gemm_dtype=str(fastest))
+        return
     mode = {"mkl-bf16-gemms": "mkl", "rounded-operands": "rounded"}.get(impl, "auto")
     with switches.override(SATCLIP_CPU_BF16_GEMM=mode):
         if impl.startswith("mkl") and not (hasattr(torch.ops.satclip, "_cpu_bf16_gemm")

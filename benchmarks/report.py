@@ -1,7 +1,8 @@
 """Turns a pytest-benchmark JSON file into a markdown table of points per second, with each
 group's ratios against the pure-PyTorch fallback, the original implementation (re-created in
 the benchmark, impl "original-*"), torchgeo's SatCLIP (impl "torchgeo*", same weights and
-precision) and, for the encoder, the bare GEMMs. The ratios are measured
+precision) and, for the encoder, the bare GEMMs (for bf16: the faster of torch's bf16 matmul and
+float32 GEMMs on bf16 values) with the time per point spent outside them. The ratios are measured
 inside one run, which is what history.py tracks over time.
 
 Usage: python benchmarks/report.py benchmarks/results/cpu.json > benchmarks/results/cpu.md
@@ -54,8 +55,8 @@ def main(path: str) -> str:
              f"Machine: {mi.get('cpu', {}).get('brand_raw', '?')}, {mi.get('cpu', {}).get('count', '?')} logical CPUs; "
              f"python {mi.get('python_version', '?')}; run {data.get('datetime', '?')}.",
              "Points per second from the best of the rounds (higher is better).", "",
-             "| group | impl | points/s | vs fallback (or materialised / unfactorised) | x original | x torchgeo | vs ceiling (bare GEMMs on the same chunks / whole-matrix; encoder alone) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| group | impl | points/s | vs fallback (or materialised / unfactorised) | x original | x torchgeo | vs ceiling (bare GEMMs on the same chunks / whole-matrix; encoder alone) | us/point outside the GEMMs |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for group in sorted(groups):
         row = groups[group]
         by_impl: dict = defaultdict(dict)
@@ -71,7 +72,10 @@ def main(path: str) -> str:
             vs_o = f"{r['original']:.2f}x" if "original" in r else ""
             vs_t = f"{r['torchgeo']:.2f}x" if "torchgeo" in r else ""
             vs_c = " / ".join([f"{r[k]:.2f}{label}" for k, label in (("ceiling", ""), ("whole", " whole")) if k in r])
-            lines.append(f"| {group} | {impl} | {pps:,.0f} | {vs_fb} | {vs_o} | {vs_t} | {vs_c} |")
+            whole = row.get("bare-gemms-whole")
+            outside = (f"{(1 / pps - 1 / whole) * 1e6:.2f}" if whole and group.startswith("encoder-fwd")
+                       and impl not in CEILINGS and not impl.startswith(("original", "torchgeo")) else "")
+            lines.append(f"| {group} | {impl} | {pps:,.0f} | {vs_fb} | {vs_o} | {vs_t} | {vs_c} | {outside} |")
     return "\n".join(lines) + "\n"
 
 

@@ -288,56 +288,39 @@ at::Tensor iso_latitude_encoder_forward(const at::Tensor& lon_parts, const at::T
   return out;
 }
 
-// precision="bf16" through MKL's bf16 GEMM (cpu_bf16_gemm.h): each GEMM's input is rounded to
-// bf16 as it is handed over (the SH chunk, every sine layer's output: one conversion pass, in
-// cache), the weights once per call; products, sums, bias, w0 and sine in float32. The same
-// numbers as float32 GEMMs on rounded operands (up to summation order), on bf16 instructions
-// where the CPU has them.
-at::Tensor encoder_forward_bf16_mkl(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
-                                    at::TensorList biases, double w0_first, double w0_hidden, int64_t tile_points) {
+// precision="bf16" over the exact encoder's one workspace, in either of two ways that give the
+// same numbers up to summation order: each GEMM's input is rounded to bf16 as it is handed over
+// (the SH chunk, every sine layer's output: one conversion pass, in cache), the weights once per
+// call; products, sums, bias, w0 and sine in float32. `mkl`: MKL's bf16 GEMM with a float32 result
+// (cpu_bf16_gemm.h; bf16 instructions where the CPU has them); otherwise float32 GEMMs on the
+// rounded values (a float32 copy of each bf16 operand), the fast path on a CPU whose float32 GEMM
+// outruns its bf16 one (AVX512-BF16 without AMX, or AVX2 only).
+at::Tensor encoder_forward_bf16(const at::Tensor& lonlat, int64_t L, at::TensorList weights, at::TensorList biases,
+                                double w0_first, double w0_hidden, int64_t tile_points, bool mkl) {
   const int64_t width = check_encoder(lonlat, L, weights, biases, tile_points, c10::DeviceType::CPU);
   const int64_t n = lonlat.size(0), layers = static_cast<int64_t>(weights.size());
   at::Tensor out = at::empty({n, width}, lonlat.options());
   int64_t kmax = L * L;
   for (int64_t i = 0; i + 1 < layers; ++i) kmax = std::max(kmax, weights[i].size(0));
-  std::vector<at::Tensor> wb;
-  for (const at::Tensor& w : weights) wb.push_back(w.to(at::kBFloat16).contiguous());
-  const at::Tensor xb = at::empty({std::min(n, tile_points) * kmax}, lonlat.options().dtype(at::kBFloat16));
-  const GemmBf16Fn mkl = mkl_gemm_bf16();
+  const at::ScalarType operand = mkl ? at::kBFloat16 : at::kFloat;
+  std::vector<at::Tensor> wr;
+  for (const at::Tensor& w : weights) wr.push_back(w.to(at::kBFloat16).to(operand).contiguous());
+  const at::Tensor xb = at::empty({std::min(n, tile_points) * kmax}, lonlat.options().dtype(operand));
+  const GemmBf16Fn fn = mkl ? mkl_gemm_bf16() : nullptr;
   auto gemm = [&](at::Tensor& y, const at::Tensor& b, const at::Tensor& x, const at::Tensor& w) {
     const int64_t m = x.size(0), k = x.size(1), h = w.size(0);
     at::Tensor xr = xb.narrow(0, 0, m * k).view({m, k});
+    if (!mkl) {
+      xr.copy_(x.to(at::kBFloat16));  // round to nearest even, as round_operand
+      at::addmm_out(y, b, xr, w.t());
+      return;
+    }
     xr.copy_(x);  // round to nearest even, as round_operand
     y.copy_(b.expand({m, h}));
-    mkl(kCblasRowMajor, kCblasNoTrans, kCblasTrans, static_cast<int>(m), static_cast<int>(h), static_cast<int>(k),
-        1.0f, reinterpret_cast<const uint16_t*>(xr.const_data_ptr()), static_cast<int>(k),
-        reinterpret_cast<const uint16_t*>(w.const_data_ptr()), static_cast<int>(k), 1.0f,
-        y.mutable_data_ptr<float>(), static_cast<int>(y.stride(0)));
-  };
-  encoder_from_sh<float>(out, lonlat, L, wb, biases, w0_first, w0_hidden, tile_points, gemm);
-  return out;
-}
-
-// precision="bf16" as float32 GEMMs on bf16-rounded operands, over the same one workspace as the
-// exact encoder: each GEMM's input rounded as it is handed over (a float32 copy of its bf16
-// value, in cache), the weights once per call. On a CPU whose float32 GEMM outruns its bf16 one
-// (AVX512-BF16 without AMX, or AVX2 only) this is the fast bf16 path.
-at::Tensor encoder_forward_bf16_rounded(const at::Tensor& lonlat, int64_t L, at::TensorList weights,
-                                        at::TensorList biases, double w0_first, double w0_hidden,
-                                        int64_t tile_points) {
-  const int64_t width = check_encoder(lonlat, L, weights, biases, tile_points, c10::DeviceType::CPU);
-  const int64_t n = lonlat.size(0), layers = static_cast<int64_t>(weights.size());
-  at::Tensor out = at::empty({n, width}, lonlat.options());
-  int64_t kmax = L * L;
-  for (int64_t i = 0; i + 1 < layers; ++i) kmax = std::max(kmax, weights[i].size(0));
-  std::vector<at::Tensor> wr;
-  for (const at::Tensor& w : weights) wr.push_back(w.to(at::kBFloat16).to(at::kFloat).contiguous());
-  const at::Tensor xb = at::empty({std::min(n, tile_points) * kmax}, lonlat.options());
-  auto gemm = [&](at::Tensor& y, const at::Tensor& b, const at::Tensor& x, const at::Tensor& w) {
-    const int64_t m = x.size(0), k = x.size(1);
-    at::Tensor xr = xb.narrow(0, 0, m * k).view({m, k});
-    xr.copy_(x.to(at::kBFloat16));  // round to nearest even, as round_operand
-    at::addmm_out(y, b, xr, w.t());
+    fn(kCblasRowMajor, kCblasNoTrans, kCblasTrans, static_cast<int>(m), static_cast<int>(h), static_cast<int>(k),
+       1.0f, reinterpret_cast<const uint16_t*>(xr.const_data_ptr()), static_cast<int>(k),
+       reinterpret_cast<const uint16_t*>(w.const_data_ptr()), static_cast<int>(k), 1.0f,
+       y.mutable_data_ptr<float>(), static_cast<int>(y.stride(0)));
   };
   encoder_from_sh<float>(out, lonlat, L, wr, biases, w0_first, w0_hidden, tile_points, gemm);
   return out;
@@ -347,7 +330,7 @@ at::Tensor encoder_forward_rounded(const at::Tensor& lonlat, int64_t L, at::Tens
                                    at::TensorList biases, double w0_first, double w0_hidden, int64_t tile_points,
                                    c10::string_view precision) {
   if (precision == "bf16") {
-    return encoder_forward_bf16_rounded(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
+    return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, false);
   }
   return encoder_forward_chunked(
       lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision, c10::DeviceType::CPU, sh_forward,
@@ -395,7 +378,7 @@ bool bf16_mkl_measured(const at::Tensor& lonlat, int64_t L, at::TensorList weigh
   if (m < 256) return false;  // too few points to time; decided on a larger call
   const at::Tensor sample = lonlat.slice(0, 0, m);
   const double t_mkl = best_seconds(
-      [&] { encoder_forward_bf16_mkl(sample, L, weights, biases, w0_first, w0_hidden, tile_points); });
+      [&] { encoder_forward_bf16(sample, L, weights, biases, w0_first, w0_hidden, tile_points, true); });
   const double t_rounded = best_seconds(
       [&] { encoder_forward_rounded(sample, L, weights, biases, w0_first, w0_hidden, tile_points, "bf16"); });
   std::ostringstream why;
@@ -415,7 +398,7 @@ at::Tensor location_encoder_forward(const at::Tensor& lonlat, int64_t L, at::Ten
     const bool mkl = choice.measure
                          ? bf16_mkl_measured(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points)
                          : choice.mkl;
-    if (mkl) return encoder_forward_bf16_mkl(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
+    if (mkl) return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, true);
   }
   return encoder_forward_rounded(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision);
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -194,3 +195,18 @@ def float32_tolerance(magnitude, rel: float = EPS32, k: float = 8.0):
     """Absolute tolerance of a float32 result whose terms have summed magnitude ``magnitude``
     (a number or a float64 tensor, elementwise)."""
     return k * rel * (magnitude if isinstance(magnitude, torch.Tensor) else torch.tensor(float(magnitude)))
+
+
+@contextlib.contextmanager
+def tmpfs(mnt, options: str):
+    """A tmpfs mounted at ``mnt`` with ``options`` (``"size=1m"``, ``"ro,size=1m"``) for the
+    block; needs root (the test is skipped otherwise)."""
+    import subprocess
+
+    mnt.mkdir(exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip(f"cannot mount a tmpfs ({options}) here (not root?)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])

@@ -36,7 +36,8 @@ SWITCHES = {s.name: s for s in (
            "instruction-set issue, or a comparison); one the CPU lacks is refused"),
     Switch("SATCLIP_CPU_BF16_GEMM", ("auto", "mkl", "rounded"),
            "precision='bf16' on the CPU: MKL's bf16 GEMM (mkl) or float32 GEMMs on bf16-rounded "
-           "operands (rounded); auto picks MKL's where the CPU has bf16 instructions"),
+           "operands (rounded); auto times both once per shape where the CPU has bf16 instructions "
+           "and keeps the faster, and runs rounded elsewhere"),
     Switch("SATCLIP_CUDA_FUSED", ("auto", "fused", "cublas"),
            "CUDA encoder: this package's fused kernels, cuBLAS, or (auto) whichever times faster "
            "per shape"),

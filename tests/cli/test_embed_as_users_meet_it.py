@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import tmpfs
 from satclip.cli import main
 from satclip.embedding.state import state_dir
 
@@ -149,14 +150,8 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, monkeypatch, cap
 
 
 def test_a_read_only_output_folder_is_a_sentence(tmp_path):
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a read-only tmpfs here (not root?)")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mnt:
         _fails(["--grid", "30", "--out", str(mnt / "o"), "--quiet"], "is on a read-only file system")
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)])
 
 
 def test_os_errors_become_sentences():

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import satclip
+from conftest import tmpfs
 from satclip.embedding import sources as S
 from satclip.embedding.reader import read_embeddings
 from satclip.embedding.runner import DiskFull, run_embedding
@@ -93,14 +94,8 @@ def test_lock_of_a_killed_run_is_taken_over(tmp_path, encoder):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 1 MB tmpfs (needs root; skipped otherwise), enlarged by calling the returned function."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (not root?)")
-    try:
+    with tmpfs(tmp_path / "disk", "size=1m") as mnt:
         yield mnt, lambda: subprocess.run(["mount", "-o", "remount,size=16m", str(mnt)], check=True)
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)])
 
 
 def test_an_output_larger_than_the_free_space_is_refused_up_front(tmp_path, small_disk):
