@@ -25,6 +25,7 @@ ISA_NAMES = {0: "baseline x86-64", 1: "avx2+fma", 2: "avx-512"}
 
 
 def _load() -> None:
+    switches.check_all()  # an invalid switch stops the first use, whether the kernels load or not
     if switches.value("SATCLIP_DISABLE_EXTENSION") == "1":
         _state["reason"] = "disabled by SATCLIP_DISABLE_EXTENSION"
         return

@@ -57,6 +57,12 @@ def value(name: str) -> str:
     return v
 
 
+def check_all() -> None:
+    """Raises for the first switch whose value breaks the rule."""
+    for name in SWITCHES:
+        value(name)
+
+
 def describe() -> dict:
     """``{name: value}`` for ``satclip info`` (an invalid setting shows its error)."""
     out = {}
