@@ -46,6 +46,9 @@ def test_damaged_chunks_are_found_and_recomputed(tmp_path, encoder, fmt):
         data = bytearray(part.read_bytes())
         data[len(data) // 2] ^= 0xFF
         part.write_bytes(bytes(data))
+        import pyarrow.parquet as pq
+        with pytest.raises(OSError, match="(?i)crc|checksum"):  # any reader that checks the page CRCs sees it
+            pq.read_table(part, page_checksum_verification=True)
         logs.clear()
         run_embedding(encoder, src(), out, fmt=fmt, progress=False, log=logs.append)
         assert any("intact" in m for m in logs), logs  # sizes cannot tell

@@ -106,6 +106,9 @@ def test_cli_evaluate_defaults_to_the_bundled_model_and_quick(capsys):
     from satclip.cli import main
     assert main(["evaluate", "--quick", "--tasks", "air_temp,land_sea", "--quiet"]) == 0
     text = capsys.readouterr().out
+    # it says up front what runs and roughly how long
+    assert text.splitlines()[0] == ("satclip evaluate: 4 feature sets x 2 tasks x 2 probes x 2 splits x 1 seed = 32 "
+                                    "fits on at most 1,000 points per task; about 1-1 min on 2 cores")
     assert "bundled default model" in text and "lon/lat" in text and "random-init encoder L=10" in text
     assert "n = 1000" in text  # --quick: at most 1,000 points per task
     assert "Quick run (--quick)" in text  # quick numbers say what they are

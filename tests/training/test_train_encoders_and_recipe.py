@@ -28,6 +28,17 @@ BASE = ["--data", str(S2), "--batch-size", "2", "--crop-size", "32", "--val-frac
 PROBE = torch.tensor([[0.0, 0.0], [-179.9, 89.9], [120.5, -33.3]], dtype=torch.float64)
 
 
+def test_training_prints_the_packages_lines_only(tmp_path, capfd):
+    """Lightning's own chatter (its info lines, the advertising tip, deprecation notes about its
+    internals) does not reach the user of `satclip train`; the package's own lines do."""
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), *[a for a in BASE if a != "--quiet"]]) == 0
+    text = "".join(capfd.readouterr())
+    assert "satclip train: done in" in text
+    for chatter in ("litlogger", "Tip:", "GPU available", "is deprecated", "LeafSpec"):
+        assert chatter not in text, chatter
+
+
 @pytest.mark.parametrize("encoder", [
     ["--le-type", "grid", "--pe-type", "mlp", "--frequency-num", "4", "--min-radius", "1", "--max-radius", "100"],
     ["--le-type", "spheremplus", "--pe-type", "fcnet", "--frequency-num", "3"],
