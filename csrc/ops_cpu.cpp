@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -288,6 +289,21 @@ at::Tensor iso_latitude_encoder_forward(const at::Tensor& lon_parts, const at::T
   return out;
 }
 
+// dst = src rounded to bf16 (nearest, ties to even, as torch's float -> bfloat16 conversion and
+// round_operand), kept as float32: one pass, no bf16 buffer.
+void round_to_bf16(const float* src, float* dst, int64_t n) {
+  at::parallel_for(0, n, 1 << 16, [&](int64_t lo, int64_t hi) {
+#pragma omp simd
+    for (int64_t i = lo; i < hi; ++i) {
+      uint32_t u;
+      std::memcpy(&u, src + i, sizeof u);
+      const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+      const uint32_t r = nan ? (u | 0x00400000u) & 0xffff0000u : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+      std::memcpy(dst + i, &r, sizeof r);
+    }
+  });
+}
+
 // precision="bf16" over the exact encoder's one workspace, in either of two ways that give the
 // same numbers up to summation order: each GEMM's input is rounded to bf16 as it is handed over
 // (the SH chunk, every sine layer's output: one conversion pass, in cache), the weights once per
@@ -311,7 +327,7 @@ at::Tensor encoder_forward_bf16(const at::Tensor& lonlat, int64_t L, at::TensorL
     const int64_t m = x.size(0), k = x.size(1), h = w.size(0);
     at::Tensor xr = xb.narrow(0, 0, m * k).view({m, k});
     if (!mkl) {
-      xr.copy_(x.to(at::kBFloat16));  // round to nearest even, as round_operand
+      round_to_bf16(x.contiguous().const_data_ptr<float>(), xr.mutable_data_ptr<float>(), m * k);
       at::addmm_out(y, b, xr, w.t());
       return;
     }
