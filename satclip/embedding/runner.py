@@ -120,11 +120,11 @@ def bytes_per_row(fmt: str, out_dtype: str, dim: int) -> int:
 
 
 def _human(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB", "EB"):
-        if n < 1000 or unit == "EB":
-            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:.3g} EB"
+    units = ("bytes", "KB", "MB", "GB", "TB", "PB", "EB")
+    k = 0
+    while n >= 1000 and k < len(units) - 1:
+        n, k = n / 1000, k + 1
+    return f"{n:,.0f} bytes" if k == 0 else f"{n:,.1f} {units[k]}"
 
 
 def _check_space(out: Path, rows: int, fmt: str, out_dtype: str, dim: int, keep_cols) -> None:
