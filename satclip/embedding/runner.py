@@ -307,7 +307,7 @@ class InputChecks:
     end: longitudes outside [-180, 180] (taken as periodic: 400 is 40) and repeated ids (checked
     for inputs of up to ``MAX_IDS`` rows with an id column; the output keeps every row)."""
 
-    MAX_IDS = 10_000_000
+    MAX_IDS = 1_000_000  # a set of a million ids is about 100 MB; more would break the flat memory
 
     def __init__(self, n: int, has_id_col: bool):
         self.lon_outside = 0

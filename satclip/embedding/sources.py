@@ -71,10 +71,7 @@ class Source:
 
     def empty_chunk(self) -> Chunk:
         """Chunk 0 of an empty source."""
-        return Chunk(0, 0, np.zeros(0, np.int64), np.zeros(0), np.zeros(0), self._empty_extra())
-
-    def _empty_extra(self):
-        return None
+        return Chunk(0, 0, np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 
     def chunk_start(self, index: int) -> int:
         """Row offset of chunk ``index`` (without reading it)."""
@@ -389,10 +386,7 @@ class TableSource(Source):
         self._n = None
 
     def _column_names(self):
-        if self.kind == "parquet":
-            import pyarrow.parquet as pq
-            return pq.ParquetFile(self.path).schema_arrow.names
-        return self._csv_schema().names
+        return self._schema().names
 
     def __len__(self) -> int:
         if self._n is None:
@@ -433,27 +427,21 @@ class TableSource(Source):
         if count:
             yield pa.concat_tables(pending)
 
-    def _empty_extra(self):
-        """The carried columns, empty, with the input's types (and the id column's type)."""
-        import pyarrow as pa
-        if self.kind == "parquet":
-            import pyarrow.parquet as pq
-            schema = pq.ParquetFile(self.path).schema_arrow
-        else:
-            schema = self._csv_schema()
-        return {c: pa.array([], type=schema.field(c).type) for c in self.keep_cols} or None
-
     def empty_chunk(self) -> Chunk:
+        """Chunk 0 of an empty table: no rows, the id and carried columns with the input's types."""
+        import pyarrow as pa
+        schema = self._schema()
         chunk = super().empty_chunk()
+        chunk.extra = {c: pa.array([], type=schema.field(c).type) for c in self.keep_cols} or None
         if self.id_col:
-            import pyarrow as pa
-            if self.kind == "parquet":
-                import pyarrow.parquet as pq
-                schema = pq.ParquetFile(self.path).schema_arrow
-            else:
-                schema = self._csv_schema()
             chunk.ids = pa.array([], type=schema.field(self.id_col).type)
         return chunk
+
+    def _schema(self):
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+            return pq.ParquetFile(self.path).schema_arrow
+        return self._csv_schema()
 
     def _csv_schema(self):
         import pyarrow as pa
