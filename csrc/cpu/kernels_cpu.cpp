@@ -20,7 +20,7 @@
 #include <immintrin.h>
 #endif
 
-#include "../sh_math.h"
+#include "../common/sh_math.h"
 #include "fast_sincos.h"
 
 #ifndef SATCLIP_CPU_ISA

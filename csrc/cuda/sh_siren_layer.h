@@ -1,5 +1,5 @@
 // sh_siren_layer.h (CUDA) -- torch-free launcher of the fused "SH -> first SIREN layer" kernel.
-// out[i, c] = sin(w0 * (Y(lonlat_i) . W[c, :] + bias[c])), Y the L*L real SH of ../sh_math.h.
+// out[i, c] = sin(w0 * (Y(lonlat_i) . W[c, :] + bias[c])), Y the L*L real SH of ../common/sh_math.h.
 // lonlat [N, 2] degrees with strides (s0, s1); wt = W^T, [L*L, H] row-major; bias [H];
 // out [N, H] row-major; a, b, sect: the SH recurrence tables (device pointers). All device
 // pointers, float or double. Supports 1 <= L <= fused::kMaxL (64); see sh_siren_tile.h.

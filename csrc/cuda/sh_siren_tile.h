@@ -5,7 +5,7 @@
 // What the block computes
 //   out[i, c] = sin(w0 * (sum_k Y_k(lonlat_i) * W[c, k] + bias[c]))
 //   for a tile of Tile<T>::M points (rows i) and Tile<T>::N first-layer outputs (columns c).
-//   The SH features Y (layout and math of ../sh_math.h, feature k = l*l + l + m) are generated
+//   The SH features Y (layout and math of ../common/sh_math.h, feature k = l*l + l + m) are generated
 //   in shared memory one degree band at a time (the 2l+1 features of degree l are contiguous
 //   in k) and consumed at once by the GEMM, so the [N, L*L] matrix never reaches global memory.
 //
@@ -32,7 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "../sh_math.h"
+#include "../common/sh_math.h"
 
 namespace satclip {
 namespace kernels {

@@ -11,7 +11,7 @@
 // boundary: lane 0 / lane 31 of the next / previous chunk); the Warp policy fetches them.
 #pragma once
 
-#include "../sh_math.h"
+#include "../common/sh_math.h"
 
 namespace satclip {
 namespace kernels {

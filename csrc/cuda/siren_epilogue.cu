@@ -4,7 +4,7 @@
 // GEMM output z, in place; and gz = gy * w0 * cos * mask for the backward.
 // Launch geometry: grid-stride, 256 threads, one element per thread per step.
 // Numerics: sincos() with full range reduction (exact for any argument, float32 and float64).
-// The GEMM itself runs in cuBLAS through ATen (ops_cuda.cpp); fusing this pass into a
+// The GEMM itself runs in cuBLAS (glue/cuda); fusing this pass into a
 // tensor-core GEMM epilogue is the next step (see the README).
 #include "siren_epilogue.h"
 
@@ -60,7 +60,37 @@ __global__ void sine_tf32_kernel(float* __restrict__ z, float w0, int64_t numel)
   }
 }
 
+// y[r, c] = bias[c]: the bias rows a GEMM then accumulates onto (the glue's addmm).
+template <typename T>
+__global__ void bias_rows_kernel(const T* __restrict__ bias, int64_t rows, int64_t cols, T* __restrict__ y,
+                                 int64_t ldy) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) y[r * ldy + c] = bias[c];
+  }
+}
+
+__global__ void round_tf32_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t numel) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    y[i] = round_tf32(x[i]);
+  }
+}
+
 }  // namespace
+
+template <typename T>
+cudaError_t launch_bias_rows(const T* bias, int64_t rows, int64_t cols, T* y, int64_t ldy, cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  const int blocks = static_cast<int>(rows < 65535 * 4 ? rows : 65535 * 4);
+  bias_rows_kernel<T><<<blocks, kThreads, 0, stream>>>(bias, rows, cols, y, ldy);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_round_tf32(const float* x, float* y, int64_t numel, cudaStream_t stream) {
+  if (numel == 0) return cudaSuccess;
+  round_tf32_kernel<<<blocks_for(numel), kThreads, 0, stream>>>(x, y, numel);
+  return cudaGetLastError();
+}
 
 cudaError_t launch_sine_tf32(float* z, float w0, int64_t numel, cudaStream_t stream) {
   if (numel == 0) return cudaSuccess;
@@ -93,7 +123,8 @@ cudaError_t launch_siren_grad_epilogue(const T* gy, const T* cos, const T* mask,
 
 #define SATCLIP_INSTANTIATE(T)                                                                             \
   template cudaError_t launch_siren_epilogue<T>(T*, const T*, T, int64_t, T*, cudaStream_t);               \
-  template cudaError_t launch_siren_grad_epilogue<T>(const T*, const T*, const T*, T, int64_t, T*, cudaStream_t);
+  template cudaError_t launch_siren_grad_epilogue<T>(const T*, const T*, const T*, T, int64_t, T*, cudaStream_t); \
+  template cudaError_t launch_bias_rows<T>(const T*, int64_t, int64_t, T*, int64_t, cudaStream_t);
 SATCLIP_INSTANTIATE(float)
 SATCLIP_INSTANTIATE(double)
 #undef SATCLIP_INSTANTIATE

@@ -24,6 +24,15 @@ cudaError_t launch_bias_sine_bf16(const float* z, const float* bias, float w0, i
 // the bias already added; the TF32 rounding (tf32_round.h) is the next GEMM's operand rounding.
 cudaError_t launch_sine_tf32(float* z, float w0, int64_t numel, cudaStream_t stream);
 
+// y[r, c] = bias[c] for r < rows, c < cols (y row-major with leading dimension ldy): the rows a
+// GEMM with beta = 1 then adds x W^T to.
+template <typename T>
+cudaError_t launch_bias_rows(const T* bias, int64_t rows, int64_t cols, T* y, int64_t ldy, cudaStream_t stream);
+
+// y[i] = x[i] rounded to TF32 (nearest even at 10 mantissa bits, tf32_round.h): the tf32 mode's
+// weight operands.
+cudaError_t launch_round_tf32(const float* x, float* y, int64_t numel, cudaStream_t stream);
+
 // gz = gy * w0 * cos (* mask)
 template <typename T>
 cudaError_t launch_siren_grad_epilogue(const T* gy, const T* cos, const T* mask, T w0, int64_t numel, T* gz,

@@ -1,6 +1,6 @@
 // spherical_harmonics.cu -- CUDA kernels for the real SH forward and backward w.r.t. (lon, lat).
 //
-// What: the math of ../sh_math.h (orthonormal real SH, feature l*l + l + m, seed scaling
+// What: the math of ../common/sh_math.h (orthonormal real SH, feature l*l + l + m, seed scaling
 // against underflow), evaluated on the GPU.
 // Launch geometry: one warp per point (grid-stride over points), 256 threads per block; the
 // per-lane steps are in sh_warp.h (also run lane by lane on the CPU in tests/ops/sim/).
@@ -14,7 +14,7 @@
 #include "spherical_harmonics.h"
 #include "tf32_round.h"
 
-#include "../sh_math.h"
+#include "../common/sh_math.h"
 #include "sh_warp.h"
 
 namespace satclip {

@@ -1,5 +1,5 @@
 // spherical_harmonics.h (CUDA) -- torch-free launchers for the SH forward and backward kernels.
-// Layouts as in ../sh_math.h: lonlat [N, 2] degrees with strides (s0, s1); Y [N, L*L] row-major,
+// Layouts as in ../common/sh_math.h: lonlat [N, 2] degrees with strides (s0, s1); Y [N, L*L] row-major,
 // feature l*l + l + m. a, b: recurrence tables (triangular, L*(L+1)/2), sect: [L], all device
 // pointers filled from sh_coefficients<T>() on the host. Supports L <= kShCudaMaxL.
 #pragma once

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "../sh_math.h"  // SATCLIP_HD
+#include "../common/sh_math.h"  // SATCLIP_HD
 
 namespace satclip {
 namespace kernels {

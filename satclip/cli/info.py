@@ -25,12 +25,10 @@ def run(args) -> int:
     print("compiled extension: loaded" if ext["loaded"] else f"compiled extension: not loaded ({ext['reason']})")
     if ext["build"]:
         b = ext["build"]
-        print(f"  built for torch {b.get('torch_version')}, CUDA kernels {b.get('with_cuda')} "
-              f"(arches {b.get('cuda_architectures') or '-'})")
-        if b.get("with_cuda") in (True, "ON", "TRUE", "1"):
-            # aten::mm with out_dtype: bf16 x bf16 -> float32 GEMMs; without it the bf16 mode's
-            # cuBLAS GEMMs run in TF32 on bf16-rounded operands (same values, other speed)
-            print(f"  bf16 GEMMs with float32 output (aten::mm out_dtype): {b.get('bf16_gemm_out_float32')}")
+        print(f"  LibTorch stable ABI, loads in torch >= {b.get('stable_abi_target')} (built with torch "
+              f"{b.get('torch_version')}); running torch {info['torch']}")
+        print(f"  CUDA kernels: {'loaded' if ext['cuda_loaded'] else 'not loaded (' + ext['cuda_reason'] + ')'}"
+              f" (built for CUDA {b.get('torch_cuda_version') or '-'}, arches {b.get('cuda_architectures') or '-'})")
     width = max(len(op) for op in info["ops"])
     for op, row in info["ops"].items():
         print(f"  {op:<{width}}  cpu: {row['cpu']}")

@@ -1,4 +1,4 @@
-"""Argument checks of the pure-PyTorch twins, the same as the compiled kernels' (``csrc/op_checks.h``):
+"""Argument checks of the pure-PyTorch twins, the same as the compiled kernels' (``csrc/glue/op_checks.h``):
 the same conditions, ``RuntimeError`` (what ``TORCH_CHECK`` raises) and the same words, so that a
 caller meets one error whichever implementation runs (``SATCLIP_DISABLE_EXTENSION=1``, no
 compiled library, or a device without a kernel)."""

@@ -2,7 +2,7 @@
 
 They are registered as the fallback implementation of the ``satclip`` ops (used when the
 compiled extension is absent, disabled, or has no kernel for a device) and are what the tests
-hold the C++/CUDA kernels against. They follow the same math as ``csrc/sh_math.h``:
+hold the C++/CUDA kernels against. They follow the same math as ``csrc/common/sh_math.h``:
 
 * orthonormal real spherical harmonics, feature ``k = l*l + l + m`` (``m = -l..l``),
   ``Y_l0 = Q_l0``, ``Y_l,+m = sqrt2 Q_lm cos(m lon)``, ``Y_l,-m = sqrt2 Q_lm sin(m lon)``,

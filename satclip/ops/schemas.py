@@ -11,7 +11,7 @@ Ops (all coordinates are ``[N, 2]`` (lon, lat) in degrees, lon first):
 
 ``spherical_harmonics(lonlat, L, scale=None) -> [N, L*L]`` (each feature times ``scale[k]`` when given: a
 SH convention applied where the kernel stores, not in a second pass)
-    Orthonormal real SH, feature ``l*l + l + m`` (see ``csrc/sh_math.h``).
+    Orthonormal real SH, feature ``l*l + l + m`` (see ``csrc/common/sh_math.h``).
 ``spherical_harmonics_backward(grad, lonlat, L) -> [N, 2]``
     ``grad @ dY/d(lon, lat)`` per point, in degrees^-1.
 ``siren_layer(x, weight, bias, w0, mask, save_cos) -> (y, cos)``
@@ -87,6 +87,23 @@ SCHEMAS = {
         " Tensor scale, Tensor ce1, Tensor ce2, int offset, int tile=0) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
 }
 for _schema in SCHEMAS.values():
+    _lib.define(_schema)
+
+# Private ops, kernels only in the compiled libraries (no tensor argument: registered as their
+# composite kernel): the switches of satclip.ops.switches reach the C++ code through them, and
+# satclip info reads the choices made. Without the library they are defined but have no kernel
+# (satclip.ops.extension.private_op then gives None).
+PRIVATE_SCHEMAS = {
+    # CPU library: the kernels' instruction set ("auto", "base", "avx2", "avx512"; "" reads it)
+    "_cpu_isa": "_cpu_isa(str mode=\"\") -> int",
+    # CPU library: which GEMMs precision="bf16" runs ("auto", "mkl", "rounded"), and why
+    "_cpu_bf16_gemm": "_cpu_bf16_gemm(str mode=\"\") -> str",
+    # CUDA library: fused kernels or cuBLAS ("auto", "fused", "cublas"), and the timed choices
+    "_cuda_fused": "_cuda_fused(str mode=\"\") -> str",
+    # CUDA library: the bf16 kernels' shared-memory row stride (0 reads it; a GPU-check experiment)
+    "_cuda_wmma_ld": "_cuda_wmma_ld(int ld=0) -> int",
+}
+for _schema in PRIVATE_SCHEMAS.values():
     _lib.define(_schema)
 
 _REFERENCE = {

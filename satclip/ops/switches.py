@@ -78,13 +78,10 @@ def apply() -> None:
     """Hands the kernels' switches to the loaded compiled library (a no-op without it)."""
     import torch
 
-    lib = torch.ops.satclip
-    if hasattr(lib, "_cpu_isa"):
-        lib._cpu_isa(value("SATCLIP_CPU_ISA"))
-    if hasattr(lib, "_cpu_bf16_gemm"):
-        lib._cpu_bf16_gemm(value("SATCLIP_CPU_BF16_GEMM"))
-    if hasattr(lib, "_cuda_fused"):
-        lib._cuda_fused(value("SATCLIP_CUDA_FUSED"))
+    for name, switch in (("_cpu_isa", "SATCLIP_CPU_ISA"), ("_cpu_bf16_gemm", "SATCLIP_CPU_BF16_GEMM"),
+                         ("_cuda_fused", "SATCLIP_CUDA_FUSED")):
+        if torch._C._dispatch_has_kernel_for_dispatch_key(f"satclip::{name}", "CompositeExplicitAutograd"):
+            getattr(torch.ops.satclip, name)(value(switch))
 
 
 @contextmanager

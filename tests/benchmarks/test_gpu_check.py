@@ -59,8 +59,10 @@ def on_cpu(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: self)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
     monkeypatch.setattr(gpu_steps, "poison", lambda: None)
-    if not hasattr(torch.ops.satclip, "_cuda_fused"):
-        pytest.skip("extension built without CUDA (no _cuda_fused)")
+    from satclip.ops import extension
+
+    if extension.private_op("_cuda_fused") is None:
+        pytest.skip("CUDA library not loaded (no _cuda_fused kernel)")
 
 
 @pytest.mark.parametrize("family", ["sh", "first_layer", "hidden_bf16", "encoder"])

@@ -1,5 +1,8 @@
 """torch.compile(fullgraph=True) over the ops: no graph breaks, same numbers as eager."""
 
+import os
+import shutil
+
 import pytest
 import torch
 
@@ -26,6 +29,10 @@ def test_compile_encoder_fullgraph(train):
     assert torch.allclose(out, eager, atol=1e-12)
 
 
+# inductor compiles C++ for the CPU; the wheel's own check (packaging/check_wheel.sh) runs with no
+# compiler on PATH, where this test cannot run and the op's opaque use is covered above
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None and shutil.which("c++") is None,
+                    reason="no C++ compiler for inductor's CPU code")
 def test_compile_spherical_harmonics_with_inductor():
     x = lonlat_points(40)
     fn = torch.compile(lambda t: F.spherical_harmonics(t, 8, validate=False) * 2.0, fullgraph=True)

@@ -34,10 +34,19 @@ def test_extension_is_loaded_when_expected():
     info = satclip.backend_info()
     assert info["extension"]["loaded"], info["extension"]["reason"]
     for op, row in info["ops"].items():
-        assert row["cpu"].startswith("compiled"), (op, row)
+        expected = "blocked schedule" if op in extension.PYTHON_KERNELS else "compiled"
+        assert row["cpu"].startswith(expected), (op, row)
     if shutil.which("nvcc") or Path("/usr/local/cuda/bin/nvcc").exists():
         if torch.version.cuda:  # a CUDA torch + nvcc: the CUDA kernels must have been built
             assert extension.build_has_cuda(), info["extension"]["build"]
+    if extension.build_has_cuda():
+        built = info["extension"]["build"]["torch_cuda_version"].split(".")[0]
+        if torch.version.cuda and torch.version.cuda.split(".")[0] == built:  # same CUDA major: must load
+            assert info["extension"]["cuda_loaded"], info["extension"]["cuda_reason"]
+        else:  # a CPU torch (or another CUDA): the CPU kernels load, and the report says why CUDA's did not
+            assert not info["extension"]["cuda_loaded"]
+            assert "has no CUDA" in info["extension"]["cuda_reason"] or "CUDA kernels need" in info["extension"]["cuda_reason"]
+            assert "CUDA library" in info["ops"]["spherical_harmonics"]["cuda"]
 
 
 def test_disable_switch_forces_the_fallback():
@@ -70,11 +79,11 @@ def test_library_built_for_another_torch_is_refused(tmp_path):
     copy = tmp_path / "satclip"
     shutil.copytree(PKG, copy, symlinks=False, ignore=shutil.ignore_patterns("__pycache__"))
     info = json.loads((copy / "_C_build.json").read_text())
-    info["torch_version"] = "0.0.1"
+    info["stable_abi_target"] = "99.0"
     (copy / "_C_build.json").write_text(json.dumps(info))
     code = "import satclip; i = satclip.backend_info(); print(i['extension']['loaded'], i['extension']['reason'])"
     out = _run(code, {"SATCLIP_DISABLE_EXTENSION": "0"}, pythonpath=str(tmp_path))
-    assert out.startswith("False") and "built for torch 0.0.1" in out
+    assert out.startswith("False") and "built for torch >= 99.0 (stable ABI)" in out
 
 
 def test_backend_info_names_every_op():

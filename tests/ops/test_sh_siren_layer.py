@@ -8,7 +8,7 @@ import torch
 
 from conftest import lonlat_points, require_compiled
 from satclip.ops import reference as ref
-from satclip.ops import ops
+from satclip.ops import extension, ops
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -88,7 +88,7 @@ def test_bf16_mode(device, L, n, H):
     assert (got.double() - exact).abs().max().item() < 0.1  # bf16 features times w0 = 30
 
 
-@pytest.mark.skipif(not hasattr(ops, "_cuda_fused"), reason="extension built without CUDA")
+@pytest.mark.skipif(extension.private_op("_cuda_fused") is None, reason="CUDA library not loaded")
 def test_fused_mode_setting():
     """The switch between the fused kernels and cuBLAS in the CUDA encoder (it needs no device
     to be set or refused)."""

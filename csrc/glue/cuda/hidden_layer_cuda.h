@@ -3,22 +3,22 @@
 // bf16 output [N, K], contiguous; bias float32 [H]; result bf16 [N, H] = bf16(sin(w0 * (h W^T + b))).
 #pragma once
 
-#include <ATen/ATen.h>
+#include "../stable_tensor.h"
 
 namespace satclip {
 namespace cuda {
 
 // Tensor cores with bias, w0 and sine in the epilogue (cuda/siren_bf16.cu); wt16 = W^T in bf16,
 // [K, H] contiguous. Needs hidden_bf16_fusable.
-at::Tensor hidden_bf16_fused(const at::Tensor& h, const at::Tensor& wt16, const at::Tensor& bias, double w0);
+Tensor hidden_bf16_fused(const Tensor& h, const Tensor& wt16, const Tensor& bias, double w0);
 // cuBLAS (bf16 x bf16 -> float32), then sine_bf16; w16 = W in bf16, [H, K].
-at::Tensor hidden_bf16_cublas(const at::Tensor& h, const at::Tensor& w16, const at::Tensor& bias, double w0);
-bool hidden_bf16_fusable(const at::Tensor& h);
+Tensor hidden_bf16_cublas(const Tensor& h, const Tensor& w16, const Tensor& bias, double w0);
+bool hidden_bf16_fusable(const Tensor& h);
 
 // bf16(sin(w0 * (z + bias))) of a float32 GEMM result z [rows, cols].
-at::Tensor sine_bf16(const at::Tensor& z, const at::Tensor& bias, double w0);
+Tensor sine_bf16(const Tensor& z, const Tensor& bias, double w0);
 // tf32 mode, in place on a contiguous float32 z = x W^T + b: tf32(sin(w0 z)), the next operand.
-void sine_tf32_(at::Tensor& z, double w0);
+void sine_tf32_(Tensor& z, double w0);
 
 }  // namespace cuda
 }  // namespace satclip

@@ -9,7 +9,7 @@
 // bf16-rounded operands (same numbers up to summation order).
 #pragma once
 
-#include <c10/util/Exception.h>
+#include "stable_tensor.h"
 #include <dlfcn.h>
 
 #include <cstdint>
@@ -65,8 +65,8 @@ inline std::string& bf16_mode() {
 }
 
 inline void set_cpu_bf16_gemm_mode(const std::string& mode) {
-  TORCH_CHECK(mode == "auto" || mode == "mkl" || mode == "rounded",
-              "satclip::_cpu_bf16_gemm: mode must be auto, mkl or rounded, got '", mode, "'");
+  SATCLIP_CHECK(mode == "auto" || mode == "mkl" || mode == "rounded",
+                "satclip::_cpu_bf16_gemm: mode must be auto, mkl or rounded, got '", mode, "'");
   std::lock_guard<std::mutex> lock(bf16_mode_mutex());
   bf16_mode() = mode;
 }

@@ -5,15 +5,12 @@
 // measured yet. So "auto" times both once per shape and keeps the faster.
 #include "fused_choice_cuda.h"
 
-#include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
-
 #include <map>
 #include <mutex>
 #include <sstream>
 #include <utility>
 
-#include "cuda/sh_siren_layer.h"
+#include "../../cuda/sh_siren_layer.h"
 #include "cuda_glue.h"
 
 namespace satclip {
@@ -32,7 +29,7 @@ Choices& choices() {
 }
 
 void check_mode(const std::string& mode, const char* where) {
-  TORCH_CHECK(mode == "auto" || mode == "fused" || mode == "cublas", where,
+  SATCLIP_CHECK(mode == "auto" || mode == "fused" || mode == "cublas", where,
               " must be 'auto', 'fused' or 'cublas', got '", mode, "'");
 }
 
@@ -61,7 +58,7 @@ float time_once(const std::function<void()>& f, cudaStream_t stream) {
 
 // satclip::_cuda_fused(mode): sets the mode ("" keeps it) and reports it, then one line per
 // choice "auto" has made.
-std::string fused_mode(c10::string_view mode) {
+std::string fused_mode(std::string_view mode) {
   Choices& c = choices();
   std::lock_guard<std::mutex> lock(c.mu);
   if (!mode.empty()) {
@@ -84,10 +81,10 @@ int64_t choice_rows_bucket(int64_t rows) {
   return b;
 }
 
-bool choose_fused(const at::Tensor& input, const std::string& shape, const std::function<void()>& fused,
+bool choose_fused(const Tensor& input, const std::string& shape, const std::function<void()>& fused,
                   const std::function<void()>& cublas) {
   Choices& c = choices();
-  const auto key = std::make_pair(static_cast<int>(input.device().index()), shape);
+  const auto key = std::make_pair(static_cast<int>(input.get_device_index()), shape);
   // The lock is held while timing: two threads meeting a new shape time it once, one after the
   // other's result, and never overlap their timed runs on the device.
   std::lock_guard<std::mutex> lock(c.mu);
@@ -117,7 +114,7 @@ namespace {
 // 136; 0 keeps it) and returns it, so that one GPU run times both (benchmarks/gpu_steps.py).
 int64_t wmma_ld_op(int64_t ld) {
   if (ld != 0) {
-    TORCH_CHECK(kernels::set_wmma_ld(static_cast<int>(ld)), "satclip::_cuda_wmma_ld: ld must be 128 or 136, got ", ld);
+    SATCLIP_CHECK(kernels::set_wmma_ld(static_cast<int>(ld)), "satclip::_cuda_wmma_ld: ld must be 128 or 136, got ", ld);
   }
   return kernels::wmma_ld();
 }
@@ -126,7 +123,8 @@ int64_t wmma_ld_op(int64_t ld) {
 }  // namespace cuda
 }  // namespace satclip
 
-TORCH_LIBRARY_FRAGMENT(satclip, m) {
-  m.def("_cuda_fused(str mode=\"\") -> str", &satclip::cuda::fused_mode);
-  m.def("_cuda_wmma_ld(int ld=0) -> int", &satclip::cuda::wmma_ld_op);
+// The private ops take no tensor: their kernels are the composite ones (schemas.py defines them).
+STABLE_TORCH_LIBRARY_IMPL(satclip, CompositeExplicitAutograd, m) {
+  m.impl("_cuda_fused", TORCH_BOX(&satclip::cuda::fused_mode));
+  m.impl("_cuda_wmma_ld", TORCH_BOX(&satclip::cuda::wmma_ld_op));
 }

@@ -2,7 +2,7 @@
 // kernels or through cuBLAS (fused_choice_cuda.cpp).
 #pragma once
 
-#include <ATen/ATen.h>
+#include "../stable_tensor.h"
 
 #include <functional>
 #include <string>
@@ -22,7 +22,7 @@ int64_t choice_rows_bucket(int64_t rows);
 // or, in "auto", the faster of one timed run each (once per device and shape key; at most
 // kMaxChoices keys, past which cuBLAS is taken untimed; never timed inside graph capture).
 constexpr size_t kMaxChoices = 256;
-bool choose_fused(const at::Tensor& input, const std::string& shape, const std::function<void()>& fused,
+bool choose_fused(const Tensor& input, const std::string& shape, const std::function<void()>& fused,
                   const std::function<void()>& cublas);
 
 }  // namespace cuda
