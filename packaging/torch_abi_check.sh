@@ -12,7 +12,7 @@ VERSION=${1:-2.11.0}
 CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/satclip-torch-compat}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
-whl=$(ls "$ROOT"/dist/satclip-*.whl)
+whl=${WHEEL:-$(ls "$ROOT"/dist/satclip-*.whl)}
 mkdir -p "$CACHE"
 site="$CACHE/torch-$VERSION"
 if [ ! -f "$site/torch/lib/libtorch_cpu.so" ]; then
@@ -60,12 +60,14 @@ with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(whl) as z:
     built = build.get("torch_cuda_version", "")
     if cuda.split(".")[0] != built.split(".")[0]:
         failures.append(f"_C_cuda.so is built for CUDA {built}, torch {version} runs CUDA {cuda or 'none'}")
-    if tuple(map(int, version.split("+")[0].split(".")[:2])) < tuple(map(int, build["stable_abi_target"].split("."))):
-        failures.append(f"torch {version} is older than the stable-ABI target {build['stable_abi_target']}")
+    target = build.get("stable_abi_target", "")
+    if not target:
+        failures.append("the build record names no stable-ABI target (a build against torch's unstable API)")
+    elif tuple(map(int, version.split("+")[0].split(".")[:2])) < tuple(map(int, target.split("."))):
+        failures.append(f"torch {version} is older than the stable-ABI target {target}")
 for f in failures:
     print("torch_abi_check:", f)
 if failures:
     sys.exit(1)
-print(f"torch_abi_check: the wheel's libraries load in torch {version} (CUDA {cuda}; stable-ABI target "
-      f"{build['stable_abi_target']})")
+print(f"torch_abi_check: the wheel's libraries load in torch {version} (CUDA {cuda}; stable-ABI target {target})")
 PYEOF
