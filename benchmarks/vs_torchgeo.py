@@ -5,7 +5,7 @@ per-point relative error against this package's float64 encoder.
 
     .venv/bin/python benchmarks/vs_torchgeo.py [--n 50000] [--rounds 5] [--threads 2] [--out benchmarks/results]
 
-Writes ``vs-torchgeo-<cpu tag>.md`` and ``.json`` (the CPU model and its AVX-512 / AMX flags in
+Writes ``vs-torchgeo-<vendor>-<isa>.md`` and ``.json`` (the CPU model and its AVX-512 / AMX flags in
 the header). torchgeo is fetched as described in ``torchgeo_peer.py``; without it only our rows
 are written.
 """
@@ -130,7 +130,9 @@ def main(argv=None) -> int:
         print(f"L = {L}: " + ", ".join(f"{k} {args.n / v:,.0f}/s" for k, v in best.items()), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tag = "avx512" if "avx512f" in facts["flags"] else "avx2"
+    vendor = "amd" if "AMD" in facts["model"] else "intel" if "Intel" in facts["model"] else "cpu"
+    isa = "amx" if "amx_tile" in facts["flags"] else "avx512" if "avx512f" in facts["flags"] else "avx2"
+    tag = f"{vendor}-{isa}"  # e.g. amd-avx512 (Zen 4), intel-avx512, intel-amx
     (out / f"vs-torchgeo-{tag}.json").write_text(json.dumps(result, indent=1))
     (out / f"vs-torchgeo-{tag}.md").write_text(markdown(result))
     print(markdown(result))
