@@ -130,9 +130,11 @@ def test_fused_encoder_precision_modes(precision):
         torch.backends.cuda.matmul.allow_tf32 = True
         try:
             got = enc(x.float().cuda()).double().cpu()
+            # the encoder's GEMMs state their own math (own cuBLAS handle): the user's setting is
+            # neither read nor changed
+            assert torch.backends.cuda.matmul.allow_tf32 is True
         finally:
             torch.backends.cuda.matmul.allow_tf32 = previous
-        assert torch.backends.cuda.matmul.allow_tf32 == previous  # the op restores the setting
     rel = ((got - exact).norm(dim=1) / exact.norm(dim=1)).max().item()
     assert rel < {"float32": 1e-4, "tf32": 5e-3, "bf16": 1e-2}[precision]
 

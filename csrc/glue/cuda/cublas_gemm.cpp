@@ -49,14 +49,38 @@ const char* cublas_error(cublasStatus_t s) {
                   " (", int(st_), ")");                                                             \
   } while (0)
 
-// One handle per device, created on first use on that device and kept for the process.
-cublasHandle_t handle_for(int device) {
+// One handle per device, created on first use on that device (the caller's device guard makes it
+// current) and kept for the process, with a workspace of its own: cuBLAS would otherwise take
+// one from its default pool on the first GEMM, a cudaMalloc that CUDA graph capture refuses.
+// Handle and workspace are made with the thread's capture mode relaxed, so the first GEMM may
+// come inside a capture; 32 MiB is what cuBLAS asks for on Hopper.
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
+struct Handle {
+  cublasHandle_t h = nullptr;
+  void* workspace = nullptr;
+};
+
+const Handle& handle_for(int device) {
   static std::mutex mu;
-  static std::array<cublasHandle_t, 64> handles{};
+  static std::array<Handle, 64> handles{};
   SATCLIP_CHECK(device >= 0 && device < 64, "satclip: CUDA device index ", device, " out of range");
   std::lock_guard<std::mutex> lock(mu);
-  if (handles[device] == nullptr) SATCLIP_CUBLAS_CHECK(cublasCreate(&handles[device]));
-  return handles[device];
+  Handle& hd = handles[device];
+  if (hd.h == nullptr) {
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    SATCLIP_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    cublasHandle_t h = nullptr;
+    void* ws = nullptr;
+    const cublasStatus_t st = cublasCreate(&h);
+    const cudaError_t err = st == CUBLAS_STATUS_SUCCESS ? cudaMalloc(&ws, kWorkspaceBytes) : cudaSuccess;
+    cudaThreadExchangeStreamCaptureMode(&mode);  // back to the caller's mode
+    if (err != cudaSuccess && h != nullptr) cublasDestroy(h);
+    SATCLIP_CUBLAS_CHECK(st);
+    SATCLIP_CUDA_CHECK(err);
+    hd = Handle{h, ws};
+  }
+  return hd;
 }
 
 cudaDataType_t data_type(ScalarType t) {
@@ -81,8 +105,10 @@ void gemm_xwt(Tensor& y, const Tensor& x_in, const Tensor& w_in, bool accumulate
   const ScalarType in = x.scalar_type(), out = y.scalar_type();
   SATCLIP_CHECK(w.scalar_type() == in && (in == out || (in == ScalarType::BFloat16 && out == ScalarType::Float)),
                 "satclip: GEMM dtypes: x ", in, ", w ", w.scalar_type(), ", y ", out);
-  cublasHandle_t h = handle_for(x.get_device_index());
+  const Handle& hd = handle_for(x.get_device_index());
+  cublasHandle_t h = hd.h;
   SATCLIP_CUBLAS_CHECK(cublasSetStream(h, stream_of(x)));
+  SATCLIP_CUBLAS_CHECK(cublasSetWorkspace(h, hd.workspace, kWorkspaceBytes));  // setStream resets it
   // Row-major y [m, n] is column-major y^T [n, m] = (W [n, k] row-major, i.e. W^T col-major)^T x^T.
   const bool f64 = in == ScalarType::Double;
   const cublasComputeType_t compute =
