@@ -1,6 +1,6 @@
 // encoder_loop.h -- the precision modes of satclip::location_encoder_forward and the plain
-// chunked encoder loop that both devices' glue fall back on (the CPU's tf32 mode when the op is
-// called directly, the CUDA float32 mode and its bf16 mode where torch lacks mm.dtype).
+// chunked encoder loop that both devices' glue use where they have nothing faster (the CPU's tf32
+// mode when the op is called directly, the CUDA float32 and float64 modes).
 #pragma once
 
 #include <algorithm>

@@ -79,7 +79,7 @@ def _load() -> None:
     info_file = _HERE / "_C_build.json"
     if not lib.exists():
         _state["reason"] = _state["cuda_reason"] = (
-            f"not built ({lib.name} not found in {_HERE}; install the wheel, or build with `pip install .`)")
+            f"not built ({lib.name} not found in {_HERE}; install the wheel, or build with `pip install --no-build-isolation .`)")
         return
     try:
         build = json.loads(info_file.read_text())

@@ -37,8 +37,6 @@ std::string shape_key(const char* layer, const char* precision, const Tensor& in
   return s.str();
 }
 
-Tensor slice_rows(const Tensor& t, int64_t lo, int64_t hi) { return rows(t, lo, hi - lo); }
-
 // Per point and hidden layer of width H, the cuBLAS variant moves 6H bytes (its float32 result
 // in, bf16 out) beside the GEMM; the fused variant only stores the 2H of its bf16 result.
 Tensor encoder_forward_bf16(const Tensor& lonlat, int64_t L, const TensorList& weights, const TensorList& biases,
@@ -57,7 +55,7 @@ Tensor encoder_forward_bf16(const Tensor& lonlat, int64_t L, const TensorList& w
   // fused[i]: sine layer i runs in this package's kernel (decided on the first chunk).
   std::vector<bool> fused(layers, false);
   for (int64_t lo = 0; lo < n; lo += tile_points) {
-    const Tensor pts = slice_rows(lonlat, lo, std::min(n, lo + tile_points));
+    const Tensor pts = rows(lonlat, lo, std::min(n, lo + tile_points) - lo);
     Tensor h = pts;
     if (layers == 1) {
       h = sh_bf16(pts, L);  // the only layer is the linear one
@@ -81,7 +79,7 @@ Tensor encoder_forward_bf16(const Tensor& lonlat, int64_t L, const TensorList& w
       h = fused[i] && hidden_bf16_fusable(h) ? hidden_bf16_fused(h, wt16[i], b32[i], w0_hidden)
                                              : hidden_bf16_cublas(h, w16[i], b32[i], w0_hidden);
     }
-    Tensor dst = slice_rows(out, lo, lo + pts.size(0));
+    Tensor dst = rows(out, lo, pts.size(0));
     addmm_into(dst, b32.back(), h, w16.back(), Math::kExact);  // bf16 operands, float32 result
   }
   return out;
@@ -105,7 +103,7 @@ Tensor encoder_forward_tf32(const Tensor& lonlat, int64_t L, const TensorList& w
   const int64_t n = lonlat.size(0);
   Tensor out = empty_like_shape({n, width}, lonlat);
   for (int64_t lo = 0; lo < n; lo += tile_points) {
-    const Tensor pts = slice_rows(lonlat, lo, std::min(n, lo + tile_points));
+    const Tensor pts = rows(lonlat, lo, std::min(n, lo + tile_points) - lo);
     Tensor h = sh_tf32(pts, L);
     for (size_t i = 0; i + 1 < w.size(); ++i) {
       Tensor z = empty_like_shape({h.size(0), w[i].size(0)}, h);
@@ -113,7 +111,7 @@ Tensor encoder_forward_tf32(const Tensor& lonlat, int64_t L, const TensorList& w
       sine_tf32_(z, i == 0 ? w0_first : w0_hidden);
       h = z;
     }
-    Tensor dst = slice_rows(out, lo, lo + pts.size(0));
+    Tensor dst = rows(out, lo, pts.size(0));
     addmm_into(dst, biases.back(), h, w.back(), Math::kTF32);
   }
   return out;
@@ -138,7 +136,7 @@ Tensor location_encoder_forward(const Tensor& lonlat, int64_t L, const TensorLis
   const int64_t n = lonlat.size(0);
   if (weights.size() >= 2 && n > 0) {
     check_encoder(lonlat, L, weights, biases, tile_points, DeviceType::CUDA);
-    const Tensor pts = slice_rows(lonlat, 0, std::min(n, tile_points));
+    const Tensor pts = rows(lonlat, 0, std::min(n, tile_points));
     on_chip = first_layer_fusable(L, false, pts) &&
               choose_fused(pts, shape_key("first layer", "float32", pts, L * L, weights[0].size(0)),
                            [&] { first_layer_on_chip(pts, L, weights[0], biases[0], w0_first); },
