@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "../cpu/encoder_bf16_avx512.h"
 #include "../cpu/kernels_cpu.h"
 #include "cpu_bf16_gemm.h"
 #include "encoder_loop.h"
@@ -405,6 +406,39 @@ Tensor encoder_forward_bf16(const Tensor& lonlat, int64_t L, const TensorList& w
   return out;
 }
 
+// precision="bf16" on this package's AVX512-BF16 kernels (cpu/encoder_bf16_avx512.h): the
+// weights rounded and packed once per call (bias padded), then every block of points through all
+// layers in one thread's cache. Its own blocks of 48 points; tile_points does not apply.
+Tensor encoder_forward_bf16_avx512(const Tensor& lonlat, int64_t L, const TensorList& weights, const TensorList& biases,
+                                   double w0_first, double w0_hidden, int64_t tile_points) {
+  namespace nk = kernels::avx512bf16;
+  const int64_t width = check_encoder(lonlat, L, weights, biases, tile_points, DeviceType::CPU);
+  const int64_t n = lonlat.size(0), layers = static_cast<int64_t>(weights.size());
+  Tensor out = empty_like_shape({n, width}, lonlat);
+  std::vector<Tensor> keep;  // packed weights and padded biases, alive for the call
+  std::vector<nk::PackedLayer> packed;
+  for (int64_t i = 0; i < layers; ++i) {
+    const Tensor w = torch::stable::contiguous(weights[i]), b = torch::stable::contiguous(biases[i]);
+    const int64_t h = w.size(0), k = w.size(1);
+    Tensor wp = empty({nk::packed_weight_size(h, k)}, ScalarType::BFloat16, lonlat.device());
+    nk::pack_weight_bf16(w.const_data_ptr<float>(), k, h, k, static_cast<uint16_t*>(wp.mutable_data_ptr()));
+    Tensor bp = empty({nk::padded_n(h)}, ScalarType::Float, lonlat.device());
+    float* bd = bp.mutable_data_ptr<float>();
+    std::memcpy(bd, b.const_data_ptr<float>(), sizeof(float) * h);
+    std::fill(bd + h, bd + nk::padded_n(h), 0.0f);
+    const bool last = i + 1 == layers;
+    packed.push_back({static_cast<const uint16_t*>(wp.const_data_ptr()), bd, h, k,
+                      static_cast<float>(i == 0 ? w0_first : w0_hidden), !last});
+    keep.push_back(wp);
+    keep.push_back(bp);
+  }
+  if (n > 0) {
+    nk::encoder_forward(lonlat.const_data_ptr<float>(), lonlat.stride(0), lonlat.stride(1), n, static_cast<int>(L),
+                        packed.data(), static_cast<int>(layers), out.mutable_data_ptr<float>(), out.stride(0), threads());
+  }
+  return out;
+}
+
 Tensor siren_layer_plain(const Tensor& x, const Tensor& w, const Tensor& b, double w0) {
   return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
 }
@@ -421,14 +455,24 @@ Tensor encoder_forward_rounded(const Tensor& lonlat, int64_t L, const TensorList
                                  DeviceType::CPU, cpu);
 }
 
-// precision="bf16" in "auto" mode: which of the two GEMM paths is faster is a property of the
-// machine (bf16 units, MKL's code paths) and the shape, not of the CPU flags alone: on an
-// AVX512-BF16 CPU without AMX, MKL's bf16 GEMM ran at 0.6-0.9x the float32 GEMM here. So both
-// paths are timed once per shape, on the first call's first points (best of two runs each), and
-// the faster is kept (bounded map; satclip info lists the choices).
+// precision="bf16" by one path (cpu_bf16_gemm.h).
+Tensor encoder_forward_bf16_path(Bf16Path path, const Tensor& lonlat, int64_t L, const TensorList& weights,
+                                 const TensorList& biases, double w0_first, double w0_hidden, int64_t tile_points) {
+  if (path == Bf16Path::kAvx512Bf16) {
+    return encoder_forward_bf16_avx512(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
+  }
+  return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, path == Bf16Path::kMkl);
+}
+
+// precision="bf16" in "auto" mode: which path is fastest is a property of the machine (bf16
+// units, MKL's code paths) and the shape, not of the CPU flags alone: on an AVX512-BF16 CPU
+// without AMX, MKL's bf16 GEMM ran at 0.6-0.9x the float32 GEMM here, and where AMX exists MKL's
+// GEMMs may beat this package's kernels. So every candidate is timed once per shape, on the first
+// call's first points (best of two runs each), and the fastest is kept (bounded map; satclip info
+// lists the choices).
 struct Bf16Choices {
   std::mutex mu;
-  std::map<std::string, std::pair<bool, std::string>> decided;
+  std::map<std::string, std::pair<Bf16Path, std::string>> decided;
 };
 
 Bf16Choices& bf16_choices() {
@@ -446,8 +490,8 @@ double best_seconds(const std::function<void()>& f) {
   return best;
 }
 
-bool bf16_mkl_measured(const Tensor& lonlat, int64_t L, const TensorList& weights, const TensorList& biases,
-                       double w0_first, double w0_hidden, int64_t tile_points) {
+Bf16Path bf16_path_measured(const Bf16GemmChoice& choice, const Tensor& lonlat, int64_t L, const TensorList& weights,
+                            const TensorList& biases, double w0_first, double w0_hidden, int64_t tile_points) {
   std::ostringstream key;
   key << "L=" << L;
   for (const auto& w : weights) key << " " << w.size(0) << "x" << w.size(1);
@@ -455,17 +499,23 @@ bool bf16_mkl_measured(const Tensor& lonlat, int64_t L, const TensorList& weight
   std::lock_guard<std::mutex> lock(c.mu);
   auto it = c.decided.find(key.str());
   if (it != c.decided.end()) return it->second.first;
-  if (c.decided.size() >= 64) return false;  // bounded: untimed, the float32 GEMMs
+  // Untimed (too few points to time, decided on a larger call; or the map is full): the first
+  // candidate, this package's kernels where they run.
   const int64_t m = std::min<int64_t>(lonlat.size(0), 4096);
-  if (m < 256) return false;  // too few points to time; decided on a larger call
+  if (c.decided.size() >= 64 || m < 256) return choice.candidates.front();
   const Tensor sample = rows(lonlat, 0, m);
-  const double t_mkl = best_seconds(
-      [&] { encoder_forward_bf16(sample, L, weights, biases, w0_first, w0_hidden, tile_points, true); });
-  const double t_rounded = best_seconds(
-      [&] { encoder_forward_rounded(sample, L, weights, biases, w0_first, w0_hidden, tile_points, "bf16"); });
   std::ostringstream why;
-  why << key.str() << ": mkl " << t_mkl * 1e3 << " ms, rounded " << t_rounded * 1e3 << " ms per " << m << " points";
-  return c.decided.emplace(key.str(), std::make_pair(t_mkl < t_rounded, why.str())).first->second.first;
+  why << key.str() << ":";
+  Bf16Path best = choice.candidates.front();
+  double best_t = 1e300;
+  for (const Bf16Path p : choice.candidates) {
+    const double t = best_seconds(
+        [&] { encoder_forward_bf16_path(p, sample, L, weights, biases, w0_first, w0_hidden, tile_points); });
+    why << (p == choice.candidates.front() ? " " : ", ") << bf16_path_name(p) << " " << t * 1e3 << " ms";
+    if (t < best_t) best = p, best_t = t;
+  }
+  why << " per " << m << " points";
+  return c.decided.emplace(key.str(), std::make_pair(best, why.str())).first->second.first;
 }
 
 Tensor location_encoder_forward(const Tensor& lonlat, int64_t L, const TensorList& weights, const TensorList& biases,
@@ -475,11 +525,11 @@ Tensor location_encoder_forward(const Tensor& lonlat, int64_t L, const TensorLis
     return encoder_forward_exact(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   }
   if (p == Precision::kBF16) {
-    const Bf16GemmChoice choice = cpu_bf16_gemm_choice();
-    const bool mkl = choice.measure
-                         ? bf16_mkl_measured(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points)
-                         : choice.mkl;
-    if (mkl) return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, true);
+    const Bf16GemmChoice choice = cpu_bf16_gemm_choice(isa_in_use() == kAvx512);
+    const Bf16Path path = choice.measure
+                              ? bf16_path_measured(choice, lonlat, L, weights, biases, w0_first, w0_hidden, tile_points)
+                              : choice.path;
+    return encoder_forward_bf16_path(path, lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   }
   return encoder_forward_rounded(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision);
 }
@@ -488,7 +538,7 @@ std::string bf16_choices_report() {
   Bf16Choices& c = bf16_choices();
   std::lock_guard<std::mutex> lock(c.mu);
   std::ostringstream out;
-  for (const auto& [key, choice] : c.decided) out << "\n" << (choice.first ? "mkl" : "rounded") << ": " << choice.second;
+  for (const auto& [key, choice] : c.decided) out << "\n" << bf16_path_name(choice.first) << ": " << choice.second;
   return out.str();
 }
 
@@ -510,8 +560,8 @@ int64_t cpu_isa(std::string_view mode) {
 // satclip::_cpu_bf16_gemm(mode): which GEMMs precision="bf16" runs on the CPU, and why (satclip info).
 std::string cpu_bf16_gemm(std::string_view mode) {
   if (!mode.empty()) set_cpu_bf16_gemm_mode(std::string(mode));
-  const Bf16GemmChoice c = cpu_bf16_gemm_choice();
-  return std::string(c.measure ? "measured" : c.mkl ? "mkl" : "rounded") + "|" + c.why + bf16_choices_report();
+  const Bf16GemmChoice c = cpu_bf16_gemm_choice(isa_in_use() == kAvx512);
+  return std::string(c.measure ? "measured" : bf16_path_name(c.path)) + "|" + c.why + bf16_choices_report();
 }
 
 }  // namespace

@@ -175,18 +175,20 @@ def backend_info() -> dict:
 
 
 def cpu_bf16_path() -> str:
-    """Which GEMMs ``precision="bf16"`` runs on the CPU, and why: MKL's bf16 GEMM with a float32
-    result (``cblas_gemm_bf16bf16f32`` from torch's MKL; csrc/glue/cpu_bf16_gemm.h), float32 GEMMs on
+    """Which GEMMs ``precision="bf16"`` runs on the CPU, and why: this package's AVX512-BF16 kernels
+    (VDPBF16PS, float32 sums; csrc/cpu/encoder_bf16_avx512.h), MKL's bf16 GEMM with a float32 result
+    (``cblas_gemm_bf16bf16f32`` from torch's MKL; csrc/glue/cpu_bf16_gemm.h), float32 GEMMs on
     bf16-rounded operands (the same numbers up to summation order), or, by default where the CPU
-    has AVX512-BF16 or AMX, the faster of the two, timed once per shape (each choice made so far
-    on its own line). ``SATCLIP_CPU_BF16_GEMM=auto|mkl|rounded``."""
+    has AVX512-BF16 or AMX, the fastest of those it runs, timed once per shape (each choice made so
+    far on its own line). ``SATCLIP_CPU_BF16_GEMM=auto|avx512bf16|mkl|rounded``."""
     op = private_op("_cpu_bf16_gemm")
     if op is None:
         return "float32 GEMMs on bf16-rounded operands (pure-PyTorch fallback)"
     which, why = op("").split("|", 1)
-    what = {"mkl": "MKL bf16 GEMMs, float32 result",
+    what = {"avx512bf16": "AVX512-BF16 kernels (VDPBF16PS), float32 sums and result",
+            "mkl": "MKL bf16 GEMMs, float32 result",
             "rounded": "float32 GEMMs on bf16-rounded operands",
-            "measured": "the faster of MKL's bf16 GEMMs and float32 GEMMs on bf16-rounded operands, timed per shape"}[which]
+            "measured": "the fastest of the bf16 paths this CPU runs, timed per shape"}[which]
     first, *choices = why.split("\n")
     return f"{what} ({first})" + "".join(f"\n  {c}" for c in choices)
 

@@ -34,10 +34,11 @@ SWITCHES = {s.name: s for s in (
     Switch("SATCLIP_CPU_ISA", ("auto", "base", "avx2", "avx512"),
            "the CPU kernels' instruction set: auto (the best the CPU has), or a lower one (a suspected "
            "instruction-set issue, or a comparison); one the CPU lacks is refused"),
-    Switch("SATCLIP_CPU_BF16_GEMM", ("auto", "mkl", "rounded"),
-           "precision='bf16' on the CPU: MKL's bf16 GEMM (mkl) or float32 GEMMs on bf16-rounded "
-           "operands (rounded); auto times both once per shape where the CPU has bf16 instructions "
-           "and keeps the faster, and runs rounded elsewhere"),
+    Switch("SATCLIP_CPU_BF16_GEMM", ("auto", "avx512bf16", "mkl", "rounded"),
+           "precision='bf16' on the CPU: this package's AVX512-BF16 kernels (avx512bf16), MKL's bf16 "
+           "GEMM (mkl) or float32 GEMMs on bf16-rounded operands (rounded); auto times those the CPU "
+           "runs once per shape where it has bf16 instructions and keeps the fastest, and runs "
+           "rounded elsewhere"),
     Switch("SATCLIP_CUDA_FUSED", ("auto", "fused", "cublas"),
            "CUDA encoder: this package's fused kernels, cuBLAS, or (auto) whichever times faster "
            "per shape"),

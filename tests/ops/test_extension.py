@@ -103,7 +103,7 @@ def test_cpu_isa_switch_selects_the_baseline_kernels():
 def test_backend_info_says_which_bf16_gemms_run_on_the_cpu():
     with switches.override(SATCLIP_CPU_BF16_GEMM="rounded"):
         assert satclip.backend_info()["cpu_bf16"].startswith(
-            "float32 GEMMs on bf16-rounded operands (SATCLIP_CPU_BF16_GEMM=rounded; MKL bf16 GEMM in torch: ")
+            "float32 GEMMs on bf16-rounded operands (SATCLIP_CPU_BF16_GEMM=rounded; AVX512-BF16 kernels: ")
     with switches.override(SATCLIP_CPU_BF16_GEMM="mkl"):
         forced = satclip.backend_info()["cpu_bf16"]
     if "MKL bf16 GEMM in torch: yes" in forced:
@@ -111,11 +111,12 @@ def test_backend_info_says_which_bf16_gemms_run_on_the_cpu():
     else:
         assert "SATCLIP_CPU_BF16_GEMM=mkl but unavailable" in forced
     auto = satclip.backend_info()["cpu_bf16"].splitlines()[0]
-    assert "(auto; MKL bf16 GEMM in torch: " in auto
-    # auto times both paths where the CPU has bf16 instructions (and MKL's GEMM exists), and keeps
-    # the float32 GEMMs on rounded operands elsewhere
-    bf16_hw = "(avx512_bf16 / amx_bf16): yes" in auto and "MKL bf16 GEMM in torch: yes" in auto
-    assert auto.startswith("the faster of") == bf16_hw
+    assert "(auto; AVX512-BF16 kernels: " in auto and "; MKL bf16 GEMM in torch: " in auto
+    # auto times the paths the CPU runs where it has bf16 instructions (this package's AVX512-BF16
+    # kernels, MKL's GEMM where torch has it), and keeps the float32 GEMMs on rounded operands elsewhere
+    bf16_hw = ("AVX512-BF16 kernels: yes" in auto
+               or ("(avx512_bf16 / amx_bf16): yes" in auto and "MKL bf16 GEMM in torch: yes" in auto))
+    assert auto.startswith("the fastest of") == bf16_hw
     assert auto.startswith("float32 GEMMs on bf16-rounded operands") == (not bf16_hw)
 
 
