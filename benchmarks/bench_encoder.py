@@ -72,13 +72,13 @@ def bench_encoder_forward(benchmark, L, dt, impl):
         run(benchmark, fn, n_points=n, impl=impl, L=L, dtype=dt)
 
 
-@pytest.mark.parametrize("impl", ["auto", "mkl-bf16-gemms", "rounded-operands", "torchgeo-autocast",
-                                  "bare-gemms-whole"])
+@pytest.mark.parametrize("impl", ["auto", "avx512bf16-kernels", "mkl-bf16-gemms", "rounded-operands",
+                                  "torchgeo-autocast", "bare-gemms-whole"])
 @pytest.mark.parametrize("L", [10, 40])
 def bench_encoder_forward_bf16(benchmark, L, impl):
-    """precision="bf16" on the CPU: auto (the default), both of its paths forced
-    (SATCLIP_CPU_BF16_GEMM: MKL's bf16 GEMMs with a float32 result, float32 GEMMs on bf16-rounded
-    operands), torchgeo under autocast, and the ceiling: the three GEMMs as whole matrices with
+    """precision="bf16" on the CPU: auto (the default), each of its paths forced
+    (SATCLIP_CPU_BF16_GEMM: this package's AVX512-BF16 kernels, MKL's bf16 GEMMs with a float32
+    result, float32 GEMMs on bf16-rounded operands), torchgeo under autocast, and the ceiling: the three GEMMs as whole matrices with
     bf16 operands, through the faster of torch's bf16 matmul and float32 GEMMs on bf16 values."""
     benchmark.group = f"encoder-fwd-L{L}-bf16"
     if impl == "bare-gemms-whole":
@@ -104,11 +104,12 @@ def bench_encoder_forward_bf16(benchmark, L, impl):
         with torch.no_grad():
             run(benchmark, chain(fastest), n_points=n, impl=impl, L=L, dtype="bf16", gemm_dtype=str(fastest))
         return
-    mode = {"mkl-bf16-gemms": "mkl", "rounded-operands": "rounded"}.get(impl, "auto")
+    mode = {"avx512bf16-kernels": "avx512bf16", "mkl-bf16-gemms": "mkl", "rounded-operands": "rounded"}.get(impl, "auto")
     with switches.override(SATCLIP_CPU_BF16_GEMM=mode):
-        if impl.startswith("mkl") and not (hasattr(torch.ops.satclip, "_cpu_bf16_gemm")
-                                           and torch.ops.satclip._cpu_bf16_gemm("").startswith("mkl|")):
-            pytest.skip("no MKL bf16 GEMM in this torch")
+        if mode in ("mkl", "avx512bf16") and not (hasattr(torch.ops.satclip, "_cpu_bf16_gemm")
+                                                  and torch.ops.satclip._cpu_bf16_gemm("").startswith(mode + "|")):
+            pytest.skip({"mkl": "no MKL bf16 GEMM in this torch",
+                         "avx512bf16": "this CPU lacks avx512_bf16 (or SATCLIP_CPU_ISA is below avx512)"}[mode])
         n = size(20_000)
         torch.manual_seed(0)
         enc = LocationEncoder(L, 512, 2, 256).eval()
