@@ -96,7 +96,7 @@ for _schema in SCHEMAS.values():
 PRIVATE_SCHEMAS = {
     # CPU library: the kernels' instruction set ("auto", "base", "avx2", "avx512"; "" reads it)
     "_cpu_isa": "_cpu_isa(str mode=\"\") -> int",
-    # CPU library: which GEMMs precision="bf16" runs ("auto", "mkl", "rounded"), and why
+    # CPU library: which GEMMs precision="bf16" runs ("auto", "avx512bf16", "mkl", "rounded"), and why
     "_cpu_bf16_gemm": "_cpu_bf16_gemm(str mode=\"\") -> str",
     # CUDA library: fused kernels or cuBLAS ("auto", "fused", "cublas"), and the timed choices
     "_cuda_fused": "_cuda_fused(str mode=\"\") -> str",
