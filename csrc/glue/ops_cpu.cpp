@@ -495,6 +495,10 @@ Bf16Path bf16_path_measured(const Bf16GemmChoice& choice, const Tensor& lonlat, 
   std::ostringstream key;
   key << "L=" << L;
   for (const auto& w : weights) key << " " << w.size(0) << "x" << w.size(1);
+  // The candidates belong to the key: a lower SATCLIP_CPU_ISA later must not reuse a choice of
+  // kernels it switched off.
+  for (const Bf16Path p : choice.candidates) key << (p == choice.candidates.front() ? " (" : " ") << bf16_path_name(p);
+  key << ")";
   Bf16Choices& c = bf16_choices();
   std::lock_guard<std::mutex> lock(c.mu);
   auto it = c.decided.find(key.str());

@@ -105,3 +105,30 @@ def test_a_lower_isa_switches_the_kernels_off_and_says_why():
     assert info.startswith("rounded|SATCLIP_CPU_BF16_GEMM=avx512bf16 but unavailable")
     assert "AVX512-BF16 kernels: no (SATCLIP_CPU_ISA below avx512)" in info
     assert torch.equal(forced, rounded)
+
+
+def test_a_choice_timed_with_the_kernels_is_not_reused_below_avx512():
+    require_compiled("location_encoder_forward")
+    x = lonlat_points(600).float()
+    w, b = _layers(7, [96, 40], seed=11)  # a shape no other test times
+    shape = "L=7 96x49 40x96"
+    with switches.override(SATCLIP_CPU_BF16_GEMM="auto"), torch.no_grad():
+        if not torch.ops.satclip._cpu_bf16_gemm("").startswith("measured|") or \
+                "AVX512-BF16 kernels: yes" not in torch.ops.satclip._cpu_bf16_gemm(""):
+            pytest.skip("auto times this package's AVX512-BF16 kernels only where the CPU has avx512_bf16")
+        ops.location_encoder_forward(x, 7, w, b, 30.0, 1.0, 1024, "bf16")
+        with switches.override(SATCLIP_CPU_ISA="avx2"):
+            below = ops.location_encoder_forward(x, 7, w, b, 30.0, 1.0, 1024, "bf16")
+            info = torch.ops.satclip._cpu_bf16_gemm("")
+    report = info.splitlines()[1:]
+    lines = [line for line in report if line.split(": ", 1)[1].startswith(shape)]
+    if info.startswith("measured|"):  # MKL's bf16 GEMM against the rounded operands, timed anew
+        assert len(lines) == 2, report  # one choice per candidate set
+        below_line = next(line for line in lines if "avx512bf16" not in line.split(": ", 1)[1].split(":")[0])
+        path = below_line.split(":", 1)[0]
+        assert path in ("mkl", "rounded")
+    else:  # no MKL bf16 GEMM in this torch: the rounded operands, untimed
+        assert len(lines) == 1 and info.startswith("rounded|"), report
+        path = "rounded"
+    with switches.override(SATCLIP_CPU_BF16_GEMM=path), torch.no_grad():
+        assert torch.equal(below, ops.location_encoder_forward(x, 7, w, b, 30.0, 1.0, 1024, "bf16"))
