@@ -132,3 +132,11 @@ def test_a_choice_timed_with_the_kernels_is_not_reused_below_avx512():
         path = "rounded"
     with switches.override(SATCLIP_CPU_BF16_GEMM=path), torch.no_grad():
         assert torch.equal(below, ops.location_encoder_forward(x, 7, w, b, 30.0, 1.0, 1024, "bf16"))
+
+
+def test_opcheck_on_the_kernels():
+    x = lonlat_points(300).float()
+    w, b = _layers(6, [70, 33, 9], seed=2)
+    with switches.override(SATCLIP_CPU_BF16_GEMM="avx512bf16"):
+        _native_or_skip()
+        torch.library.opcheck(ops.location_encoder_forward.default, (x, 6, w, b, 30.0, 1.0, 64, "bf16"))
