@@ -18,6 +18,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../common/bf16_round.h"
 #include "fast_sincos.h"
 #include "kernels_cpu.h"
 
@@ -29,13 +30,6 @@ namespace {
 
 constexpr int kRows = 6;          // rows of the register tile
 constexpr int64_t kBlockPoints = 48;  // points per thread step: 3 SH vectors of 16, 8 tiles of 6
-
-inline uint16_t to_bf16(float x) {  // nearest, ties to even; NaN stays NaN
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
 
 // n float32 values -> bf16 (VCVTNEPS2BF16: nearest-even), dst[n] = 0 when `pad` (odd width).
 inline void row_to_bf16(const float* src, int64_t n, uint16_t* dst, bool pad) {
@@ -153,7 +147,7 @@ void pack_weight_bf16(const float* w, int64_t ldw, int64_t n, int64_t k, uint16_
     for (int64_t p = 0; p < k2; ++p) {
       for (int t = 0; t < 2; ++t) {
         const int64_t kk = 2 * p + t;
-        packed[((b * k2 + p) * kBlockN + j) * 2 + t] = (col < n && kk < k) ? to_bf16(w[col * ldw + kk]) : 0;
+        packed[((b * k2 + p) * kBlockN + j) * 2 + t] = (col < n && kk < k) ? static_cast<uint16_t>(bf16_rounded_bits(w[col * ldw + kk]) >> 16) : 0;
       }
     }
   }

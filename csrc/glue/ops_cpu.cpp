@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "../common/bf16_round.h"
 #include "../cpu/encoder_bf16_avx512.h"
 #include "../cpu/kernels_cpu.h"
 #include "cpu_bf16_gemm.h"
@@ -172,15 +173,9 @@ std::tuple<Tensor, Tensor, Tensor> siren_layer_backward(const Tensor& grad_y, co
           torch::stable::sum(gz, torch::headeronly::IntHeaderOnlyArrayRef(dim0))};
 }
 
-// dst = src rounded to bf16 (nearest, ties to even, as torch's float -> bfloat16 conversion and
-// the reference twin), kept float32: the operand of a float32 GEMM that computes the bf16 mode
-// exactly; `bits` (dst16) the same values as bf16 bit patterns, MKL's bf16 operand.
-inline uint32_t bf16_rounded_bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
-  return nan ? (u | 0x00400000u) & 0xffff0000u : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-}
+// dst = src rounded to bf16 (common/bf16_round.h), kept float32: the operand of a float32 GEMM
+// that computes the bf16 mode exactly; `bits` (dst16) the same values as bf16 bit patterns, MKL's
+// bf16 operand.
 
 void round_to_bf16(const float* src, float* dst, int64_t n) {
   torch::stable::parallel_for(0, n, 1 << 16, [&](int64_t lo, int64_t hi) {
