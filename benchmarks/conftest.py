@@ -30,8 +30,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run(benchmark, fn, *, n_points: int, device: str = "cpu", rounds: int = 5, **info):
-    """Times ``fn`` (warm-up first, CUDA synchronised) and records what report.py needs."""
+def run(benchmark, fn, *, n_points: int, device: str = "cpu", rounds: int = 5, setup=None, **info):
+    """Times ``fn`` (warm-up first, CUDA synchronised) and records what report.py needs;
+    ``setup`` runs before each call, untimed."""
     def call():
         out = fn()
         sync(device)
@@ -40,7 +41,8 @@ def run(benchmark, fn, *, n_points: int, device: str = "cpu", rounds: int = 5, *
     benchmark.extra_info.update({"points": n_points, "device": device, "smoke": SMOKE, **info})
     if HAS_CUDA and device == "cuda":
         benchmark.extra_info["gpu"] = torch.cuda.get_device_name()
-    return benchmark.pedantic(call, rounds=1 if SMOKE else rounds, warmup_rounds=0 if SMOKE else 1, iterations=1)
+    return benchmark.pedantic(call, setup=setup, rounds=1 if SMOKE else rounds, warmup_rounds=0 if SMOKE else 1,
+                              iterations=1)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -14,7 +14,7 @@ import json
 import sys
 from collections import defaultdict
 
-CEILINGS = ("bare-gemms", "bare-gemms-whole", "encoder-alone")
+CEILINGS = ("bare-gemms", "bare-gemms-whole", "encoder-alone", "plain-write")
 PEERS = ("sphericart",)
 
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from ..embedding import formats
+from ..embedding.convert import INT8_FORMULA, OUT_DTYPES
 from ..options import FACTORISE, PRECISIONS
 
 DEFAULT_CHUNK_POINTS = 65536
@@ -33,10 +35,13 @@ def add_arguments(pe: argparse.ArgumentParser) -> None:
                          "or leave them out, each listed in the manifest (skip; Parquet output)")
     pe.add_argument("--keep-cols", metavar="A,B|all", help="columns of --points to carry to the output beside the "
                                                            "embedding (comma-separated, or 'all'; Parquet output)")
-    pe.add_argument("--out", required=True, help="output directory")
-    pe.add_argument("--format", choices=["parquet", "zarr", "npy"], default="parquet", help="default parquet")
-    pe.add_argument("--dtype", choices=["float32", "float16", "int8"], default="float32",
-                    help="embedding dtype on disk (int8: codes + one float32 scale per point)")
+    pe.add_argument("--out", required=True, help="output directory (it appears when the run completes; until "
+                                                   "then the rows are in its run state, see --publish-partial)")
+    pe.add_argument("--format", choices=formats.names(), default=formats.names()[0],
+                    help="; ".join(f"{f.name}: {f.help}" for f in formats.all_formats()) + f" (default {formats.names()[0]})")
+    pe.add_argument("--dtype", choices=OUT_DTYPES, default="float32",
+                    help="embedding dtype on disk (int8: codes + one float32 scale per point, "
+                         f"{INT8_FORMULA})")
     pe.add_argument("--model-dtype", choices=["float32", "float64"], default="float32",
                     help="precision of the encoder (float64 = the original's; float32 is faster)")
     pe.add_argument("--factorise", choices=FACTORISE, default="auto",
@@ -52,6 +57,11 @@ def add_arguments(pe: argparse.ArgumentParser) -> None:
                     help="deprecated name of --chunk-points")
     pe.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     pe.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming")
+    pe.add_argument("--writers", type=int, default=None, help="writer threads (default: one per core, at most 4 "
+                                                              "beside a CPU encoder, 8 beside a GPU)")
+    pe.add_argument("--publish-partial", action="store_true",
+                    help="write the rows into --out as they land, so readers see an unfinished output grow (default: "
+                         "--out appears, whole, when the last chunk is written)")
     pe.add_argument("--verify", action="store_true", help="read back every chunk already written against its "
                                                            "checksum and redo damaged ones (default: sizes only)")
     pe.add_argument("--preview", metavar="PNG", help="also draw the first 3 principal components as RGB on a map")
@@ -118,10 +128,12 @@ def _needs(module: str, why: str) -> None:
 
 def _check_dependencies(args) -> None:
     """Every optional package the run will need, before any work starts."""
-    if args.format == "parquet" or args.points:
-        _needs("pyarrow", "Parquet input or output")
-    if args.format == "zarr":
-        _needs("zarr", "--format zarr")
+    try:
+        formats.get(args.format).check_available()
+    except ImportError as exc:
+        raise SystemExit(f"satclip embed: {exc} (nothing was run)") from None
+    if args.points:
+        _needs("pyarrow", "Parquet or CSV input")
     if args.preview:
         _needs("matplotlib", "--preview")
     if args.ray is not None:
@@ -133,6 +145,7 @@ def run(args) -> int:
 
     from ..checkpoint import default_model, fused_pair, load
     from ..options import EncodeOptions
+    from ..embedding.errors import SettingError
     from ..embedding.runner import DiskFull, EmbeddingInterrupted, run_embedding
     from ..embedding.state import OutputLocked
 
@@ -172,8 +185,10 @@ def run(args) -> int:
             raise ValueError("--ray-actors and --ray-threads apply to --ray")
         run_embedding(enc, source, args.out, fmt=args.format, out_dtype=args.dtype, device=args.device,
                       overwrite=args.overwrite, progress=False if args.quiet else None,
-                      verify=args.verify, log=say, executor=executor)
-        say(f"done in {time.perf_counter() - t0:.1f} s")
+                      verify=args.verify, log=say, executor=executor, writers=args.writers,
+                      publish_partial=args.publish_partial)
+        dt = time.perf_counter() - t0
+        say(f"done in {dt:.1f} s ({len(source) / dt:,.0f} points/s overall)")
         if args.preview:
             from ..embedding.preview import render_preview
             say(f"wrote {render_preview(args.out, args.preview)}")
@@ -182,8 +197,10 @@ def run(args) -> int:
         return 130
     except DiskFull as exc:
         raise SystemExit(f"satclip embed: {exc.strerror}") from None
+    except SettingError as exc:
+        raise SystemExit(f"satclip embed: {exc.cli()}") from None
     except (ValueError, FileExistsError, FileNotFoundError, ImportError, TypeError, OutputLocked) as exc:
-        raise SystemExit(f"satclip embed: {cli_words(str(exc))}") from None
+        raise SystemExit(f"satclip embed: {exc}") from None
     except OSError as exc:  # no permission, a read-only file system, ...: the path and the reason
         raise SystemExit(f"satclip embed: {os_words(exc, args.out)}") from None
     return 0
@@ -219,8 +236,3 @@ def _check_device(device) -> None:
     if dev.type not in ("cpu", "cuda"):
         raise SystemExit(f"satclip embed: --device {device}: satclip runs on cpu or cuda")
 
-
-def cli_words(msg: str) -> str:
-    """A library message in the command's words: ``overwrite=True (--overwrite)`` -> ``--overwrite``."""
-    import re
-    return re.sub(r"\b\w+=\S+ \((--[\w/-]+)\)", r"\1", msg)

@@ -63,12 +63,10 @@ def run(args) -> int:
     from ..embedding.runner import DiskFull, EmbeddingInterrupted, run_embedding
     from ..embedding.state import OutputLocked, state_dir
     from ..imagery.images import ImageEmbedder, ImageError
-    from .embed import cli_words
+    from ..embedding.errors import SettingError
 
     say = (lambda msg: None) if args.quiet else (lambda msg: print(f"satclip embed-images: {msg}", file=sys.stderr))
     try:
-        if args.format == "zarr" and args.on_error == "skip":
-            raise ValueError("--format zarr keeps one row per file; use --format parquet with --on-error skip")
         model = load_full_model(args)
         source = image_source(args, model, say)
         say(f"model {args.checkpoint or 'bundled (Blue Marble demo)'} ({type(model.visual).__name__}, {model.in_channels} channels, crop "
@@ -85,6 +83,8 @@ def run(args) -> int:
         return 130
     except DiskFull as exc:
         raise SystemExit(f"satclip embed-images: {exc.strerror}") from None
+    except SettingError as exc:
+        raise SystemExit(f"satclip embed-images: {exc.cli()}") from None
     except (ImageError, ValueError, FileExistsError, FileNotFoundError, ImportError, TypeError, OutputLocked) as exc:
-        raise SystemExit(f"satclip embed-images: {cli_words(str(exc))}") from None
+        raise SystemExit(f"satclip embed-images: {exc}") from None
     return 0

@@ -1,7 +1,9 @@
 """Embedding at scale: point sources (:mod:`.sources`: tables, grids, HEALPix, H3, arrays) ->
-encoder -> sinks (:mod:`.sinks`: Parquet, Zarr, npy), streamed chunk by chunk and resumable
-(:mod:`.runner`); in-memory ``satclip.embed`` (:mod:`.api`); the map preview (:mod:`.preview`);
-the Ray Data adapter (:mod:`.ray_adapter`, optional).
+encoder -> output formats (:mod:`.formats`: Parquet, Zarr, npy, one class each in a registry),
+streamed chunk by chunk, resumable and committed at the end (:mod:`.runner`, described by an
+:class:`.job.EmbeddingJob`, executed here or on Ray: :mod:`.executors`, :mod:`.ray_adapter`);
+in-memory ``satclip.embed`` (:mod:`.api`); reading outputs back (:mod:`.reader`); the map preview
+(:mod:`.preview`).
 
 May import :mod:`satclip.checkpoint`, :mod:`satclip.nn` and below; not
 :mod:`satclip.evaluation`, :mod:`satclip.training` or :mod:`satclip.cli`.

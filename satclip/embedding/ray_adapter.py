@@ -5,7 +5,7 @@ The driver (the process that runs the command) does what a local run does: it cu
 into the same chunks (same ids and boundaries), creates the output, keeps the manifest and
 resumes; only encoding and writing move. Each chunk goes to an encoder actor (the encoder is
 shipped once per actor through the object store; one GPU per actor where the cluster has
-GPUs), which encodes it and writes its shard with the local sinks' atomic write (Parquet: a
+GPUs), which encodes it and writes its shard with the formats' durable writes (Parquet: a
 temporary file renamed into place; Zarr / npy: the chunk's own region), then returns the
 shard's record; the driver records it in the manifest. So:
 
@@ -26,8 +26,9 @@ from __future__ import annotations
 import os
 import time
 
-from .runner import encode_chunk, write_chunk
-from .sinks import make_sink
+from .durable import DirtyDirs
+from .executors import WorkSpec, encode, hand_over, write_one
+from .formats import WriterSpec
 
 def _ray():
     try:
@@ -38,18 +39,21 @@ def _ray():
 
 
 class _ShardWriter:
-    """The actor: the encoder (loaded once), a sink over the driver's output; one chunk per call."""
+    """The actor: the encoder (loaded once), a writer over the driver's output; one chunk per call."""
 
-    def __init__(self, encoder, fmt: str, sink_kwargs: dict, out_dtype: str, device: str, threads: int | None):
+    def __init__(self, encoder, fmt: str, spec: WriterSpec, out_dtype: str, device: str, threads: int | None):
         import torch
+
+        from . import formats
 
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device(device)
         self.encoder = encoder.to(self.device).eval()
-        self.sink = make_sink(fmt, **sink_kwargs)
+        self.dirty = DirtyDirs()
+        self.writer = formats.get(fmt).open_writer(spec, self.dirty)
         self.out_dtype = out_dtype
-        self.out = sink_kwargs["out"]
+        self.out = spec.folder
 
     def describe(self) -> dict:
         """Which satclip this actor runs: the driver refuses actors whose kernels differ from its own."""
@@ -59,12 +63,9 @@ class _ShardWriter:
                 "compiled": ops.extension_loaded()}
 
     def write(self, chunk) -> tuple[int, dict]:
-        import torch
-
-        with torch.no_grad():
-            emb = encode_chunk(self.encoder, chunk, self.device, self.out_dtype)
-        rec = write_chunk(self.sink, chunk, emb, self.out_dtype)
-        self.sink.close()  # flush memmaps: the record must describe bytes on disk
+        payload = hand_over(encode(self.encoder, chunk, self.device), self.out_dtype)
+        rec = write_one(self.writer, chunk, payload, self.out_dtype)
+        self.dirty.sync()  # the record must describe bytes and directory entries on stable storage
         return chunk.index, rec
 
 
@@ -133,8 +134,9 @@ class RayExecutor:
                                "driver's working directory first on the workers' path: run from a directory that "
                                "holds no satclip source tree, or install the same build on every node")
 
-    def run(self, encoder, chunks, *, fmt: str, sink_kwargs: dict, out_dtype: str, record, bar, interrupted) -> None:
+    def run(self, work: WorkSpec, chunks, record, bar, interrupted) -> None:
         ray = self._init()
+        encoder = work.encoder
         device = "cuda" if self.gpus else "cpu"
         import torch
 
@@ -147,7 +149,7 @@ class RayExecutor:
                                                max_task_retries=self.max_retries, max_concurrency=self.in_flight)
         t0 = time.perf_counter()
         enc_ref = ray.put(encoder.to("cpu"))
-        actors = [cls.remote(enc_ref, fmt, sink_kwargs, out_dtype, device, threads)
+        actors = [cls.remote(enc_ref, work.format.name, work.spec, work.out_dtype, device, threads)
                   for _ in range(self.actors)]
         self._check_actors(ray.get([a.describe.remote() for a in actors]), actors, ray)
         self.startup_s = time.perf_counter() - t0  # actors started, model loaded: paid once per run

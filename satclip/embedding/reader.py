@@ -1,7 +1,8 @@
 """Reading a ``satclip embed`` output back, chunk by chunk (bounded memory) or whole.
 
 Any reader of the formats works too (see the README: pandas, DuckDB, polars, zarr, numpy);
-these helpers only hide the format and turn int8 codes back into float32 values.
+these helpers only hide the format, find the rows of an unfinished run (in its staging folder)
+and turn int8 codes back into float32 values (``embedding = code * embedding_scale``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .sinks import INT8_UNWRITTEN
-from .state import manifest_path, read_manifest
-
-BLOCK = 65536  # rows per block when reading the array formats
+from . import formats
+from .formats import INT8_UNWRITTEN
+from .state import data_dir, manifest_path, read_manifest
 
 
 def _dequantize(emb: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
@@ -47,58 +47,23 @@ def check_complete(out, man: dict, allow_incomplete: bool) -> None:
     if not allow_incomplete:
         raise IncompleteOutput(what + ", or pass allow_incomplete=True to read the chunks written so far")
     import warnings
-    unwritten = {"zarr": "NaN embeddings (int8: code -128, scale NaN)", "npy": "zeros"}.get(man.get("format"))
-    warnings.warn(what + (f"; the rows of unwritten chunks read as {unwritten}" if unwritten else ""),
-                  stacklevel=3)
+    unwritten = formats.get(man["format"]).unwritten_rows
+    warnings.warn(what + (f"; the rows of unwritten chunks read as {unwritten}" if unwritten else ""), stacklevel=3)
 
 
 def iter_embeddings(out, *, allow_incomplete: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """``(ids, lon, lat, embedding)`` blocks of an output, in row order; int8 codes come back
     multiplied by their per-point scale (float32). An output whose run has not finished is
-    refused (:class:`IncompleteOutput`) unless ``allow_incomplete`` (then with a warning)."""
+    refused (:class:`IncompleteOutput`) unless ``allow_incomplete`` (then with a warning; its rows
+    are read where the run keeps them)."""
     out = Path(out)
     man = manifest_of(out)
     check_complete(out, man, allow_incomplete)
-    fmt, dim = man["format"], man["dim"]
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-        for p in sorted(out.glob("part-*.parquet")):
-            t = pq.read_table(p)
-            flat = t.column("embedding").combine_chunks().values.to_numpy(zero_copy_only=False).reshape(len(t), dim)
-            scale = t.column("embedding_scale").to_numpy() if "embedding_scale" in t.column_names else None
-            yield (t.column("id").to_numpy(zero_copy_only=False), t.column("lon").to_numpy(), t.column("lat").to_numpy(),
-                   _dequantize(flat, scale))
+    folder = data_dir(out, man)
+    if not folder.exists():
         return
-    if fmt == "npy":
-        ll = np.load(out / "lonlat.npy", mmap_mode="r")
-        emb = np.load(out / "embeddings.npy", mmap_mode="r")
-        ids = np.load(out / "ids.npy", mmap_mode="r")
-        scale = np.load(out / "scales.npy", mmap_mode="r") if (out / "scales.npy").exists() else None
-        for s in range(0, len(ids), BLOCK):
-            e = s + BLOCK
-            yield (np.array(ids[s:e]), np.array(ll[s:e, 0]), np.array(ll[s:e, 1]),
-                   _dequantize(np.array(emb[s:e]), None if scale is None else np.array(scale[s:e])))
-        return
-    import zarr
-    root = zarr.open_group(str(out), mode="r")
-    has_scale = "embedding_scale" in root
-    if root.attrs.get("layout") == "grid":
-        nlat, nlon, dim = root["embedding"].shape
-        lons, lats = root["lon"][:], root["lat"][:]
-        rows = max(1, BLOCK // nlon)
-        for r in range(0, nlat, rows):
-            emb = root["embedding"][r:r + rows]
-            k = emb.shape[0]
-            scale = root["embedding_scale"][r:r + rows].reshape(-1) if has_scale else None
-            lon, lat = np.meshgrid(lons, lats[r:r + k])
-            yield (np.arange(r * nlon, (r + k) * nlon), lon.reshape(-1), lat.reshape(-1),
-                   _dequantize(emb.reshape(-1, dim), scale))
-        return
-    n = root["embedding"].shape[0]
-    for s in range(0, n, BLOCK):
-        e = s + BLOCK
-        yield (root["id"][s:e], root["lon"][s:e], root["lat"][s:e],
-               _dequantize(root["embedding"][s:e], root["embedding_scale"][s:e] if has_scale else None))
+    for b in formats.get(man["format"]).iter_blocks(folder, man):
+        yield b.ids, b.lon, b.lat, _dequantize(b.values, b.scale)
 
 
 def read_embeddings(out, *, allow_incomplete: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

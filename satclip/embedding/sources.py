@@ -20,6 +20,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .errors import SettingError
+
 
 @dataclass
 class Chunk:
@@ -35,8 +37,29 @@ class Chunk:
 
 class Source:
     """``chunk_points``: points per chunk, the unit that is read, encoded, written as one shard and
-    resumed (:mod:`satclip.options` names the other sizes)."""
+    resumed (:mod:`satclip.options` names the other sizes).
+
+    What a source is, declared (the runner asks these, never probes): ``keep_cols``, the input
+    columns it carries beside the embedding; ``id_col``, its id column (None: ids are row numbers
+    or cell indices); ``grid_shape``, ``(nlat, nlon)`` for a full lat/lon grid yielded row by row
+    from the south; ``skips_rows``, whether it may leave inputs out (then named by the setting
+    ``skip_setting``); ``fixed_chunks``, whether every chunk but the last holds exactly
+    ``chunk_points`` rows; ``row_noun``, what one of its rows is, for messages."""
     chunk_points: int = 65536
+    keep_cols: tuple | list = ()
+    id_col: str | None = None
+    grid_shape: tuple | None = None
+    on_invalid: str = "fail"
+    skip_setting: str = "on_invalid"
+    row_noun: str = "input row"
+
+    @property
+    def fixed_chunks(self) -> bool:
+        return not self.skips_rows
+
+    @property
+    def skips_rows(self) -> bool:
+        return self.on_invalid == "skip"
 
     def _set_chunk_points(self, chunk_points: int, chunk_size: int | None = None) -> None:
         if chunk_size is not None:  # the keyword's name before 0.2
@@ -107,8 +130,8 @@ def _check_coords(lon: np.ndarray, lat: np.ndarray, where: str, first_row: int =
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         who = f" (id {ids[i]})" if ids is not None else ""
-        raise ValueError(f"{where}: row {first_row + i}{who}: {describe_invalid(lon[i], lat[i])}; "
-                         "fix or drop it, or pass --on-invalid skip to leave such rows out")
+        raise SettingError(f"{where}: row {first_row + i}{who}: {describe_invalid(lon[i], lat[i])}; "
+                           "fix or drop it, or pass {on_invalid=skip} to leave such rows out")
 
 
 class ArraySource(Source):
@@ -214,7 +237,7 @@ class GridSource(Source):
 
     def _land_counts(self) -> np.ndarray:
         """Land cells per chunk (one pass over the mask, cached): gives every chunk its row
-        offset, which the array sinks need, without holding the grid."""
+        offset, which the array formats need, without holding the grid."""
         if self._counts is None:
             counts = []
             for r0, r1 in self._row_blocks():
@@ -246,6 +269,10 @@ class GridSource(Source):
     @property
     def grid_shape(self):
         return None if self.land_only else (self.nrows, self.ncols)
+
+    @property
+    def fixed_chunks(self) -> bool:
+        return not self.land_only  # a land-only chunk holds the land cells of its grid rows
 
     def chunks(self, skip=frozenset()):
         if self.land_only:
@@ -367,20 +394,21 @@ class TableSource(Source):
             self.geometry = "geometry"
             self.transformer, self.crs_name = _to_lonlat(self.path, self.geometry)
         elif self.lon_col is None or self.lat_col is None:
-            raise ValueError(f"{self.path}: no lon/lat columns found among {names}; name them with --lon-col/--lat-col")
-        for c, flag in ((lon_col, "--lon-col"), (lat_col, "--lat-col"), (id_col, "--id-col")):
+            raise SettingError(f"{self.path}: no lon/lat columns found among {names}; name them with "
+                               "{lon_col=}/{lat_col=}")
+        for c, setting in ((lon_col, "lon_col"), (lat_col, "lat_col"), (id_col, "id_col")):
             if c is not None and c not in names:
-                raise ValueError(f"{self.path}: column {c!r} ({flag}) not found among {names}")
+                raise SettingError(f"{self.path}: column {c!r} ({{{setting}=}}) not found among {names}")
         keep = list(keep_cols or ())
         if keep == ["*"]:
             used = {self.lon_col, self.lat_col, self.geometry, id_col}
             keep = [c for c in names if c not in used]
         missing = [c for c in keep if c not in names]
         if missing:
-            raise ValueError(f"{self.path}: --keep-cols {missing} not found among {names}")
+            raise SettingError(f"{self.path}: {{keep_cols=}} {missing} not found among {names}")
         clash = [c for c in keep if c in ("id", "lon", "lat", "geometry", "embedding", "embedding_scale")]
         if clash:
-            raise ValueError(f"{self.path}: --keep-cols {clash} would clash with the output's own columns "
+            raise SettingError(f"{self.path}: {{keep_cols=}} {clash} would clash with the output's own columns "
                              "(id, lon, lat, geometry, embedding, embedding_scale)")
         self.keep_cols = keep
         self._n = None
@@ -532,9 +560,9 @@ def _to_lonlat(path: Path, column: str):
         return None, "OGC:CRS84"
     crs = col["crs"]
     if crs is None:
-        raise ValueError(f"{path}: the geometry column's CRS is undefined (GeoParquet crs: null), so its coordinates "
-                         "cannot be taken as degrees; write the file with its CRS, or give lon/lat columns "
-                         "(--lon-col/--lat-col)")
+        raise SettingError(f"{path}: the geometry column's CRS is undefined (GeoParquet crs: null), so its "
+                           "coordinates cannot be taken as degrees; write the file with its CRS, or give lon/lat "
+                           "columns ({lon_col=}/{lat_col=})")
     ident = crs.get("id", {}) if isinstance(crs, dict) else {}
     key = (str(ident.get("authority", "")).upper(), str(ident.get("code", "")))
     name = f"{key[0]}:{key[1]}" if key[0] else (crs.get("name", "a custom CRS") if isinstance(crs, dict) else str(crs))
@@ -543,8 +571,8 @@ def _to_lonlat(path: Path, column: str):
     try:
         import pyproj
     except ImportError:
-        raise ValueError(f"{path}: the geometry is in {name}, not longitude/latitude; `pip install pyproj` to have it "
-                         "reprojected, or give lon/lat columns (--lon-col/--lat-col)") from None
+        raise SettingError(f"{path}: the geometry is in {name}, not longitude/latitude; `pip install pyproj` to have "
+                           "it reprojected, or give lon/lat columns ({lon_col=}/{lat_col=})") from None
     source = pyproj.CRS.from_json_dict(crs) if isinstance(crs, dict) else pyproj.CRS.from_user_input(crs)
     return pyproj.Transformer.from_crs(source, "OGC:CRS84", always_xy=True), name
 

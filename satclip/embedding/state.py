@@ -5,8 +5,15 @@ folder that holds any file other than the dataset's, hidden or not). Keep the tw
 moving an output (a resume and ``--verify`` need the state; any reader does not):
 
 * ``manifest.json``: what identifies the run (model fingerprint, source, settings), the chunks
-  written and, per chunk, its row count and CRC-32 (and file size for Parquet shards); written
-  atomically (a temporary dot-file renamed).
+  written and, per chunk, its row count and CRC-32 (and file size for Parquet shards), and where
+  the rows are now (``data``: ``"staging"`` or ``"out"``); written atomically and durably (a
+  temporary dot-file fsynced, renamed, the folder fsynced).
+* ``partial/``: the output while its run is unfinished (:func:`staging_dir`). A run writes its
+  rows here and moves the folder to ``<out>`` with one rename when the last chunk is recorded
+  (the commit), so plain readers (pandas, polars, DuckDB, geopandas, xarray) never see an
+  unfinished output: before the commit ``<out>`` does not exist. ``publish_partial=True``
+  (``--publish-partial``) writes into ``<out>`` directly instead, for users who read rows as they
+  land.
 * ``lock``: held with ``flock`` while a run writes; the kernel releases it when the process
   ends, however it ends, so a lock left by a killed run is free again. It holds the owner's pid,
   host and start time for the message a second run gets.
@@ -24,6 +31,7 @@ from pathlib import Path
 
 
 MANIFEST = "manifest.json"
+STAGING = "partial"
 
 
 def state_dir(out) -> Path:
@@ -34,6 +42,17 @@ def state_dir(out) -> Path:
 
 def manifest_path(out) -> Path:
     return state_dir(out) / MANIFEST
+
+
+def staging_dir(out) -> Path:
+    """Where an unfinished run keeps its rows (see the module docstring)."""
+    return state_dir(out) / STAGING
+
+
+def data_dir(out, man: dict) -> Path:
+    """The folder that holds the rows of output ``out`` now: the staging folder of an unfinished
+    run, else the output itself (also for manifests older than the commit protocol)."""
+    return staging_dir(out) if man.get("data") == "staging" else Path(out)
 
 
 def read_manifest(out) -> dict | None:
@@ -48,9 +67,19 @@ def read_manifest(out) -> dict | None:
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
+    """``path`` holds ``obj`` or, after a crash, its previous content, on stable storage: a
+    temporary dot-file written and fsynced, renamed, the folder fsynced."""
     tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
+    with open(tmp, "w") as f:
+        f.write(json.dumps(obj, indent=1))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_manifest(out: Path, manifest: dict) -> None:
@@ -62,19 +91,12 @@ def is_run_debris(p: Path) -> bool:
     return p.name.startswith(".") and p.name.endswith(".tmp")
 
 
-# What a run writes at the top of its output folder, by format (besides STATE_DIR and debris).
-OWN_FILES = {
-    "parquet": ("part-[0-9][0-9][0-9][0-9][0-9][0-9].parquet",),
-    "npy": ("embeddings.npy", "ids.npy", "lonlat.npy", "scales.npy"),
-    "zarr": ("zarr.json", "embedding", "embedding_scale", "id", "lon", "lat", "spatial_ref"),
-}
-
-
 def is_own(p: Path) -> bool:
-    """Whether ``p`` (an entry at the top of an output folder) is one this package writes."""
-    if is_run_debris(p):
-        return True
-    return any(p.match(pattern) for patterns in OWN_FILES.values() for pattern in patterns)
+    """Whether ``p`` (an entry at the top of an output folder) is one this package writes (any
+    registered format's files, or debris of its atomic writes)."""
+    from .formats import all_formats
+
+    return is_run_debris(p) or any(fmt.owns(p) for fmt in all_formats())
 
 
 def foreign_files(out: Path) -> list[Path]:

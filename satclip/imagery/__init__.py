@@ -4,7 +4,7 @@ and image-to-location retrieval (:mod:`.locate`: ``satclip locate``).
 
 Needs timm for the timm backbones (the ``train`` extra) and rasterio for GeoTIFFs; nothing here
 is imported by ``import satclip`` until used. May import :mod:`satclip.model` (the model's
-module tree), :mod:`satclip.embedding` (sinks, grids), :mod:`satclip.checkpoint` and below; not
+module tree), :mod:`satclip.embedding` (formats, grids), :mod:`satclip.checkpoint` and below; not
 :mod:`satclip.training` (inference never depends on training) or :mod:`satclip.cli`.
 """
 

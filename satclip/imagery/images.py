@@ -1,5 +1,5 @@
 """Image patches from GeoTIFF files -> image embeddings, streamed through the same runner,
-sinks and manifest as ``satclip embed`` (resumable, atomic shards, ``--verify``).
+formats and manifest as ``satclip embed`` (resumable, atomic shards, ``--verify``).
 
 Inputs (:class:`ImageFileSource`): a folder (every ``.tif`` / ``.tiff`` below it, sorted by
 relative path: the S2-100K ``images/`` folder or any other) or a Parquet / CSV table with a
@@ -121,6 +121,13 @@ def read_patch(path: Path, name: str) -> tuple[np.ndarray, float, float]:
 
 class ImageFileSource(Source):
     """The files of :func:`list_images`, ``chunk_points`` images per chunk (a row per image)."""
+
+    skip_setting = "on_error"
+    row_noun = "file"
+
+    @property
+    def skips_rows(self) -> bool:
+        return self.on_error == "skip"
 
     def __init__(self, source, in_channels: int, crop: int, scale: float = 1e-4, on_error: str = "fail",
                  chunk_points: int = 64, log=None):

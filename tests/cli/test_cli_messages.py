@@ -52,6 +52,17 @@ def test_messages_use_flag_names(tmp_path, ckpt, capsys):
         main(["embed", "--checkpoint", str(ckpt), "--points", str(csv), "--out", str(tmp_path / "p")])
     with pytest.raises(SystemExit, match="--keep-cols applies to --points"):
         main(["embed", "--grid", "30", "--keep-cols", "a", "--out", str(tmp_path / "q")])
+    # refusals of the library, in flags (the Python API names its keywords: tests/embedding)
+    csv.write_text("lon,lat,site\n1,2,a\n")
+    with pytest.raises(SystemExit, match=r"--keep-cols needs --format parquet \(--format npy stores embeddings") as e:
+        main(["embed", "--points", str(csv), "--keep-cols", "site", "--format", "npy", "--out", str(tmp_path / "r")])
+    assert "fmt=" not in str(e.value) and "keep_cols" not in str(e.value)
+    with pytest.raises(SystemExit, match="--format npy stores integer ids .* use --format parquet"):
+        main(["embed", "--points", str(csv), "--id-col", "site", "--format", "npy", "--out", str(tmp_path / "s")])
+    with pytest.raises(SystemExit, match=r"column 'nope' \(--id-col\) not found"):
+        main(["embed", "--points", str(csv), "--id-col", "nope", "--out", str(tmp_path / "t")])
+    with pytest.raises(SystemExit, match="--writers must be a positive number"):
+        main(["embed", "--grid", "30", "--writers", "0", "--out", str(tmp_path / "u")])
 
 
 def test_missing_optional_package_is_reported_before_any_work(tmp_path, ckpt, monkeypatch):

@@ -158,8 +158,8 @@ def test_int8_output_with_per_point_scale(tmp_path, encoder, fmt, src):
 def test_device_side_conversion_matches_the_writer():
     """What a GPU converts before the copy to the host (float16; int8 codes + scales) equals what
     the writer thread converts, bit for bit (run here on CPU tensors: the same torch ops)."""
-    from satclip.embedding.runner import to_host
-    from satclip.embedding.sinks import quantize_int8, quantize_int8_torch
+    from satclip.embedding.convert import Scratch, convert, quantize_int8, quantize_int8_torch
+    from satclip.embedding.executors import hand_over
     g = torch.Generator().manual_seed(0)
     emb = torch.randn(500, 64, generator=g) * torch.logspace(-3, 2, 500)[:, None]
     emb[7] = 0  # an all-zero row: scale 1, codes 0
@@ -168,10 +168,13 @@ def test_device_side_conversion_matches_the_writer():
     t_codes, t_scale = quantize_int8_torch(emb)
     assert np.array_equal(codes, t_codes.numpy()) and np.array_equal(scale, t_scale.numpy())
     assert codes[8, :4].tolist() == [0, -2, 2, 127]
-    host = to_host(emb, "int8", on_device=True)
-    assert np.array_equal(host[0], codes) and np.array_equal(host[1], scale)
-    assert np.array_equal(to_host(emb, "float16", on_device=True), emb.numpy().astype(np.float16))
-    assert to_host(emb, "float16", on_device=False).dtype == np.float32  # the writer converts on the CPU
+    host = convert(emb, "int8")  # what a GPU converts before the copy
+    assert np.array_equal(host.values, codes) and np.array_equal(host.scale, scale)
+    in_writer = convert(emb, "int8", Scratch())  # what a writer thread converts, into its reused buffers
+    assert np.array_equal(in_writer.values, codes) and np.array_equal(in_writer.scale, scale)
+    assert np.array_equal(convert(emb, "float16").values, emb.numpy().astype(np.float16))
+    assert np.array_equal(convert(emb, "float16", Scratch()).values, emb.numpy().astype(np.float16))
+    assert hand_over(emb, "float16").dtype == torch.float32  # on the CPU the writer thread converts
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

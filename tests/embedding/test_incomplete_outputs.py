@@ -1,6 +1,7 @@
 """A killed run's output never reads as complete: satclip's reader refuses it (or, asked to, warns),
-and in a Zarr output the cells no chunk wrote read as NaN (float) or as the int8 code -128 with a
-NaN scale, never as an embedding, for zarr and xarray alike."""
+and in a Zarr output published as it is written (``publish_partial``) the cells no chunk wrote
+read as NaN (float) or as the int8 code -128 with a NaN scale, never as an embedding, for zarr
+and xarray alike."""
 
 import signal
 import subprocess
@@ -22,15 +23,15 @@ from satclip.embedding import sources as S
 from satclip.embedding.runner import run_embedding
 enc = satclip.load(sys.argv[1], dtype=torch.float32)
 run_embedding(enc, S.GridSource(10.0, chunk_points=72), sys.argv[2], fmt=sys.argv[3], out_dtype=sys.argv[4],
-              progress=False)
+              progress=False, publish_partial=sys.argv[5] == "1")
 """
 
 
-def _killed_run(tmp_path, fmt, dtype):
+def _killed_run(tmp_path, fmt, dtype, publish_partial=False):
     torch.manual_seed(0)
     ckpt = satclip.save(satclip.LocationEncoder(4, 16, 2, 8).float().eval(), tmp_path / "enc.safetensors")
     out = tmp_path / f"{fmt}-{dtype}"
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(ckpt), str(out), fmt, dtype],
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(ckpt), str(out), fmt, dtype, str(int(publish_partial))],
                           env=fault_env(crash_at="manifest:5"), capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     return out
@@ -52,7 +53,7 @@ def test_the_reader_refuses_an_incomplete_output_unless_asked(tmp_path, fmt):
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
 def test_unwritten_zarr_cells_are_never_embeddings(tmp_path, dtype):
-    out = _killed_run(tmp_path, "zarr", dtype)
+    out = _killed_run(tmp_path, "zarr", dtype, publish_partial=True)
     root = zarr.open_group(str(out), mode="r")
     emb = root["embedding"][:]
     if dtype == "int8":

@@ -13,7 +13,7 @@ from conftest import tmpfs
 from satclip.embedding import sources as S
 from satclip.embedding.reader import read_embeddings
 from satclip.embedding.runner import DiskFull, run_embedding
-from satclip.embedding.state import OutputLock, OutputLocked, read_manifest, state_dir
+from satclip.embedding.state import OutputLock, OutputLocked, data_dir, read_manifest, state_dir
 
 pytest.importorskip("pyarrow")
 
@@ -125,8 +125,9 @@ def test_disk_full_then_resume(tmp_path, encoder, small_disk, monkeypatch):
         run_embedding(enc, src(), out, progress=False)
     man = read_manifest(out)
     assert 0 < len(man["done"]) < 18
-    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # no partial shard left
-    assert sorted(int(p.name[5:11]) for p in out.glob("part-*.parquet")) == man["done"]
+    rows = data_dir(out, man)  # the unfinished run's rows (its staging folder)
+    assert not [p for p in rows.rglob("*") if p.name.endswith(".tmp")]  # no partial shard left
+    assert sorted(int(p.name[5:11]) for p in rows.glob("part-*.parquet")) == man["done"]
     enlarge()
     run_embedding(enc, src(), out, progress=False)
     assert _same(out, run_embedding(enc, src(), tmp_path / "clean", progress=False))

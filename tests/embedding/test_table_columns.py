@@ -43,13 +43,14 @@ def test_text_ids_and_kept_columns(tmp_path, encoder, table):
 
 
 def test_refusals(tmp_path, encoder, table):
-    with pytest.raises(ValueError, match=r"--keep-cols \['nope'\] not found"):
+    with pytest.raises(ValueError, match=r"keep_cols \['nope'\] not found"):
         S.TableSource(table, keep_cols=["nope"])
     with pytest.raises(ValueError, match="would clash"):
         S.TableSource(table, keep_cols=["lat"])
-    with pytest.raises(ValueError, match="--keep-cols needs --format parquet"):
+    # the Python API's refusals name its own keywords (the CLI's name the flags: tests/cli)
+    with pytest.raises(ValueError, match=r"keep_cols needs fmt='parquet' \(fmt='npy' stores embeddings"):
         run_embedding(encoder, S.TableSource(table, keep_cols=["biome"]), tmp_path / "n", fmt="npy", progress=False)
-    with pytest.raises(ValueError, match="--format npy stores integer ids.*use --format parquet"):
+    with pytest.raises(ValueError, match="fmt='npy' stores integer ids.*use fmt='parquet'"):
         run_embedding(encoder, S.TableSource(table, id_col="name"), tmp_path / "m", fmt="npy", progress=False)
     assert not (tmp_path / "m").exists()  # a refused first run leaves nothing behind
 

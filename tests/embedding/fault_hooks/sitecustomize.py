@@ -10,8 +10,9 @@ read these (set only by the tests):
     ``kill -9``: no ``finally``, no flush, no atexit), or SIGINT with ``:INT`` (a Ctrl-C at that
     moment). Sites, the moments a killed run is hardest to resume:
 
-    * ``shard``: inside a chunk's write: for Parquet the shard's temporary file is written and not
-      yet renamed; for npy and Zarr the chunk's embedding rows are on disk, its other arrays not;
+    * ``shard``: inside a chunk's write: for Parquet the shard's temporary file is written (and
+      fsynced) and not yet renamed; for npy and Zarr the chunk's embedding rows are on disk, its
+      other arrays not;
     * ``create``: between the files of a new npy/Zarr output (some arrays exist, others not);
     * ``manifest``: inside a manifest write (the temporary file written, not yet renamed).
 
@@ -71,31 +72,28 @@ def _patch_state(mod) -> None:
     mod.os = _OsWithCrashingReplace("manifest")  # write_json_atomic: temporary written, not renamed
 
 
-def _patch_sinks(mod) -> None:
-    mod.os = _OsWithCrashingReplace("shard")  # ParquetSink.write: shard written, not renamed
+def _patch_parquet(mod) -> None:
+    original = mod.replace_durably
 
-    def partial_then_crash(original, embedding_rows):
-        def write(self, chunk, emb, scale=None):
-            if _will_crash("shard"):
-                embedding_rows(self, chunk, emb)  # part of the chunk on disk, then the kill
-            crash_point("shard")  # counts every write
-            return original(self, chunk, emb, scale)
-        return write
+    def replace_durably(tmp, final, dirty=None):
+        crash_point("shard")  # ParquetWriter.write: the shard written and fsynced, not renamed
+        return original(tmp, final, dirty)
+    mod.replace_durably = replace_durably
 
-    def npy_rows(sink, chunk, emb):
-        sink.emb[chunk.start:chunk.start + len(chunk.ids)] = emb
 
-    def zarr_rows(sink, chunk, emb):
-        s, e = chunk.start, chunk.start + len(chunk.ids)
-        if sink.grid:
-            nlon = sink.grid[1]
-            sink.root["embedding"][s // nlon:e // nlon] = emb.reshape(-1, nlon, emb.shape[1])
-        else:
-            sink.root["embedding"][s:e] = emb
+def _partial_then_crash(original):
+    """A writer's write that, when the crash is due, puts the chunk's embedding rows on disk
+    (its other arrays not) and then dies."""
+    def write(self, chunk, data):
+        if _will_crash("shard"):
+            self.write_embedding_rows(chunk, data)
+        crash_point("shard")  # counts every write
+        return original(self, chunk, data)
+    return write
 
-    mod.NpySink.write = partial_then_crash(mod.NpySink.write, npy_rows)
-    mod.ZarrSink.write = partial_then_crash(mod.ZarrSink.write, zarr_rows)
 
+def _patch_npy(mod) -> None:
+    mod.NpyWriter.write = _partial_then_crash(mod.NpyWriter.write)
     import numpy as np
     open_memmap = np.lib.format.open_memmap
 
@@ -106,10 +104,10 @@ def _patch_sinks(mod) -> None:
         return out
     np.lib.format.open_memmap = creating_memmap
 
-    try:
-        import zarr
-    except ImportError:
-        return
+
+def _patch_zarr(mod) -> None:
+    mod.ZarrWriter.write = _partial_then_crash(mod.ZarrWriter.write)
+    import zarr
     create_array = zarr.Group.create_array
 
     def creating_array(self, *args, **kwargs):
@@ -128,7 +126,9 @@ def _patch_ray_adapter(mod) -> None:
         folder = os.environ.get("FAULT_HOOKS_DIR")
         trigger = Path(folder) / "actor-exit-at" if folder else None
         if trigger is not None and trigger.is_file() and trigger.read_text().strip() == str(chunk.index):
-            marker = state_dir(self.out) / f"test-actor-exit-{chunk.index}"
+            folder = Path(self.out)  # the folder the actor writes: the output, or its run state's staging folder
+            marker = (folder.parent if folder.parent.name.endswith(".satclip") else state_dir(folder)) / \
+                f"test-actor-exit-{chunk.index}"
             if not marker.exists():
                 marker.write_text(str(os.getpid()))
                 os._exit(1)
@@ -136,7 +136,8 @@ def _patch_ray_adapter(mod) -> None:
     mod._ShardWriter.write = write
 
 
-PATCHES = {"satclip.embedding.state": _patch_state, "satclip.embedding.sinks": _patch_sinks,
+PATCHES = {"satclip.embedding.state": _patch_state, "satclip.embedding.formats.parquet": _patch_parquet,
+           "satclip.embedding.formats.npy": _patch_npy, "satclip.embedding.formats.zarr_format": _patch_zarr,
            "satclip.embedding.ray_adapter": _patch_ray_adapter}
 
 

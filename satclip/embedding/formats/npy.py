@@ -1,0 +1,144 @@
+"""npy: ``embeddings.npy [N, D]``, ``ids.npy [N]`` (int64), ``lonlat.npy [N, 2]`` (float64) and,
+for int8, ``scales.npy [N]`` (float32): preallocated at the start (sparse files of the final
+size), chunk ``i`` filling rows ``[start_i, start_i + n_i)``. ``np.load(..., mmap_mode="r")``
+reads any of them without loading it.
+
+Rows go to disk with ``pwrite`` at their offset (not through a memory map: a mapped write
+faults every page in before filling it, and the mapping's pages count in the process's memory),
+then ``fdatasync``: a chunk's rows are on stable storage before it is recorded. Several writer
+threads write different chunks at once; ``pwrite`` releases the GIL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..convert import Converted
+from ..durable import DirtyDirs
+from ..sources import Chunk
+from ..errors import SettingError
+from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec, crc32, integer_ids
+
+BLOCK_ROWS = 65536  # rows per block when reading back
+
+
+def _header(path: Path) -> tuple[tuple, np.dtype, int]:
+    """``(shape, dtype, data offset)`` of an .npy file, from its header."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        version = fmt.read_magic(f)
+        read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+        if read is None:
+            raise ValueError(f"{path}: .npy format version {version}, not written by this package")
+        shape, _, dtype = read(f)
+        return tuple(shape), np.dtype(dtype), f.tell()
+
+
+def pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:
+    if data.nbytes == 0:
+        return
+    view = memoryview(data).cast("B")
+    while view:
+        k = os.pwrite(fd, view, offset)
+        view, offset = view[k:], offset + k
+
+
+class NpyWriter(Writer):
+    """An output whose files are not all there with the shapes, dtypes and sizes of this run (a
+    run killed while creating them) is created anew: ``created`` tells the runner that no chunk of
+    it can be trusted."""
+
+    def __init__(self, spec: WriterSpec, dirty: DirtyDirs):
+        out, n, dim = spec.folder, spec.n, spec.dim
+        out.mkdir(parents=True, exist_ok=True)
+        self.specs = {"embeddings.npy": (np.dtype(spec.dtype), (n, dim)), "ids.npy": (np.dtype(np.int64), (n,)),
+                      "lonlat.npy": (np.dtype(np.float64), (n, 2))}
+        if spec.dtype == "int8":
+            self.specs["scales.npy"] = (np.dtype(np.float32), (n,))
+        self.folder = out
+        self.created = not all(self._intact(name) for name in self.specs)
+        if self.created:
+            for name, (dt, shape) in self.specs.items():
+                # writes the header and sizes the file (sparse): the same bytes np.save would write
+                mm = np.lib.format.open_memmap(out / name, mode="w+", dtype=dt, shape=shape)
+                del mm
+            for name in self.specs:
+                fd = os.open(out / name, os.O_RDONLY)
+                os.fsync(fd)
+                os.close(fd)
+            dirty.add(out)
+        self.offsets = {name: _header(out / name)[2] for name in self.specs}
+        self.fds = {name: os.open(out / name, os.O_RDWR) for name in self.specs}
+
+    def _intact(self, name: str) -> bool:
+        path = self.folder / name
+        dt, shape = self.specs[name]
+        try:
+            have_shape, have_dt, offset = _header(path)
+        except (OSError, ValueError):  # missing, or a header cut short by a crash while creating it
+            return False
+        if have_shape != shape or have_dt != dt:
+            raise SettingError(f"{self.folder}: {name} holds {have_dt} {list(have_shape)}, this run writes {dt} "
+                               f"{list(shape)}; pass {{overwrite=True}} to start again")
+        return path.stat().st_size == offset + dt.itemsize * int(np.prod(shape, dtype=np.int64))
+
+    def _put(self, name: str, start: int, values: np.ndarray) -> None:
+        dt, shape = self.specs[name]
+        row = dt.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+        pwrite_all(self.fds[name], np.ascontiguousarray(values, dtype=dt), self.offsets[name] + start * row)
+
+    def write_embedding_rows(self, chunk: Chunk, data: Converted) -> None:
+        self._put("embeddings.npy", chunk.start, data.values)
+
+    def write(self, chunk: Chunk, data: Converted) -> dict:
+        ids = integer_ids(chunk, "npy")
+        s, n = chunk.start, len(ids)
+        self.write_embedding_rows(chunk, data)
+        if data.scale is not None:
+            self._put("scales.npy", s, data.scale)
+        self._put("ids.npy", s, ids)
+        self._put("lonlat.npy", s, np.stack([chunk.lon, chunk.lat], 1))
+        for fd in self.fds.values():
+            os.fdatasync(fd)
+        return {"rows": n, "crc32": crc32(data.values, data.scale)}
+
+    def check(self, index: int, start: int, record: dict, full: bool) -> bool:
+        # the files' sizes were checked when they were opened
+        if not full:
+            return True
+        e = start + record["rows"]
+        emb = np.load(self.folder / "embeddings.npy", mmap_mode="r")[start:e]
+        scale = np.load(self.folder / "scales.npy", mmap_mode="r")[start:e] if "scales.npy" in self.specs else None
+        return crc32(emb, scale) == record["crc32"]
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+
+
+class NpyFormat(OutputFormat):
+    name = "npy"
+    capabilities = Capabilities(needs_row_count=True)
+    own_files = ("embeddings.npy", "ids.npy", "lonlat.npy", "scales.npy")
+    unwritten_rows = "zeros"
+    help = "numpy arrays (embeddings.npy [N, D], ids.npy, lonlat.npy)"
+
+    def bytes_per_row(self, dtype: str, dim: int) -> int:
+        return dim * np.dtype(dtype).itemsize + (4 if dtype == "int8" else 0) + 24
+
+    def open_writer(self, spec: WriterSpec, dirty: DirtyDirs) -> Writer:
+        return NpyWriter(spec, dirty)
+
+    def iter_blocks(self, folder: Path, man: dict):
+        ll = np.load(folder / "lonlat.npy", mmap_mode="r")
+        emb = np.load(folder / "embeddings.npy", mmap_mode="r")
+        ids = np.load(folder / "ids.npy", mmap_mode="r")
+        scale = np.load(folder / "scales.npy", mmap_mode="r") if (folder / "scales.npy").exists() else None
+        for s in range(0, len(ids), BLOCK_ROWS):
+            e = s + BLOCK_ROWS
+            yield Block(np.array(ids[s:e]), np.array(ll[s:e, 0]), np.array(ll[s:e, 1]), np.array(emb[s:e]),
+                        None if scale is None else np.array(scale[s:e]))

@@ -1,0 +1,256 @@
+"""Zarr v3: a group that xarray opens as it is (``xr.open_zarr(out)``): every array has
+``dimension_names``, the metadata is consolidated, the coordinates carry CF attributes and
+units, and ``spatial_ref`` the CRS (WGS 84) for rioxarray / odc.
+
+* Full lat/lon grid (``grid_shape = (nlat, nlon)``): ``embedding (lat, lon, embedding_dim)``
+  chunked by whole rows, with ``lat (lat)`` and ``lon (lon)`` coordinates (cell centres, exact
+  decimals); the source's chunks hold whole grid rows (the runner aligns them), so source chunk
+  ``i`` is Zarr chunk ``i``.
+* Otherwise (a table, HEALPix, H3, a land-only grid): ``embedding (point, embedding_dim)``
+  chunked like the source, with ``id``, ``lon``, ``lat`` along ``point`` (CF ``coordinates``).
+* int8 adds ``embedding_scale``.
+
+Cells no chunk has written read as NaN (float embeddings and scales) or as the int8 code -128
+(:data:`INT8_UNWRITTEN`, never a real code), never as an embedding. The embedding is stored
+uncompressed (compressing float noise costs the encoder's CPU and saves little) and written
+without zarr's check for chunks equal to the fill value (a pass over every value for nothing: an
+embedding never is). Zarr writes each chunk file atomically (a temporary name renamed); the writer
+then fsyncs it, and notes its directories, before the chunk is recorded. The model and encoder
+settings are in the group's ``satclip`` attribute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..convert import INT8_FORMULA, Converted
+from ..durable import DirtyDirs
+from ..sources import Chunk, cell_centres
+from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec, crc32, integer_ids
+
+# Zarr fill values: a cell no chunk has written yet reads as NaN (float embeddings, int8 scales)
+# or as the int8 code -128, which the int8 conversion never produces (codes are clipped to +-127).
+INT8_UNWRITTEN = -128
+BLOCK_ROWS = 65536
+
+# WGS 84 (EPSG:4326), the coordinates' reference system, for CF readers (xarray) and the GDAL
+# family (rioxarray, odc-geo), which read it from the grid-mapping variable ``spatial_ref``.
+WGS84_WKT = ('GEOGCRS["WGS 84",ENSEMBLE["World Geodetic System 1984 ensemble",MEMBER["World Geodetic System 1984 '
+             '(Transit)"],MEMBER["World Geodetic System 1984 (G730)"],MEMBER["World Geodetic System 1984 (G873)"],'
+             'MEMBER["World Geodetic System 1984 (G1150)"],MEMBER["World Geodetic System 1984 (G1674)"],'
+             'MEMBER["World Geodetic System 1984 (G1762)"],MEMBER["World Geodetic System 1984 (G2139)"],'
+             'ELLIPSOID["WGS 84",6378137,298.257223563,LENGTHUNIT["metre",1]],ENSEMBLEACCURACY[2.0]],'
+             'PRIMEM["Greenwich",0,ANGLEUNIT["degree",0.0174532925199433]],CS[ellipsoidal,2],'
+             'AXIS["geodetic latitude (Lat)",north,ORDER[1],ANGLEUNIT["degree",0.0174532925199433]],'
+             'AXIS["geodetic longitude (Lon)",east,ORDER[2],ANGLEUNIT["degree",0.0174532925199433]],'
+             'USAGE[SCOPE["Horizontal component of 3D system."],AREA["World."],BBOX[-90,-180,90,180]],ID["EPSG",4326]]')
+CRS_ATTRS = {"grid_mapping_name": "latitude_longitude", "longitude_of_prime_meridian": 0.0,
+             "semi_major_axis": 6378137.0, "inverse_flattening": 298.257223563, "crs_wkt": WGS84_WKT,
+             "spatial_ref": WGS84_WKT, "epsg_code": "EPSG:4326"}
+LAT_ATTRS = {"standard_name": "latitude", "long_name": "latitude of the cell centre", "units": "degrees_north",
+             "axis": "Y"}
+LON_ATTRS = {"standard_name": "longitude", "long_name": "longitude of the cell centre", "units": "degrees_east",
+             "axis": "X"}
+_NO_FILL_CHECK = {"write_empty_chunks": True}
+
+
+class ZarrWriter(Writer):
+    def __init__(self, spec: WriterSpec, dirty: DirtyDirs):
+        import zarr
+
+        self.folder, self.dirty = spec.folder, dirty
+        self.grid = tuple(spec.grid_shape) if spec.grid_shape else None
+        self._locks: dict = {}
+        self._locks_lock = threading.Lock()
+        layout = "grid" if self.grid else "flat"
+        # mode "a", never "w": "w" empties the whole directory
+        self.root = zarr.open_group(str(spec.folder), mode="a", zarr_format=3)
+        arrays = self._arrays(spec)
+        have = dict(self.root.arrays())
+        # The group's "layout" attribute is written last, so it marks a completely created output.
+        self.created = not (self.root.attrs.get("layout") == layout and all(
+            name in have and have[name].shape == a["shape"] and have[name].dtype == np.dtype(a["dtype"])
+            for name, a in arrays.items()))
+        if self.created:
+            for name, a in arrays.items():
+                data = a.pop("data", None)
+                arr = self.root.create_array(name, overwrite=True, **a)
+                if data is not None:
+                    arr[...] = data
+            meta = dict(spec.metadata, **({"int8": INT8_FORMULA} if spec.dtype == "int8" else {}))
+            self.root.attrs.update({"satclip": meta, "layout": layout, "Conventions": "CF-1.11",
+                                    "title": "SatCLIP location embeddings"})
+            with warnings.catch_warnings():  # zarr notes that consolidation is not in the v3 spec yet
+                warnings.simplefilter("ignore")
+                zarr.consolidate_metadata(str(spec.folder))  # final from here on: the writes add data only
+            self._sync_tree()
+        # the arrays, opened once (with the no-fill-check config: it is not stored in the metadata)
+        self.arrays = {name: zarr.open_array(str(spec.folder / name), mode="r+", config=_NO_FILL_CHECK)
+                       for name in ("embedding", "embedding_scale", "id", "lon", "lat") if name in arrays}
+
+    def _sync_tree(self) -> None:
+        """fsyncs every file and directory of a newly created group (its metadata and coordinates)."""
+        for dirpath, _, files in os.walk(self.folder):
+            for f in files:
+                fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
+                os.fsync(fd)
+                os.close(fd)
+            self.dirty.add(dirpath)
+        self.dirty.add(self.folder.parent)
+
+    def _arrays(self, spec: WriterSpec) -> dict:
+        """name -> create_array arguments (and ``data`` for the coordinate arrays)."""
+        dim, dtype, n, chunk_points = spec.dim, spec.dtype, spec.n, spec.chunk_points
+        fill = INT8_UNWRITTEN if dtype == "int8" else np.nan
+        emb_attrs = {"long_name": "SatCLIP location embedding", "grid_mapping": "spatial_ref"}
+        if dtype == "int8":
+            emb_attrs["comment"] = (f"int8 codes: {INT8_FORMULA}; code -128 marks a cell no chunk has written")
+        out = {"spatial_ref": dict(shape=(), dtype="int32", fill_value=0, attributes=CRS_ATTRS,
+                                   dimension_names=[], data=np.int32(0))}
+        if self.grid:
+            nlat, nlon = self.grid
+            if chunk_points % nlon:
+                raise ValueError(f"grid Zarr output needs chunks of whole rows ({nlon} cells), got {chunk_points}")
+            rows = min(chunk_points // nlon, nlat)
+            step = 180.0 / nlat
+            out["embedding"] = dict(shape=(nlat, nlon, dim), chunks=(rows, nlon, dim), dtype=dtype, compressors=None,
+                                    fill_value=fill, dimension_names=["lat", "lon", "embedding_dim"],
+                                    attributes=emb_attrs)
+            if dtype == "int8":
+                out["embedding_scale"] = dict(shape=(nlat, nlon), chunks=(rows, nlon), dtype="float32",
+                                              fill_value=np.nan, dimension_names=["lat", "lon"],
+                                              attributes={"long_name": "int8 scale", "grid_mapping": "spatial_ref"})
+            out["lat"] = dict(shape=(nlat,), dtype="float64", data=cell_centres(-90.0, step, nlat),
+                              dimension_names=["lat"], attributes=LAT_ATTRS)
+            out["lon"] = dict(shape=(nlon,), dtype="float64", data=cell_centres(-180.0, step, nlon),
+                              dimension_names=["lon"], attributes=LON_ATTRS)
+            return out
+        c = min(chunk_points, max(n, 1))
+        emb_attrs = {**emb_attrs, "coordinates": "id lon lat"}
+        out["embedding"] = dict(shape=(n, dim), chunks=(c, dim), dtype=dtype, compressors=None, fill_value=fill,
+                                dimension_names=["point", "embedding_dim"], attributes=emb_attrs)
+        if dtype == "int8":
+            out["embedding_scale"] = dict(shape=(n,), chunks=(c,), dtype="float32", fill_value=np.nan,
+                                          dimension_names=["point"],
+                                          attributes={"long_name": "int8 scale", "coordinates": "id lon lat"})
+        out["id"] = dict(shape=(n,), chunks=(c,), dtype="int64", dimension_names=["point"],
+                         attributes={"long_name": "point id (input id, row number or cell index)"})
+        out["lon"] = dict(shape=(n,), chunks=(c,), dtype="float64", dimension_names=["point"],
+                          attributes={**LON_ATTRS, "long_name": "longitude"})
+        out["lat"] = dict(shape=(n,), chunks=(c,), dtype="float64", dimension_names=["point"],
+                          attributes={**LAT_ATTRS, "long_name": "latitude"})
+        return out
+
+    def _region(self, chunk: Chunk) -> slice:
+        s, e = chunk.start, chunk.start + len(chunk.lon)
+        return slice(s // self.grid[1], e // self.grid[1]) if self.grid else slice(s, e)
+
+    def _put(self, name: str, region: slice, values: np.ndarray) -> None:
+        """Writes ``values`` at ``region`` (along the first axis) of array ``name``, then fsyncs the
+        chunk files that hold it and notes their directories."""
+        if region.stop <= region.start:
+            return  # an empty chunk (a land-only grid's rows of sea) writes nothing
+        arr = self.arrays[name]
+        step = arr.metadata.chunk_grid.chunk_shape[0]
+        touched = range(region.start // step, (region.stop - 1) // step + 1)
+        # A source whose chunks vary in size (a land-only grid) shares a Zarr chunk between
+        # neighbours, which zarr writes by reading, merging and rewriting it: two writer threads on
+        # neighbours must take turns on that chunk, or one would undo the other's rows.
+        with self._chunk_locks(name, touched):
+            arr[region] = values
+        rest = (0,) * (arr.ndim - 1)
+        for c in touched:
+            path = self.folder / name / arr.metadata.encode_chunk_key((c, *rest))
+            fd = os.open(path, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+            self.dirty.add(*[p for p in path.parents if p.is_relative_to(self.folder / name)])
+
+    @contextlib.contextmanager
+    def _chunk_locks(self, name: str, chunks: range):
+        with self._locks_lock:
+            locks = [self._locks.setdefault((name, c), threading.Lock()) for c in chunks]
+        for lock in locks:  # always in increasing order: no deadlock between neighbours
+            lock.acquire()
+        try:
+            yield
+        finally:
+            for lock in locks:
+                lock.release()
+
+    def write_embedding_rows(self, chunk: Chunk, data: Converted) -> None:
+        values = data.values
+        if self.grid:
+            values = values.reshape(-1, self.grid[1], values.shape[1])
+        self._put("embedding", self._region(chunk), values)
+
+    def write(self, chunk: Chunk, data: Converted) -> dict:
+        region = self._region(chunk)
+        record = {"rows": len(chunk.lon), "crc32": crc32(data.values, data.scale)}
+        ids = None if self.grid else integer_ids(chunk, "zarr")
+        self.write_embedding_rows(chunk, data)
+        if data.scale is not None:
+            self._put("embedding_scale", region, data.scale.reshape(-1, self.grid[1]) if self.grid else data.scale)
+        if not self.grid:
+            self._put("id", region, ids)
+            self._put("lon", region, np.asarray(chunk.lon, np.float64))
+            self._put("lat", region, np.asarray(chunk.lat, np.float64))
+        return record
+
+    def _rows(self, region: slice):
+        emb = self.arrays["embedding"][region]
+        scale = self.arrays["embedding_scale"][region] if "embedding_scale" in self.arrays else None
+        return emb, scale
+
+    def check(self, index: int, start: int, record: dict, full: bool) -> bool:
+        # a chunk file that is missing reads as the fill value, so only reading tells (full)
+        if not full:
+            return True
+        end = start + record["rows"]
+        region = slice(start // self.grid[1], end // self.grid[1]) if self.grid else slice(start, end)
+        return crc32(*self._rows(region)) == record["crc32"]
+
+
+class ZarrFormat(OutputFormat):
+    name = "zarr"
+    requires = "zarr"
+    capabilities = Capabilities(grid_layout=True, needs_row_count=True, chunked_rows=True)
+    own_files = ("zarr.json", "embedding", "embedding_scale", "id", "lon", "lat", "spatial_ref")
+    unwritten_rows = "NaN embeddings (int8: code -128, scale NaN)"
+    help = "a Zarr v3 group (xarray); a full grid as [lat, lon, D]"
+
+    def bytes_per_row(self, dtype: str, dim: int) -> int:
+        # the grid layout keeps coordinates per row and column only; a point layout 24 bytes a row
+        return dim * np.dtype(dtype).itemsize + (4 if dtype == "int8" else 0) + 24
+
+    def open_writer(self, spec: WriterSpec, dirty: DirtyDirs) -> Writer:
+        return ZarrWriter(spec, dirty)
+
+    def iter_blocks(self, folder: Path, man: dict):
+        import zarr
+
+        root = zarr.open_group(str(folder), mode="r")
+        has_scale = "embedding_scale" in root
+        if root.attrs.get("layout") == "grid":
+            nlat, nlon, dim = root["embedding"].shape
+            lons, lats = root["lon"][:], root["lat"][:]
+            rows = max(1, BLOCK_ROWS // nlon)
+            for r in range(0, nlat, rows):
+                emb = root["embedding"][r:r + rows]
+                k = emb.shape[0]
+                scale = root["embedding_scale"][r:r + rows].reshape(-1) if has_scale else None
+                lon, lat = np.meshgrid(lons, lats[r:r + k])
+                yield Block(np.arange(r * nlon, (r + k) * nlon), lon.reshape(-1), lat.reshape(-1),
+                            emb.reshape(-1, dim), scale)
+            return
+        n = root["embedding"].shape[0]
+        for s in range(0, n, BLOCK_ROWS):
+            e = s + BLOCK_ROWS
+            yield Block(root["id"][s:e], root["lon"][s:e], root["lat"][s:e], root["embedding"][s:e],
+                        root["embedding_scale"][s:e] if has_scale else None)
