@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include <immintrin.h>
 #endif
 
+#include "../common/quantize_int8.h"
 #include "../common/sh_math.h"
 #include "fast_sincos.h"
 
@@ -197,6 +199,30 @@ void siren_grad_epilogue(const T* gy, const T* cos, const T* mask, T w0, int64_t
                          int threads) {
 #pragma omp parallel for simd num_threads(threads) schedule(static)
   for (int64_t i = 0; i < numel; ++i) gz[i] = gy[i] * w0 * cos[i] * (mask ? mask[i] : T(1));
+}
+
+// One row at a time, both passes while the row is in L1 (1 KB at D = 256): the maximum of |e|
+// (and whether a NaN is there), then the codes; the memory is read once. OpenMP over rows with
+// the given thread count: a writer thread of the embedding pipeline asks for 1 (the writers
+// are the parallelism), a direct call for torch's count.
+void quantize_int8(const float* emb, int64_t n, int64_t d, int64_t ld, int8_t* codes, float* scale, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n * d > (int64_t(1) << 16))
+  for (int64_t r = 0; r < n; ++r) {
+    const float* x = emb + r * ld;
+    float m = 0.0f;
+    int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+    for (int64_t j = 0; j < d; ++j) {
+      const float a = std::fabs(x[j]);
+      m = a > m ? a : m;
+      nan |= static_cast<int>(a != a);
+    }
+    const float s = int8_scale(nan ? std::numeric_limits<float>::quiet_NaN() : m);
+    scale[r] = s;
+    int8_t* c = codes + r * d;
+#pragma omp simd
+    for (int64_t j = 0; j < d; ++j) c[j] = int8_code(x[j], s);
+  }
 }
 
 #define SATCLIP_INSTANTIATE(T)                                                                     \

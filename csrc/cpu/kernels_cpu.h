@@ -28,6 +28,10 @@ namespace kernels {
   template <typename T>                                                                           \
   void siren_grad_epilogue(const T* gy, const T* cos, const T* mask, T w0, int64_t numel, T* gz, \
                            int threads);                                                          \
+  /* emb: [n, d] float32 rows (row stride ld); codes: [n, d] int8, scale: [n] float32, by      \
+     common/quantize_int8.h (the int8 output's per-point quantisation). */                      \
+  void quantize_int8(const float* emb, int64_t n, int64_t d, int64_t ld, int8_t* codes, float* scale, \
+                     int threads);                                                                \
   }
 
 SATCLIP_DECLARE_CPU_KERNELS(base)

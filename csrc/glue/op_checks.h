@@ -181,4 +181,13 @@ inline int64_t check_iso_latitude_encoder(const Tensor& lon_parts, const Tensor&
   return width;
 }
 
+// quantize_int8: [N, D] float32 embeddings on `device`.
+inline void check_quantize_input(const Tensor& emb, const char* op, DeviceType device) {
+  SATCLIP_CHECK(emb.dim() == 2, op, ": expected embeddings of shape [N, D], got ", sizes(emb));
+  SATCLIP_CHECK(emb.scalar_type() == ScalarType::Float, op, ": expected float32 embeddings, got ",
+                emb.scalar_type());
+  SATCLIP_CHECK(emb.device().type() == device, op, ": expected a ", device_type_name(device), " tensor, got ",
+                emb.device());
+}
+
 }  // namespace satclip

@@ -557,6 +557,22 @@ int64_t cpu_isa(std::string_view mode) {
 }
 
 // satclip::_cpu_bf16_gemm(mode): which GEMMs precision="bf16" runs on the CPU, and why (satclip info).
+// The int8 output's quantisation (common/quantize_int8.h); threads 0: torch's count.
+std::tuple<Tensor, Tensor> quantize_int8(const Tensor& emb, int64_t threads_wanted) {
+  const char* op = "satclip::quantize_int8";
+  check_quantize_input(emb, op, DeviceType::CPU);
+  SATCLIP_CHECK(threads_wanted >= 0, op, ": threads must be >= 0 (0: torch's count), got ", threads_wanted);
+  const Tensor x = emb.size(1) <= 1 || emb.stride(1) == 1 ? emb : torch::stable::contiguous(emb);
+  const int64_t n = x.size(0), d = x.size(1);
+  Tensor codes = empty({n, d}, ScalarType::Char, x.device());
+  Tensor scale = empty({n}, ScalarType::Float, x.device());
+  if (n == 0) return {codes, scale};
+  const int nthreads = threads_wanted > 0 ? static_cast<int>(threads_wanted) : threads();
+  SATCLIP_CPU_CALL(quantize_int8, x.const_data_ptr<float>(), n, d, x.stride(0),
+                   static_cast<int8_t*>(codes.mutable_data_ptr()), scale.mutable_data_ptr<float>(), nthreads);
+  return {codes, scale};
+}
+
 std::string cpu_bf16_gemm(std::string_view mode) {
   if (!mode.empty()) set_cpu_bf16_gemm_mode(std::string(mode));
   const Bf16GemmChoice c = cpu_bf16_gemm_choice(isa_in_use() == kAvx512);
@@ -580,4 +596,5 @@ STABLE_TORCH_LIBRARY_IMPL(satclip, CPU, m) {
   m.impl("location_encoder_forward", TORCH_BOX(&satclip::location_encoder_forward));
   m.impl("iso_latitude_encoder_forward", TORCH_BOX(&satclip::iso_latitude_encoder_forward));
   m.impl("sh_siren_layer", TORCH_BOX(&satclip::sh_siren_layer));
+  m.impl("quantize_int8", TORCH_BOX(&satclip::quantize_int8));
 }

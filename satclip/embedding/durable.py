@@ -4,8 +4,10 @@ holds the new name is fsynced after the rename, and only then is the chunk recor
 manifest (itself written the same way). A record in the manifest therefore always describes
 bytes that are on disk; a crash anywhere before it at most costs the chunk being redone.
 
-``DirtyDirs`` batches the directory fsyncs: a writer notes the directories it added names to;
-the runner syncs them all at once, right before the manifest that records those chunks.
+``SyncBatch`` batches the syncs that need not happen one chunk at a time: a writer notes the
+directories it added names to and the files whose new bytes it has not synced itself (npy: rows
+written in place); the runner syncs them all at once, right before the manifest that records
+those chunks. A file that is renamed into place is synced by its writer before the rename.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def fsync_dir(path) -> None:
     fsync_path(path)
 
 
-def replace_durably(tmp: Path, final: Path, dirty: "DirtyDirs | None" = None) -> None:
+def replace_durably(tmp: Path, final: Path, dirty: "SyncBatch | None" = None) -> None:
     """Renames the (already fsynced) ``tmp`` to ``final``; the directory is synced now, or noted in
     ``dirty`` to be synced before the next manifest."""
     os.replace(tmp, final)
@@ -53,20 +55,31 @@ def write_bytes_durably(path: Path, data: bytes) -> None:
     replace_durably(tmp, path)
 
 
-class DirtyDirs:
-    """Directories that got new entries since the last :meth:`sync` (thread-safe)."""
+class SyncBatch:
+    """Directories that got new entries, and files that got new bytes, since the last
+    :meth:`sync` (thread-safe)."""
 
     def __init__(self):
         self._dirs: set[Path] = set()
+        self._files: set[Path] = set()
         self._lock = threading.Lock()
 
     def add(self, *dirs) -> None:
+        """Directories to fsync (their new entries)."""
         with self._lock:
             self._dirs.update(Path(d) for d in dirs)
+
+    def add_file(self, *files) -> None:
+        """Files to fdatasync (their new bytes)."""
+        with self._lock:
+            self._files.update(Path(f) for f in files)
 
     def sync(self) -> None:
         with self._lock:
             dirs, self._dirs = self._dirs, set()
+            files, self._files = self._files, set()
+        for f in sorted(files):
+            fsync_path(f, data_only=True)
         # deepest first: a new subdirectory's entries before the entry that names it
         for d in sorted(dirs, key=lambda p: -len(p.parts)):
             if d.exists():

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .convert import Converted, Scratch, convert
-from .durable import DirtyDirs
+from .durable import SyncBatch
 from .formats import OutputFormat, Writer, WriterSpec
 from .sources import Chunk
 
@@ -37,7 +37,7 @@ class WorkSpec:
     format: OutputFormat
     spec: WriterSpec
     writer: Writer | None = None
-    dirty: DirtyDirs | None = None
+    dirty: SyncBatch | None = None
     writers: int = 1
 
 
@@ -64,7 +64,7 @@ def hand_over(emb: torch.Tensor, out_dtype: str):
 
 def write_one(writer: Writer, chunk: Chunk, payload, out_dtype: str, scratch: Scratch | None = None) -> dict:
     """Converts (if not yet) and writes one chunk; returns its record."""
-    data = payload if isinstance(payload, Converted) else convert(payload, out_dtype, scratch)
+    data = payload if isinstance(payload, Converted) else convert(payload, out_dtype, scratch, threads=1)
     try:
         return writer.write(chunk, data)
     except OSError as exc:

@@ -25,11 +25,14 @@ MAX_DEFAULT_WRITERS = {"cpu": 4, "cuda": 8}
 
 
 def default_writers(device: torch.device) -> int:
-    """Writer threads by default: one per core, at most 4 beside a CPU encoder (which needs the
-    cores itself; a writer thread only runs when a chunk is waiting, so an idle one costs
-    nothing) and 8 beside a GPU encoder (which leaves the cores to the writers)."""
+    """Writer threads by default: two per core (a writer spends part of each chunk waiting for
+    the disk to confirm its fsync, so two keep a core busy: measured 0.44 -> 0.52 of the plain
+    write with int8 npy output on 2 cores), at most 4 beside a CPU encoder (which needs the cores
+    itself; a writer only runs while a chunk waits, so an idle one costs nothing) and 8 beside a
+    GPU encoder (which leaves the cores to the writers). Each writer holds one chunk and its
+    conversion buffers: memory grows with writers x chunk_points, not with N."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, MAX_DEFAULT_WRITERS.get(device.type, 4)))
+    return max(1, min(2 * cores, MAX_DEFAULT_WRITERS.get(device.type, 4)))
 
 
 def model_fingerprint(encoder) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import time
 
-from .durable import DirtyDirs
+from .durable import SyncBatch
 from .executors import WorkSpec, encode, hand_over, write_one
 from .formats import WriterSpec
 
@@ -50,7 +50,7 @@ class _ShardWriter:
             torch.set_num_threads(threads)
         self.device = torch.device(device)
         self.encoder = encoder.to(self.device).eval()
-        self.dirty = DirtyDirs()
+        self.dirty = SyncBatch()
         self.writer = formats.get(fmt).open_writer(spec, self.dirty)
         self.out_dtype = out_dtype
         self.out = spec.folder

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .._version import __version__
 from .convert import OUT_DTYPES  # noqa: F401  (re-exported: the output dtypes)
-from .durable import DirtyDirs, fsync_dir
+from .durable import SyncBatch, fsync_dir
 from .errors import SettingError
 from .executors import LocalExecutor, WorkSpec
 from .formats import WriterSpec
@@ -40,13 +40,15 @@ from .input_checks import InputChecks
 from .job import EmbeddingJob, model_fingerprint
 from .progress import LineProgress, human_bytes, progress_bar  # noqa: F401  (LineProgress: its interval)
 from .sources import Source
-from .state import (OutputLock, data_dir, foreign_files, is_own, manifest_path, read_manifest, staging_dir,
+from .state import (OutputLock, foreign_files, is_own, manifest_path, read_manifest, staging_dir,
                     state_dir, write_manifest)
 
-# The manifest is rewritten after every chunk while it is small; a large one (many thousands of
-# chunks) at most once a second, so writing it never costs more than the chunks themselves. A
-# crash loses at most that second's records: those chunks are redone on resume.
-_MANIFEST_EVERY_CHUNK_BYTES = 64 << 10
+# Recording chunks (syncing their directories, then writing the manifest durably) takes at most
+# 1/FLUSH_COST_SHARE of a run's time: a flush waits until FLUSH_COST_SHARE times the last flush's
+# duration has passed since it ended (a few ms on a local disk: every chunk of slow chunks, a
+# batch of fast ones; a large manifest, written less often). A crash loses at most the records
+# since the last flush: those chunks are redone on resume.
+FLUSH_COST_SHARE = 20
 
 
 class EmbeddingInterrupted(KeyboardInterrupt):
@@ -129,10 +131,11 @@ class Run:
     def __init__(self, job: EmbeddingJob):
         self.job = job
         self.out = job.out
-        self.lock = threading.Lock()
-        self.dirty = DirtyDirs()
-        self.pending: list = []  # (chunk index, record) synced but not yet in the manifest
-        self.last_write = 0.0
+        self.lock = threading.Lock()        # the manifest and the pending records
+        self.flush_lock = threading.Lock()  # one flush at a time
+        self.dirty = SyncBatch()
+        self.pending: list = []  # (chunk index, record) of finished chunks not yet in the manifest
+        self.last_flush, self.flush_cost = 0.0, 0.0
         self.t0 = time.perf_counter()
 
     # -- the output before the run ----------------------------------------------------------------
@@ -217,32 +220,46 @@ class Run:
                 fsync_dir(out.parent)
                 fsync_dir(state_dir(out))
         man["data"] = want if not man.get("complete") else "out"
-        return data_dir(out, man)
+        return staging if man["data"] == "staging" else out
 
     # -- recording ----------------------------------------------------------------------------
 
     def record(self, chunk, rec) -> None:
-        """A finished chunk (called from the executor's threads): noted, and in the manifest once
-        its directory entries are synced."""
+        """A finished chunk (called from the executor's threads): noted at once, and in the
+        manifest at the next flush, once its directory entries are synced."""
         if chunk.skipped:
             rec = dict(rec, skipped=list(chunk.skipped))
         self.checks.add(chunk)
         with self.lock:
             self.pending.append((chunk.index, rec))
-            now = time.monotonic()
-            if len(self.manifest["shards"]) * 80 < _MANIFEST_EVERY_CHUNK_BYTES or now - self.last_write > 1.0:
+            due = time.perf_counter() - self.last_flush >= FLUSH_COST_SHARE * self.flush_cost
+        if due and self.flush_lock.acquire(blocking=False):  # another thread flushing takes this record along
+            try:
                 self._flush()
-                self.last_write = now
+            finally:
+                self.flush_lock.release()
+
+    def flush(self) -> None:
+        """Records every pending chunk now (the end of the run, an interrupt, an error)."""
+        with self.flush_lock:
+            self._flush()
 
     def _flush(self) -> None:
-        """(lock held) syncs the directories of the pending chunks, then records them durably."""
-        self.dirty.sync()
-        for index, rec in self.pending:
-            self.manifest["done"].append(index)
-            self.manifest["shards"][str(index)] = rec
-        self.pending.clear()
-        self.manifest["done"].sort()
-        write_manifest(self.out, self.manifest)
+        """(flush_lock held) syncs the directories the pending chunks added entries to, then writes
+        the manifest that records them, durably; the other writers go on meanwhile."""
+        t = time.perf_counter()
+        with self.lock:
+            batch, self.pending = self.pending, []
+        self.dirty.sync()  # covers the batch: a writer notes its directories before it records
+        with self.lock:
+            for index, rec in batch:
+                self.manifest["done"].append(index)
+                self.manifest["shards"][str(index)] = rec
+            self.manifest["done"].sort()
+            snapshot = dict(self.manifest, done=list(self.manifest["done"]), shards=dict(self.manifest["shards"]))
+        write_manifest(self.out, snapshot)
+        self.last_flush = time.perf_counter()
+        self.flush_cost = self.last_flush - t
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -313,8 +330,7 @@ class Run:
             self._execute_chunks(writer, spec, done, n_chunks)
         finally:
             writer.close()
-        with self.lock:
-            self._flush()
+        self.flush()
         self._commit(n_chunks)
         self._report(n_chunks, todo_rows)
         return out
@@ -328,15 +344,13 @@ class Run:
         executor = job.executor or LocalExecutor()
 
         def interrupted():
-            with self.lock:
-                self._flush()
+            self.flush()
             return EmbeddingInterrupted(self.out, len(self.manifest["done"]), n_chunks)
 
         try:
             executor.run(work, self.source.chunks(skip=done), self.record, bar, interrupted)
         except OSError as exc:
-            with self.lock:
-                self._flush()  # what is written so far, so the resume keeps it
+            self.flush()  # what is written so far, so the resume keeps it
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 which = getattr(exc, "chunk_index", None)
                 raise DiskFull(exc.errno, f"no space left on the device of {self.out} while writing "
@@ -345,8 +359,7 @@ class Run:
                                           "free space and rerun the same command to resume") from None
             raise
         except BaseException:
-            with self.lock:
-                self._flush()
+            self.flush()
             raise
 
     def _commit(self, n_chunks: int) -> None:

@@ -51,8 +51,12 @@ def staging_dir(out) -> Path:
 
 def data_dir(out, man: dict) -> Path:
     """The folder that holds the rows of output ``out`` now: the staging folder of an unfinished
-    run, else the output itself (also for manifests older than the commit protocol)."""
-    return staging_dir(out) if man.get("data") == "staging" else Path(out)
+    run, else the output itself (also for manifests older than the commit protocol, and for a
+    run killed between its commit's rename and the manifest that records it)."""
+    staging = staging_dir(out)
+    if man.get("data") == "staging" and (staging.exists() or not Path(out).is_dir()):
+        return staging
+    return Path(out)
 
 
 def read_manifest(out) -> dict | None:

@@ -178,3 +178,13 @@ def clip_inputs(img, loc, all_img, all_loc, scale, offset: int) -> None:
         if offset < 0 or offset + img.shape[0] > all_img.shape[0]:
             _fail(op, f"offset {offset} puts this process's {img.shape[0]} rows outside the {all_img.shape[0]} "
                       "gathered rows")
+
+
+def quantize_input(emb: torch.Tensor, threads: int) -> None:
+    op = "satclip::quantize_int8"
+    if emb.dim() != 2:
+        _fail(op, f"expected embeddings of shape [N, D], got {_shape(emb)}")
+    if emb.dtype != torch.float32:
+        _fail(op, f"expected float32 embeddings, got {emb.dtype}")
+    if threads < 0:
+        _fail(op, f"threads must be >= 0 (0: torch's count), got {threads}")

@@ -56,3 +56,8 @@ def _clip_bwd_fake(grad, img, loc, all_img, all_loc, scale, ce1, ce2, offset, ti
 def _sh_siren_fake(lonlat, legendre_polys, weight, bias, w0, precision="float32"):
     dtype = torch.bfloat16 if precision == "bf16" else lonlat.dtype
     return lonlat.new_empty(lonlat.shape[0], weight.shape[0], dtype=dtype)
+
+
+@torch.library.register_fake("satclip::quantize_int8")
+def _quantize_int8_fake(emb, threads=0):
+    return emb.new_empty(emb.shape, dtype=torch.int8), emb.new_empty(emb.shape[:1], dtype=torch.float32)

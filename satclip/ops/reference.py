@@ -371,3 +371,17 @@ def _softmax_tile(q, keys, lse, scale, c):
     """``(c * softmax rows of the logit tile, the logit tile)`` for queries ``q`` and ``keys``."""
     a = scale * (q @ keys.t())
     return c * torch.exp(a - lse[:, None]), a
+
+
+def quantize_int8(emb: torch.Tensor, threads: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The int8 output's per-point quantisation (``csrc/common/quantize_int8.h``): ``scale =
+    max|e| / 127`` per row (1 for a zero row, NaN for a row with a NaN), ``code = round half to
+    even(e / scale)`` (float32 division; 0 where that is NaN). ``threads`` is the CPU kernel's."""
+    checks.quantize_input(emb, threads)
+    # max and -min per row instead of abs(): no temporary of the input's size
+    m = torch.maximum(emb.amax(dim=1), emb.amin(dim=1).neg_()) if emb.shape[1] else emb.new_zeros(emb.shape[0])
+    scale = m.div_(127.0)
+    scale.masked_fill_(scale == 0, 1.0)
+    q = (emb / scale[:, None]).round_()
+    q.masked_fill_(q.isnan(), 0.0)
+    return q.to(torch.int8), scale

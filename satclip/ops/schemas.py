@@ -42,6 +42,12 @@ SH convention applied where the kernel stores, not in a second pass)
     ``location_encoder_forward`` uses its kernels in the float32 and bf16 modes where they time
     faster than SH + cuBLAS (``SATCLIP_CUDA_FUSED`` in the README). Not differentiable
     (inference).
+``quantize_int8(emb, threads=0) -> (codes, scale)``
+    The int8 output format's per-point quantisation of ``[N, D]`` float32 embeddings: ``scale
+    [N]`` float32 = ``max|e| / 127`` per row, ``codes [N, D]`` int8 = ``round(e / scale)`` (half
+    to even), so ``e ~= codes * scale`` within ``scale / 2`` (``csrc/common/quantize_int8.h``).
+    ``threads``: the CPU kernel's OpenMP threads (0: torch's count; the embedding pipeline's
+    writer threads ask for 1 each). Not differentiable.
 ``clip_loss_streaming(img, loc, all_img, all_loc, scale, offset, tile) -> (loss, ce1, ce2)``
     The symmetric CLIP loss of this process's ``[b, D]`` rows (normalised features, ``scale`` the
     exponentiated temperature) against every process's rows ``all_img``/``all_loc`` ``[G, D]``
@@ -79,6 +85,7 @@ SCHEMAS = {
     "sh_siren_layer":
         "sh_siren_layer(Tensor lonlat, int legendre_polys, Tensor weight, Tensor bias, float w0,"
         " str precision=\"float32\") -> Tensor",
+    "quantize_int8": "quantize_int8(Tensor emb, int threads=0) -> (Tensor, Tensor)",
     "clip_loss_streaming":
         "clip_loss_streaming(Tensor img, Tensor loc, Tensor? all_img, Tensor? all_loc, Tensor scale, int offset,"
         " int tile=0) -> (Tensor, Tensor, Tensor)",
@@ -116,6 +123,7 @@ _REFERENCE = {
     "sh_siren_layer": ref.sh_siren_layer,
     "clip_loss_streaming": ref.clip_loss_streaming,
     "clip_loss_streaming_backward": ref.clip_loss_streaming_backward,
+    "quantize_int8": ref.quantize_int8,
 }
 for _name, _fn in _REFERENCE.items():
     _lib.impl(_name, _fn, "CompositeExplicitAutograd")

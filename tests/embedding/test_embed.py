@@ -158,14 +158,14 @@ def test_int8_output_with_per_point_scale(tmp_path, encoder, fmt, src):
 def test_device_side_conversion_matches_the_writer():
     """What a GPU converts before the copy to the host (float16; int8 codes + scales) equals what
     the writer thread converts, bit for bit (run here on CPU tensors: the same torch ops)."""
-    from satclip.embedding.convert import Scratch, convert, quantize_int8, quantize_int8_torch
+    from satclip.embedding.convert import Scratch, convert, quantize_int8
     from satclip.embedding.executors import hand_over
     g = torch.Generator().manual_seed(0)
     emb = torch.randn(500, 64, generator=g) * torch.logspace(-3, 2, 500)[:, None]
     emb[7] = 0  # an all-zero row: scale 1, codes 0
     emb[8, :] = torch.tensor([0.5, -1.5, 2.5, 127.0] * 16)  # scale 1: exact ties, rounded to even
     codes, scale = quantize_int8(emb.numpy())
-    t_codes, t_scale = quantize_int8_torch(emb)
+    t_codes, t_scale = satclip.ops.ops.quantize_int8(emb)
     assert np.array_equal(codes, t_codes.numpy()) and np.array_equal(scale, t_scale.numpy())
     assert codes[8, :4].tolist() == [0, -2, 2, 127]
     host = convert(emb, "int8")  # what a GPU converts before the copy

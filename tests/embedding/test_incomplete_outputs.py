@@ -32,7 +32,7 @@ def _killed_run(tmp_path, fmt, dtype, publish_partial=False):
     ckpt = satclip.save(satclip.LocationEncoder(4, 16, 2, 8).float().eval(), tmp_path / "enc.safetensors")
     out = tmp_path / f"{fmt}-{dtype}"
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(ckpt), str(out), fmt, dtype, str(int(publish_partial))],
-                          env=fault_env(crash_at="manifest:5"), capture_output=True, text=True, timeout=300)
+                          env=fault_env(crash_at="shard:5"), capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     return out
 

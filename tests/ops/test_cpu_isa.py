@@ -1,6 +1,6 @@
 """The CPU kernels of every instruction set this CPU can run (baseline x86-64, AVX2+FMA, AVX-512),
 forced one after the other in one process, against the float64 reference and each other: SH
-forward and backward, the SIREN epilogues and the fused encoder. Sets the CPU lacks are skipped
+forward and backward, the SIREN epilogues, the fused encoder and the int8 quantisation. Sets the CPU lacks are skipped
 with the reason (and forcing one is refused)."""
 
 import pytest
@@ -71,3 +71,14 @@ def test_forcing_a_set_the_cpu_lacks_is_refused():
     lacking = [name for name, level in LEVELS.items() if level > best][0]
     with pytest.raises(RuntimeError, match=f"SATCLIP_CPU_ISA={lacking}: this CPU lacks it"):
         torch.ops.satclip._cpu_isa(lacking)
+
+
+def test_quantize_int8(isa):
+    from satclip.embedding.convert import quantize_int8 as numpy_reference
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(300, 257, generator=g) * torch.logspace(-5, 5, 300)[:, None]
+    emb[3] = 0
+    emb[4, 7] = float("nan")
+    codes, scale = ops.quantize_int8(emb, 2)
+    want_codes, want_scale = numpy_reference(emb.numpy())
+    assert (codes.numpy() == want_codes).all() and ((scale.numpy() == want_scale) | (scale.isnan().numpy())).all()

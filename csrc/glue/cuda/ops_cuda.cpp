@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../../common/sh_math.h"
+#include "../../cuda/quantize_int8.h"
 #include "../../cuda/siren_epilogue.h"
 #include "../../cuda/spherical_harmonics.h"
 #include "cuda_glue.h"
@@ -187,6 +188,22 @@ Tensor sh_forward_op(const Tensor& lonlat, int64_t L, std::optional<Tensor> scal
   return Tensor(scaled);
 }
 
+// The int8 output's quantisation on the device (threads: a CPU argument, unused here).
+std::tuple<Tensor, Tensor> quantize_int8(const Tensor& emb, int64_t threads) {
+  const char* op = "satclip::quantize_int8";
+  check_quantize_input(emb, op, DeviceType::CUDA);
+  SATCLIP_CHECK(threads >= 0, op, ": threads must be >= 0 (0: torch's count), got ", threads);
+  const DeviceGuard guard(emb);
+  const Tensor x = emb.size(1) <= 1 || emb.stride(1) == 1 ? emb : torch::stable::contiguous(emb);
+  const int64_t n = x.size(0), d = x.size(1);
+  Tensor codes = empty({n, d}, ScalarType::Char, x.device());
+  Tensor scale = empty({n}, ScalarType::Float, x.device());
+  SATCLIP_CUDA_CHECK(kernels::launch_quantize_int8(x.const_data_ptr<float>(), n, d, x.stride(0),
+                                                   static_cast<int8_t*>(codes.mutable_data_ptr()),
+                                                   scale.mutable_data_ptr<float>(), stream_of(x)));
+  return {codes, scale};
+}
+
 }  // namespace
 }  // namespace cuda
 }  // namespace satclip
@@ -196,4 +213,5 @@ STABLE_TORCH_LIBRARY_IMPL(satclip, CUDA, m) {
   m.impl("spherical_harmonics_backward", TORCH_BOX(&satclip::cuda::sh_backward));
   m.impl("siren_layer", TORCH_BOX(&satclip::cuda::siren_layer));
   m.impl("siren_layer_backward", TORCH_BOX(&satclip::cuda::siren_layer_backward));
+  m.impl("quantize_int8", TORCH_BOX(&satclip::cuda::quantize_int8));
 }

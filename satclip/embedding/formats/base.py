@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from ..convert import Converted
-from ..durable import DirtyDirs
+from ..durable import SyncBatch
 from ..errors import SettingError
 from ..sources import Chunk
 
@@ -96,7 +96,7 @@ class OutputFormat:
         """About what one point takes on disk (embedding, int8 scale, id and coordinates)."""
         raise NotImplementedError
 
-    def open_writer(self, spec: WriterSpec, dirty: DirtyDirs) -> Writer:
+    def open_writer(self, spec: WriterSpec, dirty: SyncBatch) -> Writer:
         raise NotImplementedError
 
     def iter_blocks(self, folder: Path, man: dict) -> Iterator[Block]:

@@ -4,8 +4,9 @@ size), chunk ``i`` filling rows ``[start_i, start_i + n_i)``. ``np.load(..., mma
 reads any of them without loading it.
 
 Rows go to disk with ``pwrite`` at their offset (not through a memory map: a mapped write
-faults every page in before filling it, and the mapping's pages count in the process's memory),
-then ``fdatasync``: a chunk's rows are on stable storage before it is recorded. Several writer
+faults every page in before filling it, and the mapping's pages count in the process's memory);
+the files are fdatasynced before the manifest records the chunks (once per batch of chunks, not
+per chunk: four syncs of each chunk's four files cost more than its rows' write). Several writer
 threads write different chunks at once; ``pwrite`` releases the GIL.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..convert import Converted
-from ..durable import DirtyDirs
+from ..durable import SyncBatch
 from ..sources import Chunk
 from ..errors import SettingError
 from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec, crc32, integer_ids
@@ -51,14 +52,14 @@ class NpyWriter(Writer):
     run killed while creating them) is created anew: ``created`` tells the runner that no chunk of
     it can be trusted."""
 
-    def __init__(self, spec: WriterSpec, dirty: DirtyDirs):
+    def __init__(self, spec: WriterSpec, dirty: SyncBatch):
         out, n, dim = spec.folder, spec.n, spec.dim
         out.mkdir(parents=True, exist_ok=True)
         self.specs = {"embeddings.npy": (np.dtype(spec.dtype), (n, dim)), "ids.npy": (np.dtype(np.int64), (n,)),
                       "lonlat.npy": (np.dtype(np.float64), (n, 2))}
         if spec.dtype == "int8":
             self.specs["scales.npy"] = (np.dtype(np.float32), (n,))
-        self.folder = out
+        self.folder, self.dirty = out, dirty
         self.created = not all(self._intact(name) for name in self.specs)
         if self.created:
             for name, (dt, shape) in self.specs.items():
@@ -101,8 +102,7 @@ class NpyWriter(Writer):
             self._put("scales.npy", s, data.scale)
         self._put("ids.npy", s, ids)
         self._put("lonlat.npy", s, np.stack([chunk.lon, chunk.lat], 1))
-        for fd in self.fds.values():
-            os.fdatasync(fd)
+        self.dirty.add_file(*(self.folder / name for name in self.specs))  # fdatasynced before the chunk is recorded
         return {"rows": n, "crc32": crc32(data.values, data.scale)}
 
     def check(self, index: int, start: int, record: dict, full: bool) -> bool:
@@ -130,7 +130,7 @@ class NpyFormat(OutputFormat):
     def bytes_per_row(self, dtype: str, dim: int) -> int:
         return dim * np.dtype(dtype).itemsize + (4 if dtype == "int8" else 0) + 24
 
-    def open_writer(self, spec: WriterSpec, dirty: DirtyDirs) -> Writer:
+    def open_writer(self, spec: WriterSpec, dirty: SyncBatch) -> Writer:
         return NpyWriter(spec, dirty)
 
     def iter_blocks(self, folder: Path, man: dict):

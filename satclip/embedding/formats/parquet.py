@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..convert import INT8_FORMULA, Converted
-from ..durable import DirtyDirs, replace_durably
+from ..durable import SyncBatch, replace_durably
 from ..sources import Chunk
 from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec
 
@@ -59,7 +59,7 @@ def embedding_array(values: np.ndarray):
 
 
 class ParquetWriter(Writer):
-    def __init__(self, spec: WriterSpec, dirty: DirtyDirs):
+    def __init__(self, spec: WriterSpec, dirty: SyncBatch):
         self.folder, self.dim, self.dtype, self.dirty = spec.folder, spec.dim, spec.dtype, dirty
         self.folder.mkdir(parents=True, exist_ok=True)
         self.created = False  # one file per chunk: nothing is shared between chunks
@@ -133,7 +133,7 @@ class ParquetFormat(OutputFormat):
         value = 4 if dtype == "int8" else np.dtype(dtype).itemsize
         return dim * value + (4 if dtype == "int8" else 0) + 50  # + id, lon, lat, WKB point
 
-    def open_writer(self, spec: WriterSpec, dirty: DirtyDirs) -> Writer:
+    def open_writer(self, spec: WriterSpec, dirty: SyncBatch) -> Writer:
         return ParquetWriter(spec, dirty)
 
     def iter_blocks(self, folder: Path, man: dict):

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..convert import INT8_FORMULA, Converted
-from ..durable import DirtyDirs
+from ..durable import SyncBatch, replace_durably
 from ..sources import Chunk, cell_centres
 from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec, crc32, integer_ids
 
@@ -58,10 +58,28 @@ LAT_ATTRS = {"standard_name": "latitude", "long_name": "latitude of the cell cen
 LON_ATTRS = {"standard_name": "longitude", "long_name": "longitude of the cell centre", "units": "degrees_east",
              "axis": "X"}
 _NO_FILL_CHECK = {"write_empty_chunks": True}
+# Chunk files named c.0.0.0 side by side in the array's folder (zarr v3's default key encoding
+# with the "." separator), not c/0/0/0 in a folder per index: a chunk then adds one entry to one
+# existing folder, so making it durable is one folder fsync per batch, not three new folders each.
+FLAT_KEYS = {"name": "default", "separator": "."}
+
+
+def _plain_bytes(arr) -> bool:
+    """Whether a chunk file of ``arr`` is its values' bytes as they are: only the ``bytes`` codec
+    (little-endian), a regular chunk grid, the default chunk key encoding, no storage transformer."""
+    from zarr.codecs import BytesCodec
+    from zarr.core.chunk_grids import RegularChunkGrid
+    from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
+
+    m = arr.metadata
+    codecs = tuple(m.codecs)
+    return (len(codecs) == 1 and isinstance(codecs[0], BytesCodec) and str(getattr(codecs[0].endian, "value", ""))
+            in ("little", "") and isinstance(m.chunk_grid, RegularChunkGrid)
+            and isinstance(m.chunk_key_encoding, DefaultChunkKeyEncoding) and not m.storage_transformers)
 
 
 class ZarrWriter(Writer):
-    def __init__(self, spec: WriterSpec, dirty: DirtyDirs):
+    def __init__(self, spec: WriterSpec, dirty: SyncBatch):
         import zarr
 
         self.folder, self.dirty = spec.folder, dirty
@@ -93,6 +111,8 @@ class ZarrWriter(Writer):
         # the arrays, opened once (with the no-fill-check config: it is not stored in the metadata)
         self.arrays = {name: zarr.open_array(str(spec.folder / name), mode="r+", config=_NO_FILL_CHECK)
                        for name in ("embedding", "embedding_scale", "id", "lon", "lat") if name in arrays}
+        # arrays whose chunk files are the plain bytes (no compressor, filter or sharding): written directly
+        self._raw = {name: _plain_bytes(a) for name, a in self.arrays.items()}
 
     def _sync_tree(self) -> None:
         """fsyncs every file and directory of a newly created group (its metadata and coordinates)."""
@@ -120,10 +140,12 @@ class ZarrWriter(Writer):
             rows = min(chunk_points // nlon, nlat)
             step = 180.0 / nlat
             out["embedding"] = dict(shape=(nlat, nlon, dim), chunks=(rows, nlon, dim), dtype=dtype, compressors=None,
+                                    chunk_key_encoding=FLAT_KEYS,
                                     fill_value=fill, dimension_names=["lat", "lon", "embedding_dim"],
                                     attributes=emb_attrs)
             if dtype == "int8":
                 out["embedding_scale"] = dict(shape=(nlat, nlon), chunks=(rows, nlon), dtype="float32",
+                                              chunk_key_encoding=FLAT_KEYS,
                                               fill_value=np.nan, dimension_names=["lat", "lon"],
                                               attributes={"long_name": "int8 scale", "grid_mapping": "spatial_ref"})
             out["lat"] = dict(shape=(nlat,), dtype="float64", data=cell_centres(-90.0, step, nlat),
@@ -134,17 +156,20 @@ class ZarrWriter(Writer):
         c = min(chunk_points, max(n, 1))
         emb_attrs = {**emb_attrs, "coordinates": "id lon lat"}
         out["embedding"] = dict(shape=(n, dim), chunks=(c, dim), dtype=dtype, compressors=None, fill_value=fill,
+                                chunk_key_encoding=FLAT_KEYS,
                                 dimension_names=["point", "embedding_dim"], attributes=emb_attrs)
         if dtype == "int8":
             out["embedding_scale"] = dict(shape=(n,), chunks=(c,), dtype="float32", fill_value=np.nan,
+                                          chunk_key_encoding=FLAT_KEYS,
                                           dimension_names=["point"],
                                           attributes={"long_name": "int8 scale", "coordinates": "id lon lat"})
         out["id"] = dict(shape=(n,), chunks=(c,), dtype="int64", dimension_names=["point"],
+                         chunk_key_encoding=FLAT_KEYS,
                          attributes={"long_name": "point id (input id, row number or cell index)"})
         out["lon"] = dict(shape=(n,), chunks=(c,), dtype="float64", dimension_names=["point"],
-                          attributes={**LON_ATTRS, "long_name": "longitude"})
+                          chunk_key_encoding=FLAT_KEYS, attributes={**LON_ATTRS, "long_name": "longitude"})
         out["lat"] = dict(shape=(n,), chunks=(c,), dtype="float64", dimension_names=["point"],
-                          attributes={**LAT_ATTRS, "long_name": "latitude"})
+                          chunk_key_encoding=FLAT_KEYS, attributes={**LAT_ATTRS, "long_name": "latitude"})
         return out
 
     def _region(self, chunk: Chunk) -> slice:
@@ -152,12 +177,18 @@ class ZarrWriter(Writer):
         return slice(s // self.grid[1], e // self.grid[1]) if self.grid else slice(s, e)
 
     def _put(self, name: str, region: slice, values: np.ndarray) -> None:
-        """Writes ``values`` at ``region`` (along the first axis) of array ``name``, then fsyncs the
-        chunk files that hold it and notes their directories."""
+        """Writes ``values`` at ``region`` (along the first axis) of array ``name`` durably: data
+        fsynced, new directory entries noted in ``dirty``."""
         if region.stop <= region.start:
             return  # an empty chunk (a land-only grid's rows of sea) writes nothing
         arr = self.arrays[name]
         step = arr.metadata.chunk_grid.chunk_shape[0]
+        whole = region.start % step == 0 and (region.stop % step == 0 or region.stop == arr.shape[0])
+        if whole and self._raw[name]:
+            for c in range(region.start // step, (region.stop - 1) // step + 1):
+                lo = c * step - region.start
+                self._write_chunk_file(name, c, values[lo:lo + step])
+            return
         touched = range(region.start // step, (region.stop - 1) // step + 1)
         # A source whose chunks vary in size (a land-only grid) shares a Zarr chunk between
         # neighbours, which zarr writes by reading, merging and rewriting it: two writer threads on
@@ -171,6 +202,35 @@ class ZarrWriter(Writer):
             os.fsync(fd)
             os.close(fd)
             self.dirty.add(*[p for p in path.parents if p.is_relative_to(self.folder / name)])
+
+    def _write_chunk_file(self, name: str, c: int, values: np.ndarray) -> None:
+        """Chunk ``c`` of an uncompressed array, written as the file zarr would write (the chunk's
+        values, C order, little-endian; an edge chunk padded with the fill value) and as fast as
+        the disk takes it: zarr's own path copies the 16 MB of a chunk three times through its
+        event loop (10 to 60 ms against 6 ms for the plain write here). Written to a dot-name,
+        fsynced, renamed (readers never see a partial chunk), the directory noted."""
+        arr = self.arrays[name]
+        shape = arr.metadata.chunk_grid.chunk_shape
+        dtype = arr.dtype.newbyteorder("<")
+        if values.shape != tuple(shape):
+            full = np.full(shape, arr.metadata.fill_value, dtype=dtype)
+            full[:values.shape[0]] = values
+            values = full
+        values = np.ascontiguousarray(values, dtype=dtype)
+        path = self.folder / name / arr.metadata.encode_chunk_key((c, *(0,) * (arr.ndim - 1)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name("." + path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if values.nbytes:
+                view = memoryview(values).cast("B")
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        replace_durably(tmp, path, self.dirty)
+        self.dirty.add(*[p for p in path.parents if p.is_relative_to(self.folder / name)])
 
     @contextlib.contextmanager
     def _chunk_locks(self, name: str, chunks: range):
@@ -229,7 +289,7 @@ class ZarrFormat(OutputFormat):
         # the grid layout keeps coordinates per row and column only; a point layout 24 bytes a row
         return dim * np.dtype(dtype).itemsize + (4 if dtype == "int8" else 0) + 24
 
-    def open_writer(self, spec: WriterSpec, dirty: DirtyDirs) -> Writer:
+    def open_writer(self, spec: WriterSpec, dirty: SyncBatch) -> Writer:
         return ZarrWriter(spec, dirty)
 
     def iter_blocks(self, folder: Path, man: dict):
