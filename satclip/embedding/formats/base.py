@@ -16,7 +16,6 @@ and writes chunks, possibly from several threads at once (each chunk its own row
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -105,15 +104,6 @@ class OutputFormat:
 
     def owns(self, p: Path) -> bool:
         return any(p.match(pattern) for pattern in self.own_files)
-
-
-def crc32(*arrays) -> int:
-    """CRC-32 of the arrays' bytes, in order (None skipped)."""
-    c = 0
-    for a in arrays:
-        if a is not None:
-            c = zlib.crc32(np.ascontiguousarray(a).data, c)
-    return c
 
 
 def integer_ids(chunk: Chunk, fmt: str) -> np.ndarray:

@@ -4,7 +4,9 @@ size), chunk ``i`` filling rows ``[start_i, start_i + n_i)``. ``np.load(..., mma
 reads any of them without loading it.
 
 Rows go to disk with ``pwrite`` at their offset (not through a memory map: a mapped write
-faults every page in before filling it, and the mapping's pages count in the process's memory);
+faults every page in before filling it, and the mapping's pages count in the process's memory),
+whole pages with O_DIRECT (:class:`satclip.embedding.durable.BlockFile`: the header is padded to
+a page, so a chunk of a multiple of 1,024 points starts page-aligned in every file);
 the files are fdatasynced before the manifest records the chunks (once per batch of chunks, not
 per chunk: four syncs of each chunk's four files cost more than its rows' write). Several writer
 threads write different chunks at once; ``pwrite`` releases the GIL.
@@ -18,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from ..convert import Converted
-from ..durable import SyncBatch
+from ..durable import PAGE, BlockFile, SyncBatch
 from ..sources import Chunk
 from ..errors import SettingError
-from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec, crc32, integer_ids
+from .checksum import digest, matches
+from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec, integer_ids
 
 BLOCK_ROWS = 65536  # rows per block when reading back
 
@@ -38,13 +41,22 @@ def _header(path: Path) -> tuple[tuple, np.dtype, int]:
         return tuple(shape), np.dtype(dtype), f.tell()
 
 
-def pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:
-    if data.nbytes == 0:
-        return
-    view = memoryview(data).cast("B")
-    while view:
-        k = os.pwrite(fd, view, offset)
-        view, offset = view[k:], offset + k
+HEADER = PAGE  # bytes of header: the data starts page-aligned, so whole chunks can go with O_DIRECT
+
+
+def create_npy(path: Path, dtype: np.dtype, shape: tuple) -> None:
+    """A new .npy file of ``shape`` and ``dtype``: a version 1.0 header padded with spaces to
+    ``HEADER`` bytes (any reader of the format reads it: the padding is the format's own), then
+    the data area as a sparse file of its final size, fsynced."""
+    header = repr({"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                   "shape": tuple(int(k) for k in shape)}).encode("latin1")
+    body = header + b" " * (HEADER - 10 - len(header) - 1) + b"\n"
+    magic = b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little")
+    with open(path, "wb") as f:
+        f.write(magic + body)
+        f.truncate(HEADER + np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.int64)))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class NpyWriter(Writer):
@@ -63,16 +75,10 @@ class NpyWriter(Writer):
         self.created = not all(self._intact(name) for name in self.specs)
         if self.created:
             for name, (dt, shape) in self.specs.items():
-                # writes the header and sizes the file (sparse): the same bytes np.save would write
-                mm = np.lib.format.open_memmap(out / name, mode="w+", dtype=dt, shape=shape)
-                del mm
-            for name in self.specs:
-                fd = os.open(out / name, os.O_RDONLY)
-                os.fsync(fd)
-                os.close(fd)
+                create_npy(out / name, dt, shape)
             dirty.add(out)
         self.offsets = {name: _header(out / name)[2] for name in self.specs}
-        self.fds = {name: os.open(out / name, os.O_RDWR) for name in self.specs}
+        self.files = {name: BlockFile(out / name) for name in self.specs}
 
     def _intact(self, name: str) -> bool:
         path = self.folder / name
@@ -89,7 +95,9 @@ class NpyWriter(Writer):
     def _put(self, name: str, start: int, values: np.ndarray) -> None:
         dt, shape = self.specs[name]
         row = dt.itemsize * int(np.prod(shape[1:], dtype=np.int64))
-        pwrite_all(self.fds[name], np.ascontiguousarray(values, dtype=dt), self.offsets[name] + start * row)
+        values = np.ascontiguousarray(values, dtype=dt)
+        if values.nbytes:
+            self.files[name].pwrite(values, self.offsets[name] + start * row)
 
     def write_embedding_rows(self, chunk: Chunk, data: Converted) -> None:
         self._put("embeddings.npy", chunk.start, data.values)
@@ -103,7 +111,7 @@ class NpyWriter(Writer):
         self._put("ids.npy", s, ids)
         self._put("lonlat.npy", s, np.stack([chunk.lon, chunk.lat], 1))
         self.dirty.add_file(*(self.folder / name for name in self.specs))  # fdatasynced before the chunk is recorded
-        return {"rows": n, "crc32": crc32(data.values, data.scale)}
+        return {"rows": n, **digest(data.values, data.scale)}
 
     def check(self, index: int, start: int, record: dict, full: bool) -> bool:
         # the files' sizes were checked when they were opened
@@ -112,12 +120,12 @@ class NpyWriter(Writer):
         e = start + record["rows"]
         emb = np.load(self.folder / "embeddings.npy", mmap_mode="r")[start:e]
         scale = np.load(self.folder / "scales.npy", mmap_mode="r")[start:e] if "scales.npy" in self.specs else None
-        return crc32(emb, scale) == record["crc32"]
+        return matches(record, emb, scale)
 
     def close(self) -> None:
-        for fd in self.fds.values():
-            os.close(fd)
-        self.fds = {}
+        for f in self.files.values():
+            f.close()
+        self.files = {}
 
 
 class NpyFormat(OutputFormat):

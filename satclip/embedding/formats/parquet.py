@@ -15,7 +15,8 @@ FIXED_LEN_BYTE_ARRAY(2) value at a time (about 30 ms). So the writer keeps the l
 what costs without helping (compression and dictionary of noise, statistics of the embedding) and
 lets several writers work on different shards at once (``--writers``).
 
-A shard is written to a dot-name (readers skip it if a crash leaves it), fsynced, then renamed.
+A shard is encoded in memory, written to a dot-name in one write (whole pages with O_DIRECT:
+:class:`satclip.embedding.durable.BlockFile`), fsynced, then renamed (readers skip dot-names).
 Page checksums (CRC-32, computed by Arrow as it writes) let ``--verify`` check every data page;
 the manifest keeps the row count and the file size.
 """
@@ -23,13 +24,12 @@ the manifest keeps the row count and the file size.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..convert import INT8_FORMULA, Converted
-from ..durable import SyncBatch, replace_durably
+from ..durable import BlockFile, SyncBatch, replace_durably
 from ..sources import Chunk
 from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec
 
@@ -90,19 +90,25 @@ class ParquetWriter(Writer):
         return pa.table(columns).replace_schema_metadata(self.file_metadata)
 
     def write(self, chunk: Chunk, data: Converted) -> dict:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         table = self.table(chunk, data)
         final = self.folder / SHARD.format(chunk.index)
         # a dot name: Parquet readers (pyarrow datasets, DuckDB, Spark) skip it if a crash leaves it
         tmp = final.with_name("." + final.name + ".tmp")
+        sink = pa.BufferOutputStream()  # the file in memory, then one write (O_DIRECT where it can)
+        pq.write_table(table, sink, compression="none", use_dictionary=["id"],
+                       write_statistics=["id", "lon", "lat"], write_page_checksum=True)
+        data = sink.getvalue()
+        size = data.size
         try:
-            with open(tmp, "wb") as f:
-                pq.write_table(table, f, compression="none", use_dictionary=["id"],
-                               write_statistics=["id", "lon", "lat"], write_page_checksum=True)
-                f.flush()
-                os.fsync(f.fileno())
-                size = f.tell()
+            f = BlockFile(tmp, create=True)
+            try:
+                f.pwrite(memoryview(data), 0)
+                f.fsync()
+            finally:
+                f.close()
             replace_durably(tmp, final, self.dirty)
         except OSError:
             tmp.unlink(missing_ok=True)  # no partial shard left behind (disk full, ...)

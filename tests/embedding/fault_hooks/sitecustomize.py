@@ -94,15 +94,12 @@ def _partial_then_crash(original):
 
 def _patch_npy(mod) -> None:
     mod.NpyWriter.write = _partial_then_crash(mod.NpyWriter.write)
-    import numpy as np
-    open_memmap = np.lib.format.open_memmap
+    create_npy = mod.create_npy
 
-    def creating_memmap(*args, **kwargs):
-        out = open_memmap(*args, **kwargs)
-        if kwargs.get("mode") == "w+":
-            crash_point("create")
-        return out
-    np.lib.format.open_memmap = creating_memmap
+    def creating_npy(*args, **kwargs):
+        create_npy(*args, **kwargs)
+        crash_point("create")  # one .npy file of a new output made, the next ones not
+    mod.create_npy = creating_npy
 
 
 def _patch_zarr(mod) -> None:
