@@ -296,7 +296,10 @@ class Run:
         _check_space(folder, len(source) - sum(r["rows"] for r in shards.values()), job.format, job.out_dtype, dim,
                      source.keep_cols)
         write_manifest(out, self.manifest)  # before the writer creates anything: from here on a crash resumes
-        spec = WriterSpec(folder=folder, dim=dim, dtype=job.out_dtype,
+        scratch = state_dir(out) / "tmp"  # temporaries of the writers; a killed run's are debris now
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
+        spec = WriterSpec(folder=folder, dim=dim, dtype=job.out_dtype, scratch=scratch,
                           n=len(source) if job.format.capabilities.needs_row_count else None,
                           chunk_points=source.chunk_points, grid_shape=job.grid_shape,
                           metadata={"satclip_version": __version__, "model": self.manifest["model"],

@@ -50,6 +50,17 @@ class WriterSpec:
     chunk_points: int
     grid_shape: tuple | None      # (nlat, nlon) where the format stores the grid as a grid
     metadata: dict = field(default_factory=dict)  # model, version, encoder settings (JSON)
+    # where files are written before they are renamed into the folder: on the same file system,
+    # outside the dataset, so that no reader (polars refuses a folder holding anything else) ever
+    # meets a temporary a killed run left; None: dot-names in the folder itself
+    scratch: Path | None = None
+
+    def temporary(self, final: Path) -> Path:
+        """The temporary name under which ``final`` is written before its rename."""
+        if self.scratch is None:
+            return final.with_name("." + final.name + ".tmp")
+        rel = final.relative_to(self.folder)
+        return self.scratch / ("." + "__".join(rel.parts) + ".tmp")
 
 
 @dataclass

@@ -60,7 +60,7 @@ def embedding_array(values: np.ndarray):
 
 class ParquetWriter(Writer):
     def __init__(self, spec: WriterSpec, dirty: SyncBatch):
-        self.folder, self.dim, self.dtype, self.dirty = spec.folder, spec.dim, spec.dtype, dirty
+        self.folder, self.dim, self.dtype, self.dirty, self.spec = spec.folder, spec.dim, spec.dtype, dirty, spec
         self.folder.mkdir(parents=True, exist_ok=True)
         self.created = False  # one file per chunk: nothing is shared between chunks
         meta = dict(spec.metadata)
@@ -95,8 +95,7 @@ class ParquetWriter(Writer):
 
         table = self.table(chunk, data)
         final = self.folder / SHARD.format(chunk.index)
-        # a dot name: Parquet readers (pyarrow datasets, DuckDB, Spark) skip it if a crash leaves it
-        tmp = final.with_name("." + final.name + ".tmp")
+        tmp = self.spec.temporary(final)  # outside the dataset (or a dot-name, which readers skip)
         sink = pa.BufferOutputStream()  # the file in memory, then one write (O_DIRECT where it can)
         pq.write_table(table, sink, compression="none", use_dictionary=["id"],
                        write_statistics=["id", "lon", "lat"], write_page_checksum=True)

@@ -83,7 +83,7 @@ class ZarrWriter(Writer):
     def __init__(self, spec: WriterSpec, dirty: SyncBatch):
         import zarr
 
-        self.folder, self.dirty = spec.folder, dirty
+        self.folder, self.dirty, self.spec = spec.folder, dirty, spec
         self.grid = tuple(spec.grid_shape) if spec.grid_shape else None
         self._locks: dict = {}
         self._locks_lock = threading.Lock()
@@ -221,7 +221,7 @@ class ZarrWriter(Writer):
         values = np.ascontiguousarray(values, dtype=dtype)
         path = self.folder / name / arr.metadata.encode_chunk_key((c, *(0,) * (arr.ndim - 1)))
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name("." + path.name + ".tmp")
+        tmp = self.spec.temporary(path)
         f = BlockFile(tmp, create=True)
         try:
             if values.nbytes:
