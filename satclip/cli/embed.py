@@ -21,7 +21,8 @@ def add_arguments(pe: argparse.ArgumentParser) -> None:
     pe.add_argument("--checkpoint", help="SatCLIP .ckpt, satclip .safetensors export, or Hugging Face repo id "
                                          "(default: the bundled default model, a small Blue Marble demo model)")
     src = pe.add_argument_group("input (exactly one)")
-    src.add_argument("--points", help="Parquet/GeoParquet/CSV file with lon/lat columns or point geometry")
+    src.add_argument("--points", help="Parquet/GeoParquet or text table (.csv, .tsv; separated by any of , ; tab |) "
+                                      "with lon/lat columns or point geometry")
     src.add_argument("--grid", type=float, metavar="STEP_DEG", help="regular lat/lon grid of cell centres")
     src.add_argument("--healpix", type=int, metavar="NSIDE", help="HEALPix pixel centres (needs healpy)")
     src.add_argument("--h3", type=int, metavar="RES", help="H3 cell centres (needs h3)")
@@ -30,6 +31,8 @@ def add_arguments(pe: argparse.ArgumentParser) -> None:
     pe.add_argument("--lon-col", help="longitude column of --points (default: lon/longitude/x)")
     pe.add_argument("--lat-col", help="latitude column of --points (default: lat/latitude/y)")
     pe.add_argument("--id-col", help="id column of --points, copied as it is (any type; default: row number)")
+    pe.add_argument("--sep", help="separator of a text --points file (default: read off its header line: the most "
+                                  "frequent of , ; tab |; tab for .tsv)")
     pe.add_argument("--on-invalid", choices=["fail", "skip"], default="fail",
                     help="--points rows with NaN/inf coordinates or |lat| > 90: stop naming the row (fail, default) "
                          "or leave them out, each listed in the manifest (skip; Parquet output)")
@@ -88,7 +91,7 @@ def make_source(args):
         raise SystemExit("satclip embed: --land-only applies to --grid")
     kw = {"chunk_points": chunk_points(args)}
     if args.points is None:
-        for flag in ("lon_col", "lat_col", "id_col", "keep_cols"):
+        for flag in ("lon_col", "lat_col", "id_col", "keep_cols", "sep"):
             if getattr(args, flag) is not None:
                 raise SystemExit(f"satclip embed: --{flag.replace('_', '-')} applies to --points")
         if args.on_invalid != "fail":
@@ -97,8 +100,12 @@ def make_source(args):
         raise SystemExit("satclip embed: --nest applies to --healpix")
     if args.points is not None:
         keep = ["*"] if args.keep_cols == "all" else [c for c in (args.keep_cols or "").split(",") if c]
-        return S.TableSource(args.points, args.lon_col, args.lat_col, args.id_col, keep_cols=keep,
-                             on_invalid=args.on_invalid, **kw)
+        source = S.TableSource(args.points, args.lon_col, args.lat_col, args.id_col, keep_cols=keep,
+                               on_invalid=args.on_invalid, sep=args.sep, **kw)
+        if source.left_out and not args.quiet:
+            print(f"satclip embed: --keep-cols all: {', '.join(source.left_out)} not carried (the output has its own "
+                  "column of that name)", file=sys.stderr)
+        return source
     if args.grid is not None:
         return S.GridSource(args.grid, land_only=args.land_only, **kw)
     if args.healpix is not None:

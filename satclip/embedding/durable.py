@@ -46,14 +46,17 @@ def replace_durably(tmp: Path, final: Path, dirty: "SyncBatch | None" = None) ->
         dirty.add(final.parent)
 
 
-class _AlignedScratch(threading.local):
-    """A page-aligned buffer per thread (anonymous mmap), grown to the largest write seen."""
+DIRECT_PIECE = 8 << 20  # bytes copied to the aligned buffer and written per O_DIRECT call
 
-    def get(self, n: int) -> memoryview:
+
+class _AlignedScratch(threading.local):
+    """A page-aligned buffer of DIRECT_PIECE bytes per thread (anonymous mmap)."""
+
+    def get(self) -> memoryview:
         buf = getattr(self, "buf", None)
-        if buf is None or len(buf) < n:
-            self.buf = buf = mmap.mmap(-1, max(n, PAGE))
-        return memoryview(buf)[:n]
+        if buf is None:
+            self.buf = buf = mmap.mmap(-1, DIRECT_PIECE)
+        return memoryview(buf)
 
 
 _scratch = _AlignedScratch()
@@ -86,14 +89,17 @@ class BlockFile:
                 self.direct = None
 
     def pwrite(self, data, offset: int) -> None:
-        view = memoryview(np.ascontiguousarray(data)).cast("B")
+        view = data if isinstance(data, memoryview) else memoryview(np.ascontiguousarray(data))
+        view = view.cast("B")
         n, head = len(view), 0
         if self.direct is not None and offset % PAGE == 0 and n >= PAGE:
             head = n - n % PAGE
-            buf = _scratch.get(head)
-            buf[:] = view[:head]
+            buf = _scratch.get()
             try:
-                _pwrite_all(self.direct, buf, offset)
+                for lo in range(0, head, DIRECT_PIECE):  # through one aligned buffer, a piece at a time
+                    k = min(DIRECT_PIECE, head - lo)
+                    buf[:k] = view[lo:lo + k]
+                    _pwrite_all(self.direct, buf[:k], offset + lo)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
@@ -110,6 +116,63 @@ class BlockFile:
             if fd is not None:
                 os.close(fd)
         self.fd = self.direct = None
+
+
+class StreamFile:
+    """A write-only file object over a new :class:`BlockFile`, for writers that stream (Arrow's
+    Parquet writer): what it is given is gathered in a page-aligned buffer and goes out in whole
+    pieces with O_DIRECT; the last partial page at ``close``. Memory: one DIRECT_PIECE buffer."""
+
+    def __init__(self, path):
+        self.file = BlockFile(path, create=True)
+        self.buf = memoryview(mmap.mmap(-1, DIRECT_PIECE))
+        self.fill = 0      # bytes gathered in buf
+        self.offset = 0    # file offset of buf[0]
+        self.closed = False
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        n = len(view)
+        while view:
+            k = min(len(view), DIRECT_PIECE - self.fill)
+            self.buf[self.fill:self.fill + k] = view[:k]
+            self.fill += k
+            view = view[k:]
+            if self.fill == DIRECT_PIECE:
+                self.file.pwrite(self.buf, self.offset)
+                self.offset += self.fill
+                self.fill = 0
+        return n
+
+    def tell(self) -> int:
+        return self.offset + self.fill
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Writes what is left and fsyncs (the file's size is then ``tell()``); idempotent, and
+        what Arrow calls when it finishes the file."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.fill:
+                self.file.pwrite(self.buf[:self.fill], self.offset)
+                self.offset += self.fill
+                self.fill = 0
+            self.file.fsync()
+        finally:
+            self.file.close()
+
+    def abandon(self) -> None:
+        """Closes without writing what is left (the write failed; the file is deleted)."""
+        if not self.closed:
+            self.closed = True
+            self.file.close()
 
 
 def write_bytes_durably(path: Path, data: bytes) -> None:

@@ -360,7 +360,11 @@ class H3Source(Source):
 
 
 class TableSource(Source):
-    """Points from a Parquet/GeoParquet or CSV file, read in batches with pyarrow.
+    """Points from a Parquet/GeoParquet or delimited text file, read in batches with pyarrow.
+
+    Text files (``.csv``, ``.tsv``, ``.tab``, ``.txt``, also gzipped): the separator is ``sep``
+    or, by default, read off the header line (the most frequent of ``,`` ``;`` tab ``|``; a
+    UTF-8 byte-order mark is skipped), so a ``;``-separated export and a ``.tsv`` read as they are.
 
     Columns: ``lon_col``/``lat_col`` (defaults: the first of lon/longitude/x and lat/latitude/y
     present, case-insensitive) or, in GeoParquet, the point ``geometry`` column (WKB). ``id_col``
@@ -372,7 +376,8 @@ class TableSource(Source):
     """
 
     def __init__(self, path, lon_col: str | None = None, lat_col: str | None = None, id_col: str | None = None,
-                 chunk_points: int = 65536, keep_cols=(), *, on_invalid: str = "fail", chunk_size: int | None = None):
+                 chunk_points: int = 65536, keep_cols=(), *, on_invalid: str = "fail", sep: str | None = None,
+                 chunk_size: int | None = None):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
@@ -384,7 +389,11 @@ class TableSource(Source):
         if on_invalid not in ON_INVALID:
             raise ValueError(f"on_invalid must be one of {ON_INVALID}, got {on_invalid!r}")
         self.id_col, self.on_invalid = id_col, on_invalid
-        self.kind = "csv" if self.path.suffix.lower() in (".csv", ".txt") or self.path.name.endswith(".csv.gz") else "parquet"
+        self.kind = "csv" if _text_suffix(self.path) else "parquet"
+        if sep is not None and (self.kind != "csv" or len(sep) != 1):
+            raise SettingError(f"{self.path}: {{sep}} " + ("applies to text tables (.csv, .tsv)" if self.kind != "csv"
+                               else "must be one character"), sep=sep)
+        self.sep = (sep or _sniff_separator(self.path)) if self.kind == "csv" else None
         names = self._column_names()
         self.geometry = None
         self.lon_col = lon_col or pick_column(names, LON_NAMES)
@@ -400,16 +409,19 @@ class TableSource(Source):
             if c is not None and c not in names:
                 raise SettingError(f"{self.path}: column {c!r} ({{{setting}=}}) not found among {names}")
         keep = list(keep_cols or ())
+        self.left_out: list = []  # columns "all" does not carry (the output has its own of that name)
         if keep == ["*"]:
             used = {self.lon_col, self.lat_col, self.geometry, id_col}
             keep = [c for c in names if c not in used]
+            self.left_out = [c for c in keep if c in OWN_COLUMNS]
+            keep = [c for c in keep if c not in OWN_COLUMNS]
         missing = [c for c in keep if c not in names]
         if missing:
             raise SettingError(f"{self.path}: {{keep_cols=}} {missing} not found among {names}")
-        clash = [c for c in keep if c in ("id", "lon", "lat", "geometry", "embedding", "embedding_scale")]
+        clash = [c for c in keep if c in OWN_COLUMNS]
         if clash:
             raise SettingError(f"{self.path}: {{keep_cols=}} {clash} would clash with the output's own columns "
-                             "(id, lon, lat, geometry, embedding, embedding_scale)")
+                               f"({', '.join(OWN_COLUMNS)})")
         self.keep_cols = keep
         self._n = None
 
@@ -419,8 +431,7 @@ class TableSource(Source):
     def __len__(self) -> int:
         if self._n is None:
             if self.kind == "parquet":
-                import pyarrow.parquet as pq
-                self._n = pq.ParquetFile(self.path).metadata.num_rows
+                self._n = _parquet_file(self.path).metadata.num_rows
             else:
                 self._n = sum(b.num_rows for b in self._batches())
         return self._n
@@ -431,13 +442,11 @@ class TableSource(Source):
             cols.append(self.id_col)
         cols += [c for c in self.keep_cols if c not in cols]
         if self.kind == "parquet":
-            import pyarrow.parquet as pq
-            yield from pq.ParquetFile(self.path).iter_batches(batch_size=self.chunk_points, columns=cols)
+            yield from _parquet_file(self.path).iter_batches(batch_size=self.chunk_points, columns=cols)
         else:
             import pyarrow.csv as pcsv
             opts = pcsv.ConvertOptions(include_columns=cols)
-            with pcsv.open_csv(self.path, convert_options=opts,
-                               read_options=pcsv.ReadOptions(block_size=1 << 22)) as reader:
+            with pcsv.open_csv(self.path, **self._csv_options(convert_options=opts)) as reader:
                 yield from reader
 
     def _rebatched(self):
@@ -467,19 +476,27 @@ class TableSource(Source):
 
     def _schema(self):
         if self.kind == "parquet":
-            import pyarrow.parquet as pq
-            return pq.ParquetFile(self.path).schema_arrow
-        return self._csv_schema()
+            return _parquet_file(self.path).schema_arrow
+        schema = self._csv_schema()
+        if len(schema.names) == 1 and any(c in schema.names[0] for c in SEPARATORS if c != self.sep):
+            raise SettingError(f"{self.path}: the header {schema.names[0]!r} reads as one column with the separator "
+                               f"{self.sep!r}; give the file's separator with {{sep=}} (e.g. ';' or a tab)")
+        return schema
+
+    def _csv_options(self, **convert):
+        import pyarrow.csv as pcsv
+        return dict(parse_options=pcsv.ParseOptions(delimiter=self.sep),
+                    read_options=pcsv.ReadOptions(block_size=1 << 22), **convert)
 
     def _csv_schema(self):
         import pyarrow as pa
         import pyarrow.csv as pcsv
         try:
-            with pcsv.open_csv(self.path) as r:
+            with pcsv.open_csv(self.path, **self._csv_options()) as r:
                 return r.schema
         except pa.ArrowInvalid as exc:
             if self.path.stat().st_size == 0 or "Empty CSV" in str(exc):
-                raise ValueError(f"{self.path}: empty file (no header line); a CSV of points needs a header with "
+                raise ValueError(f"{self.path}: empty file (no header line); a table of points needs a header with "
                                  "lon/lat columns (e.g. 'lon,lat') and one row per point") from None
             raise ValueError(f"{self.path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
 
@@ -538,7 +555,49 @@ class TableSource(Source):
                 **({"crs": self.crs_name} if self.transformer is not None else {}),
                 "lon_col": self.lon_col, "lat_col": self.lat_col, "geometry": self.geometry, "id_col": self.id_col,
                 **({"keep_cols": self.keep_cols} if self.keep_cols else {}),
+                **({"sep": self.sep} if self.sep not in (None, ",") else {}),
                 **({"on_invalid": self.on_invalid} if self.on_invalid != "fail" else {})}
+
+
+OWN_COLUMNS = ("id", "lon", "lat", "geometry", "embedding", "embedding_scale")  # the Parquet output's own
+SEPARATORS = (",", ";", "\t", "|")
+_TEXT_SUFFIXES = (".csv", ".tsv", ".tab", ".txt")
+
+
+def _text_suffix(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) or name.endswith(s + ".gz") for s in _TEXT_SUFFIXES)
+
+
+def _sniff_separator(path: Path) -> str:
+    """The separator of a text table: tab for .tsv/.tab, else the most frequent of SEPARATORS in
+    its header line (',' when none occurs)."""
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith((".tsv", ".tab")):
+        return "\t"
+    import gzip
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            first = f.readline(1 << 16).decode("utf-8-sig", errors="replace")
+    except OSError:
+        return ","
+    counts = {c: first.count(c) for c in SEPARATORS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else ","
+
+
+def _parquet_file(path: Path):
+    """``pq.ParquetFile(path)``, or a refusal naming the file when it is empty or not Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file (0 bytes), not a Parquet table of points")
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValueError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]}); a text table needs "
+                         "the suffix .csv or .tsv") from None
 
 
 LONLAT_CRS = {("EPSG", "4326"), ("OGC", "CRS84"), ("OGC", "CRS:84"), ("EPSG", "4979"), ("OGC", "CRS84h")}
@@ -550,9 +609,7 @@ def _to_lonlat(path: Path, column: str):
     pyproj transformer to longitude/latitude, or a refusal that names the CRS and the fix."""
     import json
 
-    import pyarrow.parquet as pq
-
-    meta = pq.ParquetFile(path).schema_arrow.metadata or {}
+    meta = _parquet_file(path).schema_arrow.metadata or {}
     if b"geo" not in meta:
         return None, "OGC:CRS84"
     col = json.loads(meta[b"geo"]).get("columns", {}).get(column, {})

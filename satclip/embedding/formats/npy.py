@@ -118,8 +118,9 @@ class NpyWriter(Writer):
         if not full:
             return True
         e = start + record["rows"]
-        emb = np.load(self.folder / "embeddings.npy", mmap_mode="r")[start:e]
-        scale = np.load(self.folder / "scales.npy", mmap_mode="r")[start:e] if "scales.npy" in self.specs else None
+        emb = _read_rows(self.folder / "embeddings.npy", *_header(self.folder / "embeddings.npy"), start, e - start)
+        scale = (_read_rows(self.folder / "scales.npy", *_header(self.folder / "scales.npy"), start, e - start)
+                 if "scales.npy" in self.specs else None)
         return matches(record, emb, scale)
 
     def close(self) -> None:
@@ -142,11 +143,19 @@ class NpyFormat(OutputFormat):
         return NpyWriter(spec, dirty)
 
     def iter_blocks(self, folder: Path, man: dict):
-        ll = np.load(folder / "lonlat.npy", mmap_mode="r")
-        emb = np.load(folder / "embeddings.npy", mmap_mode="r")
-        ids = np.load(folder / "ids.npy", mmap_mode="r")
-        scale = np.load(folder / "scales.npy", mmap_mode="r") if (folder / "scales.npy").exists() else None
-        for s in range(0, len(ids), BLOCK_ROWS):
-            e = s + BLOCK_ROWS
-            yield Block(np.array(ids[s:e]), np.array(ll[s:e, 0]), np.array(ll[s:e, 1]), np.array(emb[s:e]),
-                        None if scale is None else np.array(scale[s:e]))
+        names = ["ids.npy", "lonlat.npy", "embeddings.npy"] + (["scales.npy"] if (folder / "scales.npy").exists() else [])
+        heads = {name: _header(folder / name) for name in names}
+        n = heads["ids.npy"][0][0]
+        for s in range(0, n, BLOCK_ROWS):
+            k = min(BLOCK_ROWS, n - s)
+            ids, ll, emb, *scale = (_read_rows(folder / name, *heads[name], s, k) for name in names)
+            yield Block(ids, ll[:, 0], ll[:, 1], emb, scale[0] if scale else None)
+
+
+def _read_rows(path: Path, shape: tuple, dtype: np.dtype, offset: int, start: int, count: int) -> np.ndarray:
+    """Rows ``[start, start + count)`` of an .npy file, read (not mapped: a mapped file's pages would
+    count in the process's memory as it reads a large output)."""
+    row = int(np.prod(shape[1:], dtype=np.int64))
+    with open(path, "rb") as f:
+        out = np.fromfile(f, dtype=dtype, count=count * row, offset=offset + start * row * dtype.itemsize)
+    return out.reshape((count, *shape[1:]))
