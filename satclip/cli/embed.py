@@ -7,7 +7,7 @@ import sys
 import time
 
 from ..embedding import formats
-from ..embedding.convert import INT8_FORMULA, OUT_DTYPES
+from ..embedding.stored import INT8_FORMULA, OUT_DTYPES
 from ..options import FACTORISE, PRECISIONS
 
 DEFAULT_CHUNK_POINTS = 65536

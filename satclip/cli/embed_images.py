@@ -7,6 +7,9 @@ import argparse
 import sys
 import time
 
+from ..embedding import formats
+from ..embedding.stored import OUT_DTYPES
+
 HELP = "embed GeoTIFF image patches with a model's image encoder (resumable)"
 DESCRIPTION = ("Embed image patches (a folder of .tif files, e.g. S2-100K's images/, or a Parquet/CSV table with a "
                "'path' column) with the image encoder of a full SatCLIP checkpoint. Each row holds the file's path, "
@@ -37,11 +40,12 @@ def add_image_input(p: argparse.ArgumentParser) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_image_input(p)
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--format", choices=["parquet", "zarr"], default="parquet",
-                   help="default parquet (zarr: one row per file, so --on-error fail)")
-    p.add_argument("--dtype", choices=["float32", "float16", "int8"], default="float32", help="stored values")
+    p.add_argument("--format", choices=formats.names(), default=formats.names()[0],
+                   help=f"default {formats.names()[0]} (the formats without skipped rows keep one row per file, so "
+                        "--on-error fail)")
+    p.add_argument("--dtype", choices=OUT_DTYPES, default="float32", help="stored values")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming")
-    p.add_argument("--verify", action="store_true", help="read back every chunk already written against its CRC-32")
+    p.add_argument("--verify", action="store_true", help="read back every chunk already written against its checksum")
 
 
 def image_source(args, model, say):

@@ -9,7 +9,14 @@ May import :mod:`satclip.checkpoint`, :mod:`satclip.nn` and below; not
 :mod:`satclip.evaluation`, :mod:`satclip.training` or :mod:`satclip.cli`.
 """
 
-from .api import embed
-from .runner import run_embedding
-
 __all__ = ["embed", "run_embedding"]
+
+
+def __getattr__(name):  # imported when first used: the CLI's argument parser reads the formats without torch
+    if name == "embed":
+        from .api import embed
+        return embed
+    if name == "run_embedding":
+        from .runner import run_embedding
+        return run_embedding
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,23 +17,13 @@ threads). The error is at most half a step, ``scale / 2``, per component.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..ops import ops
 
-OUT_DTYPES = ("float32", "float16", "int8")
-INT8_FORMULA = "embedding = code * embedding_scale"
-
-
-@dataclass
-class Converted:
-    """One chunk's stored values: ``values [n, D]`` (float32 / float16 / int8, C order) and, for
-    int8, ``scale [n]`` float32."""
-    values: np.ndarray
-    scale: np.ndarray | None = None
+from .stored import INT8_FORMULA, OUT_DTYPES, Converted  # noqa: F401  (re-exported)
 
 
 def quantize_int8(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..convert import Converted
+from ..stored import Converted
 from ..durable import SyncBatch
 from ..errors import SettingError
 from ..sources import Chunk

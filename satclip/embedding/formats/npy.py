@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..convert import Converted
+from ..stored import Converted
 from ..durable import PAGE, BlockFile, SyncBatch
 from ..sources import Chunk
 from ..errors import SettingError

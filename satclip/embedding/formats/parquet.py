@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..convert import INT8_FORMULA, Converted
+from ..stored import INT8_FORMULA, Converted
 from ..durable import StreamFile, SyncBatch, replace_durably
 from ..sources import Chunk
 from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..convert import INT8_FORMULA, Converted
+from ..stored import INT8_FORMULA, Converted
 from ..durable import BlockFile, SyncBatch, replace_durably
 from ..sources import Chunk, cell_centres
 from .checksum import digest, matches
