@@ -118,63 +118,6 @@ class BlockFile:
         self.fd = self.direct = None
 
 
-class StreamFile:
-    """A write-only file object over a new :class:`BlockFile`, for writers that stream (Arrow's
-    Parquet writer): what it is given is gathered in a page-aligned buffer and goes out in whole
-    pieces with O_DIRECT; the last partial page at ``close``. Memory: one DIRECT_PIECE buffer."""
-
-    def __init__(self, path):
-        self.file = BlockFile(path, create=True)
-        self.buf = memoryview(mmap.mmap(-1, DIRECT_PIECE))
-        self.fill = 0      # bytes gathered in buf
-        self.offset = 0    # file offset of buf[0]
-        self.closed = False
-
-    def write(self, data) -> int:
-        view = memoryview(data).cast("B")
-        n = len(view)
-        while view:
-            k = min(len(view), DIRECT_PIECE - self.fill)
-            self.buf[self.fill:self.fill + k] = view[:k]
-            self.fill += k
-            view = view[k:]
-            if self.fill == DIRECT_PIECE:
-                self.file.pwrite(self.buf, self.offset)
-                self.offset += self.fill
-                self.fill = 0
-        return n
-
-    def tell(self) -> int:
-        return self.offset + self.fill
-
-    def flush(self) -> None:
-        pass
-
-    def writable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        """Writes what is left and fsyncs (the file's size is then ``tell()``); idempotent, and
-        what Arrow calls when it finishes the file."""
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            if self.fill:
-                self.file.pwrite(self.buf[:self.fill], self.offset)
-                self.offset += self.fill
-                self.fill = 0
-            self.file.fsync()
-        finally:
-            self.file.close()
-
-    def abandon(self) -> None:
-        """Closes without writing what is left (the write failed; the file is deleted)."""
-        if not self.closed:
-            self.closed = True
-            self.file.close()
-
-
 def write_bytes_durably(path: Path, data: bytes) -> None:
     """``path`` holds ``data`` or, after a crash, its previous content: a temporary dot-file
     written and fsynced, renamed over ``path``, the directory fsynced."""

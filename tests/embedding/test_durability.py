@@ -1,8 +1,9 @@
 """Durable chunks: a chunk is in the manifest only once its bytes and its directory entry are on
 stable storage. The file-system calls of a run are recorded in order (every fsync / fdatasync
-with the path it synced, every rename, every manifest written with the chunks it records), and
-for each chunk the order must be: its data written -> fsynced -> renamed into place (Parquet
-shards, Zarr chunk files) -> its directory fsynced -> the first manifest that records it."""
+with the path it synced and the size the file had then, every rename, every manifest written with
+the chunks it records), and for each chunk the order must be: its data written (the file at its
+final size when synced) -> fsynced -> renamed into place (Parquet shards, Zarr chunk files) ->
+its directory fsynced -> the first manifest that records it."""
 
 import json
 import os
@@ -28,8 +29,17 @@ def calls(monkeypatch):
         return os.readlink(f"/proc/self/fd/{fd}")
 
     real_fsync, real_fdatasync, real_replace = os.fsync, os.fdatasync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (log.append(("fsync", path_of(fd))), real_fsync(fd))[1])
-    monkeypatch.setattr(os, "fdatasync", lambda fd: (log.append(("fsync", path_of(fd))), real_fdatasync(fd))[1])
+
+    def synced(real):
+        def sync(fd):
+            path = path_of(fd)
+            if os.path.isfile(path):  # what the file holds when it is synced
+                log.append(("size", path, os.fstat(fd).st_size))
+            log.append(("fsync", path))
+            return real(fd)
+        return sync
+    monkeypatch.setattr(os, "fsync", synced(real_fsync))
+    monkeypatch.setattr(os, "fdatasync", synced(real_fdatasync))
 
     def replace(src, dst):
         real_replace(src, dst)
@@ -72,12 +82,12 @@ def test_write_fsync_rename_fsync_dir_then_manifest(tmp_path, encoder, calls, fm
         else:
             final = str(rows / "embedding" / f"c.{i}.0.0")
         tmp = str(state.state_dir(out) / "tmp" / ("." + "__".join(Path(final).relative_to(rows).parts) + ".tmp"))
-        w = _first(calls, lambda e: e[0] == "write" and e[1] == tmp)
-        f = _first(calls, lambda e: e == ("fsync", tmp), w)
+        f = _first(calls, lambda e: e == ("fsync", tmp))
+        assert calls[f - 1] == ("size", tmp, (out / Path(final).relative_to(rows)).stat().st_size)  # all its bytes
         r = _first(calls, lambda e: e[0] == "rename" and e[1:] == (tmp, final), f)
         d = _first(calls, lambda e: e == ("fsync", str(Path(final).parent)), r)
         m = _first(calls, lambda e: e[0] == "manifest" and i in e[1])
-        assert w < f < r < d < m, (i, w, f, r, d, m)
+        assert f < r < d < m, (i, f, r, d, m)
     # the commit: the staging folder renamed to the output, its parent synced, then the manifest
     c = _first(calls, lambda e: e[0] == "rename" and e[2] == str(out))
     assert _first(calls, lambda e: e == ("fsync", str(out.parent)), c) < _first(

@@ -15,8 +15,8 @@ FIXED_LEN_BYTE_ARRAY(2) value at a time (about 30 ms). So the writer keeps the l
 what costs without helping (compression and dictionary of noise, statistics of the embedding) and
 lets several writers work on different shards at once (``--writers``).
 
-A shard is streamed by Arrow into a temporary file in the run state (whole pieces with O_DIRECT:
-:class:`satclip.embedding.durable.StreamFile`), fsynced, then renamed into the folder.
+A shard is written by Arrow into a temporary file in the run state, fsynced, then renamed into
+the folder.
 Page checksums (CRC-32, computed by Arrow as it writes) let ``--verify`` check every data page;
 the manifest keeps the row count and the file size.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..stored import INT8_FORMULA, Converted
-from ..durable import StreamFile, SyncBatch, replace_durably
+from ..durable import SyncBatch, fsync_path, replace_durably
 from ..sources import Chunk
 from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec
 
@@ -91,21 +91,21 @@ class ParquetWriter(Writer):
         return pa.table(columns).replace_schema_metadata(self.file_metadata)
 
     def write(self, chunk: Chunk, data: Converted) -> dict:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         table = self.table(chunk, data)
         final = self.folder / SHARD.format(chunk.index)
         tmp = self.spec.temporary(final)  # outside the dataset (or a dot-name, which readers skip)
         try:
-            stream = StreamFile(tmp)  # Arrow streams the file into it; it writes with O_DIRECT
-            try:
-                pq.write_table(table, stream, compression="none", use_dictionary=["id"],
+            # Arrow's own file (no Python between it and the kernel): measured faster than streaming
+            # through O_DIRECT from Python (0.77 against 0.61 M points/s for float32 shards with an
+            # encoder that costs nothing, 2.2 against 2.9 s of CPU per 1,036,800 points)
+            with pa.OSFile(str(tmp), "wb") as f:
+                pq.write_table(table, f, compression="none", use_dictionary=["id"],
                                write_statistics=["id", "lon", "lat"], write_page_checksum=True)
-                stream.close()  # the rest written, fsynced
-            except BaseException:
-                stream.abandon()
-                raise
-            size = stream.tell()
+                size = f.tell()
+            fsync_path(tmp)
             replace_durably(tmp, final, self.dirty)
         except OSError:
             tmp.unlink(missing_ok=True)  # no partial shard left behind (disk full, ...)
