@@ -241,9 +241,9 @@ def load(source, *, device=None, dtype=None, weights_only: bool = True):
     """
     dtype = _resolve_dtype(dtype)
     path = resolve_source(source)
-    if _is_safetensors(path):
-        return _load_export(path, device, dtype)
-    return _load_lightning(path, device, dtype, weights_only)
+    enc = _load_export(path, device, dtype) if _is_safetensors(path) else _load_lightning(path, device, dtype, weights_only)
+    enc.origin = str(source)  # where the weights came from: an output's metadata names it
+    return enc
 
 
 DEFAULT_MODEL = "satclip-bluemarble-l10.safetensors"
@@ -260,7 +260,9 @@ def default_model(*, device=None, dtype=torch.float32) -> LocationEncoder:
     with resources.as_file(resources.files("satclip.data").joinpath(DEFAULT_MODEL)) as path:
         if not path.is_file():
             raise FileNotFoundError(f"the bundled default model {DEFAULT_MODEL} is missing from this installation")
-        return load(path, device=device, dtype=dtype)
+        enc = load(path, device=device, dtype=dtype)
+    enc.origin = "bundled"
+    return enc
 
 
 def save(encoder: LocationEncoder, path, *, overwrite: bool = False) -> Path:

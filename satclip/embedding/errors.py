@@ -18,7 +18,7 @@ FLAGS = {
     "keep_cols": "--keep-cols", "on_invalid": "--on-invalid", "lon_col": "--lon-col", "lat_col": "--lat-col",
     "id_col": "--id-col", "on_error": "--on-error", "sep": "--sep", "writers": "--writers", "publish_partial": "--publish-partial",
     "chunk_points": "--chunk-points", "device": "--device", "precision": "--precision",
-    "allow_incomplete": "--allow-incomplete",
+    "allow_incomplete": "--allow-incomplete", "compression": "--compress", "sort": "--sort",
 }
 _FIELD = re.compile(r"\{(\w+)(=([^{}]*))?\}")
 

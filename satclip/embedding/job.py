@@ -22,6 +22,7 @@ from .formats import OutputFormat
 from .sources import Source
 
 MAX_DEFAULT_WRITERS = {"cpu": 4, "cuda": 8}
+COMPRESSIONS = (None, "zstd")
 
 
 def default_writers(device: torch.device) -> int:
@@ -72,6 +73,8 @@ class EmbeddingJob:
     progress: bool | None = None
     log: Callable[[str], None] = print
     executor: object = None
+    origin: str | None = None  # where the encoder's weights came from (satclip.load sets it), for the metadata
+    compression: str | None = None
 
     @classmethod
     def create(cls, encoder, source: Source, out, *, fmt: str = "parquet", out_dtype: str = "float32", device=None,
@@ -79,10 +82,20 @@ class EmbeddingJob:
         """Checks every setting once and resolves the defaults (device: the encoder's)."""
         fmt_obj = formats.get(fmt)
         fmt_obj.check_available()
+        if kw.get("compression") not in COMPRESSIONS:
+            raise SettingError(f"{{compression}} is not a compression; expected one of "
+                               f"{', '.join(str(c) for c in COMPRESSIONS)}", compression=kw.get("compression"))
+        if kw.get("compression") and not fmt_obj.capabilities.compression:
+            raise SettingError("{fmt} stores values as they are; {compression} applies to "
+                               + " or ".join(f"{{fmt={f.name}}}" for f in formats.all_formats()
+                                             if f.capabilities.compression), fmt=fmt, compression=kw["compression"])
         if out_dtype not in OUT_DTYPES:
             raise SettingError(f"{{out_dtype}} is not an output dtype; expected one of {', '.join(OUT_DTYPES)}",
                                out_dtype=out_dtype)
         caps = fmt_obj.capabilities
+        if caps.grid_only and not source.grid_shape:
+            raise SettingError("{fmt} stores a full lat/lon grid: give a grid source (--grid STEP, without "
+                               "--land-only; satclip.embedding.sources.GridSource)", fmt=fmt)
         if source.keep_cols and not caps.extra_columns:
             raise SettingError(f"{{keep_cols=}} needs {_formats_with('extra_columns')} ({{fmt}} stores embeddings, "
                                "ids and coordinates)", fmt=fmt)
@@ -103,8 +116,9 @@ class EmbeddingJob:
         if device is None:
             device = next(encoder.parameters()).device
         device = torch.device(device)
+        origin = getattr(encoder, "origin", None)  # set by satclip.load / default_model; absent for others
         return cls(encoder, source, Path(out), fmt_obj, out_dtype, device, writers=writers, executor=executor,
-                   log=log or (lambda msg: None), **kw)
+                   log=log or (lambda msg: None), origin=origin, **kw)
 
     @property
     def grid_shape(self):

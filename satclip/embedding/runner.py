@@ -28,7 +28,10 @@ import os
 import shutil
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 
 from .._version import __version__
 from .convert import OUT_DTYPES  # noqa: F401  (re-exported: the output dtypes)
@@ -38,6 +41,7 @@ from .executors import LocalExecutor, WorkSpec
 from .formats import WriterSpec
 from .input_checks import InputChecks
 from .job import EmbeddingJob, model_fingerprint
+from .products import model_card, write_stac
 from .progress import LineProgress, human_bytes, progress_bar  # noqa: F401  (LineProgress: its interval)
 from .sources import Source
 from .state import (OutputLock, foreign_files, is_own, manifest_path, read_manifest, staging_dir,
@@ -49,6 +53,7 @@ from .state import (OutputLock, foreign_files, is_own, manifest_path, read_manif
 # batch of fast ones; a large manifest, written less often). A crash loses at most the records
 # since the last flush: those chunks are redone on resume.
 FLUSH_COST_SHARE = 20
+PRODUCT_KEYS = ("format", "dtype", "dim", "model", "model_config", "model_card", "precision", "source")
 
 
 class EmbeddingInterrupted(KeyboardInterrupt):
@@ -65,7 +70,8 @@ class DiskFull(OSError):
 
 def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dtype: str = "float32",
                   device=None, overwrite: bool = False, progress: bool | None = None, verify: bool = False,
-                  log=None, executor=None, writers: int | None = None, publish_partial: bool = False) -> Path:
+                  log=None, executor=None, writers: int | None = None, publish_partial: bool = False,
+                  compression: str | None = None) -> Path:
     """Embeds every point of ``source`` into ``out`` (a directory); resumes a killed run.
 
     Args:
@@ -92,6 +98,9 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
             a CPU encoder, 8 beside a GPU).
         publish_partial: write the rows into ``out`` as they land (readers see an unfinished
             output as it grows) instead of committing the whole output at the end.
+        compression: ``None`` (default: stored as it is; float embeddings are noise to a
+            compressor) or ``"zstd"`` (Parquet: ZSTD pages, worth it for int8; Zarr: Blosc-Zstd in
+            64 x 64-cell inner chunks, one shard per source chunk).
     Returns the output directory.
 
     Raises:
@@ -102,7 +111,7 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
     """
     job = EmbeddingJob.create(encoder, source, out, fmt=fmt, out_dtype=out_dtype, device=device, writers=writers,
                               executor=executor, log=log, overwrite=overwrite, progress=progress, verify=verify,
-                              publish_partial=publish_partial)
+                              publish_partial=publish_partial, compression=compression)
     return Run(job).execute()
 
 
@@ -153,7 +162,8 @@ class Run:
         return {"format": self.job.format.name, "dtype": self.job.out_dtype, "dim": enc.dim_out,
                 "model": model_fingerprint(enc), "model_config": enc.config(),
                 "precision": getattr(enc, "precision", "float32"),  # image encoders have none
-                "source": self.source.describe(), "chunk_points": self.source.chunk_points}
+                "source": self.source.describe(), "chunk_points": self.source.chunk_points,
+                "compression": self.job.compression}
 
     def _refuse_foreign(self) -> None:
         out = self.out
@@ -229,6 +239,10 @@ class Run:
         manifest at the next flush, once its directory entries are synced."""
         if chunk.skipped:
             rec = dict(rec, skipped=list(chunk.skipped))
+        if len(chunk.lon):  # the chunk's extent: the STAC bbox of the output is their union
+            lon, lat = np.asarray(chunk.lon), np.asarray(chunk.lat)
+            rec = dict(rec, bbox=[float(np.mod(lon + 180.0, 360.0).min() - 180.0), float(lat.min()),
+                                  float(np.mod(lon + 180.0, 360.0).max() - 180.0), float(lat.max())])
         self.checks.add(chunk)
         with self.lock:
             self.pending.append((chunk.index, rec))
@@ -271,7 +285,8 @@ class Run:
         new_state, new_out = not state_dir(out).exists(), not out.exists()
         state_dir(out).mkdir(parents=True, exist_ok=True)
         lock = OutputLock(out).acquire()
-        self.manifest = dict(want, satclip_version=__version__, done=[], shards={}, complete=False)
+        self.manifest = dict(want, satclip_version=__version__, done=[], shards={}, complete=False,
+                             model_card=model_card(want["model_config"], job.origin))
         try:
             return self._run(self._previous(want))
         except BaseException:
@@ -299,12 +314,13 @@ class Run:
         scratch = state_dir(out) / "tmp"  # temporaries of the writers; a killed run's are debris now
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
-        spec = WriterSpec(folder=folder, dim=dim, dtype=job.out_dtype, scratch=scratch,
+        spec = WriterSpec(folder=folder, dim=dim, dtype=job.out_dtype, scratch=scratch, compression=job.compression,
                           n=len(source) if job.format.capabilities.needs_row_count else None,
                           chunk_points=source.chunk_points, grid_shape=job.grid_shape,
                           metadata={"satclip_version": __version__, "model": self.manifest["model"],
                                     "model_config": self.manifest["model_config"],
-                                    "precision": self.manifest["precision"]})
+                                    "precision": self.manifest["precision"]},
+                          product={k: self.manifest.get(k) for k in PRODUCT_KEYS})
         writer = job.format.open_writer(spec, self.dirty)
         try:
             if writer.created and done:
@@ -331,6 +347,9 @@ class Run:
                 job.log(f"resuming: {len(done)} of {n_chunks} chunk{'s' * (n_chunks != 1)} already written")
             todo_rows = len(source) - sum(r["rows"] for r in shards.values())
             self._execute_chunks(writer, spec, done, n_chunks)
+            self.flush()
+            if len(self.manifest["done"]) == n_chunks:
+                writer.finalize()  # what the format makes of the whole (a COG from its intermediate)
         finally:
             writer.close()
         self.flush()
@@ -387,6 +406,7 @@ class Run:
             man["data"] = "out"
         man["complete"] = True
         write_manifest(out, man)
+        write_stac(out, man, datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def _report(self, n_chunks: int, todo_rows: int) -> None:
         man, source, log = self.manifest, self.source, self.job.log

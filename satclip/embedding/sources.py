@@ -123,14 +123,15 @@ def describe_invalid(lon: float, lat: float) -> str:
     return f"latitude outside [-90, 90] ({lat}; is the column order lat, lon? SatCLIP is lon first)"
 
 
-def _check_coords(lon: np.ndarray, lat: np.ndarray, where: str, first_row: int = 0, ids=None) -> None:
+def _check_coords(lon: np.ndarray, lat: np.ndarray, where: str, rows=None, ids=None) -> None:
     """Refuses the first invalid row, named by its row number in the input (0-based, header not
     counted) and its id when there is an id column."""
     bad = invalid_coords(lon, lat)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         who = f" (id {ids[i]})" if ids is not None else ""
-        raise SettingError(f"{where}: row {first_row + i}{who}: {describe_invalid(lon[i], lat[i])}; "
+        raise SettingError(f"{where}: row {i if rows is None else int(rows[i])}{who}: "
+                           f"{describe_invalid(lon[i], lat[i])}; "
                            "fix or drop it, or pass {on_invalid=skip} to leave such rows out")
 
 
@@ -365,6 +366,9 @@ class TableSource(Source):
     Text files (``.csv``, ``.tsv``, ``.tab``, ``.txt``, also gzipped): the separator is ``sep``
     or, by default, read off the header line (the most frequent of ``,`` ``;`` tab ``|``; a
     UTF-8 byte-order mark is skipped), so a ``;``-separated export and a ``.tsv`` read as they are.
+    ``sort="hilbert"``: the rows in the order of a Hilbert curve over their coordinates (nearby
+    points in the same chunk, so a Parquet output's shards and row groups cover small extents that
+    bbox filters skip); the table is then held in memory for the run. Ids stay the input's.
 
     Columns: ``lon_col``/``lat_col`` (defaults: the first of lon/longitude/x and lat/latitude/y
     present, case-insensitive) or, in GeoParquet, the point ``geometry`` column (WKB). ``id_col``
@@ -377,7 +381,7 @@ class TableSource(Source):
 
     def __init__(self, path, lon_col: str | None = None, lat_col: str | None = None, id_col: str | None = None,
                  chunk_points: int = 65536, keep_cols=(), *, on_invalid: str = "fail", sep: str | None = None,
-                 chunk_size: int | None = None):
+                 sort: str | None = None, chunk_size: int | None = None):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
@@ -389,6 +393,9 @@ class TableSource(Source):
         if on_invalid not in ON_INVALID:
             raise ValueError(f"on_invalid must be one of {ON_INVALID}, got {on_invalid!r}")
         self.id_col, self.on_invalid = id_col, on_invalid
+        if sort not in (None, "hilbert"):
+            raise SettingError("{sort} is not an order; expected 'hilbert' (or none: the input's order)", sort=sort)
+        self.sort = sort
         self.kind = "csv" if _text_suffix(self.path) else "parquet"
         if sep is not None and (self.kind != "csv" or len(sep) != 1):
             raise SettingError(f"{self.path}: {{sep}} " + ("applies to text tables (.csv, .tsv)" if self.kind != "csv"
@@ -500,7 +507,7 @@ class TableSource(Source):
                                  "lon/lat columns (e.g. 'lon,lat') and one row per point") from None
             raise ValueError(f"{self.path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
 
-    def _floats(self, t, col: str, start: int) -> np.ndarray:
+    def _floats(self, t, col: str, rows: np.ndarray) -> np.ndarray:
         """A coordinate column as float64; a value that is not a number is named by its row."""
         values = t.column(col).to_numpy(zero_copy_only=False)
         try:
@@ -510,44 +517,66 @@ class TableSource(Source):
                 try:
                     float(v)
                 except (TypeError, ValueError):
-                    raise ValueError(f"{self.path}: column {col!r}, row {start + r}: {v!r} is not a number "
+                    raise ValueError(f"{self.path}: column {col!r}, row {int(rows[r])}: {v!r} is not a number "
                                      "(coordinates must be degrees)") from None
             raise
+
+    def _coords(self, t, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lon, lat) degrees of a table's rows (``rows``: their numbers in the input, for messages)."""
+        if self.geometry:
+            lon, lat = _wkb_points(t.column(self.geometry).to_numpy(zero_copy_only=False), str(self.path), rows)
+            if self.transformer is not None:
+                lon, lat = self.transformer.transform(lon, lat)
+                lon, lat = np.asarray(lon, np.float64), np.asarray(lat, np.float64)
+            return lon, lat
+        return self._floats(t, self.lon_col, rows), self._floats(t, self.lat_col, rows)
 
     def chunks(self, skip=frozenset()):
         if len(self) == 0:
             if 0 not in skip:
                 yield self.empty_chunk()
             return
+        if self.sort == "hilbert":
+            yield from self._sorted_chunks(skip)
+            return
         start = 0
         for i, t in enumerate(self._rebatched()):
-            n = t.num_rows
             if i not in skip:
-                if self.geometry:
-                    lon, lat = _wkb_points(t.column(self.geometry).to_numpy(zero_copy_only=False), str(self.path),
-                                           start)
-                    if self.transformer is not None:
-                        lon, lat = self.transformer.transform(lon, lat)
-                        lon, lat = np.asarray(lon, np.float64), np.asarray(lat, np.float64)
-                else:
-                    lon, lat = self._floats(t, self.lon_col, start), self._floats(t, self.lat_col, start)
-                ids = (t.column(self.id_col).combine_chunks() if self.id_col
-                       else np.arange(start, start + n, dtype=np.int64))
-                extra = {c: t.column(c).combine_chunks() for c in self.keep_cols} or None
-                bad = invalid_coords(lon, lat)
-                skipped = None
-                if bad.any():
-                    if self.on_invalid == "fail":
-                        _check_coords(lon, lat, str(self.path), start, ids.to_pylist() if self.id_col else None)
-                    rows = np.flatnonzero(bad)
-                    skipped = [f"row {start + r}" + (f" (id {ids[int(r)]})" if self.id_col else "") + ": "
-                               + describe_invalid(lon[r], lat[r]) for r in rows]
-                    keep = ~bad
-                    lon, lat = lon[keep], lat[keep]
-                    ids = ids.filter(keep) if self.id_col else ids[keep]
-                    extra = {c: a.filter(keep) for c, a in extra.items()} if extra else None
-                yield Chunk(i, start, ids, lon, lat, extra, skipped=skipped)
-            start += n
+                yield self._chunk(i, start, t, np.arange(start, start + t.num_rows, dtype=np.int64))
+            start += t.num_rows
+
+    def _sorted_chunks(self, skip):
+        """Chunks of the rows in Hilbert-curve order of their coordinates: the whole table is read
+        once (it is held in memory for the run), sorted, and chunk ``i`` takes the ``i``-th slice
+        of that order, the same for every run of the same file."""
+        import pyarrow as pa
+        table = pa.Table.from_batches(list(self._batches())) if len(self) else None
+        rows = np.arange(table.num_rows, dtype=np.int64)
+        lon, lat = self._coords(table, rows)
+        order = np.argsort(hilbert_index(np.nan_to_num(lon), np.nan_to_num(lat)), kind="stable")
+        for i, s in enumerate(range(0, len(order), self.chunk_points)):
+            if i not in skip:
+                idx = order[s:s + self.chunk_points]
+                yield self._chunk(i, s, table.take(idx), idx)
+
+    def _chunk(self, i: int, start: int, t, rows: np.ndarray) -> Chunk:
+        """Chunk ``i`` from table ``t`` of input rows ``rows`` (their numbers: the default ids)."""
+        lon, lat = self._coords(t, rows)
+        ids = t.column(self.id_col).combine_chunks() if self.id_col else rows
+        extra = {c: t.column(c).combine_chunks() for c in self.keep_cols} or None
+        bad = invalid_coords(lon, lat)
+        skipped = None
+        if bad.any():
+            if self.on_invalid == "fail":
+                _check_coords(lon, lat, str(self.path), rows, ids.to_pylist() if self.id_col else None)
+            bad_rows = np.flatnonzero(bad)
+            skipped = [f"row {int(rows[r])}" + (f" (id {ids[int(r)]})" if self.id_col else "") + ": "
+                       + describe_invalid(lon[r], lat[r]) for r in bad_rows]
+            keep = ~bad
+            lon, lat = lon[keep], lat[keep]
+            ids = ids.filter(keep) if self.id_col else ids[keep]
+            extra = {c: a.filter(keep) for c, a in extra.items()} if extra else None
+        return Chunk(i, start, ids, lon, lat, extra, skipped=skipped)
 
     def describe(self) -> dict:
         st = os.stat(self.path)
@@ -556,10 +585,31 @@ class TableSource(Source):
                 "lon_col": self.lon_col, "lat_col": self.lat_col, "geometry": self.geometry, "id_col": self.id_col,
                 **({"keep_cols": self.keep_cols} if self.keep_cols else {}),
                 **({"sep": self.sep} if self.sep not in (None, ",") else {}),
+                **({"sort": self.sort} if self.sort else {}),
                 **({"on_invalid": self.on_invalid} if self.on_invalid != "fail" else {})}
 
 
-OWN_COLUMNS = ("id", "lon", "lat", "geometry", "embedding", "embedding_scale")  # the Parquet output's own
+def hilbert_index(lon: np.ndarray, lat: np.ndarray, order: int = 16) -> np.ndarray:
+    """The position of each (lon, lat) along a Hilbert curve of ``2**order`` cells a side over the
+    lon/lat rectangle (the classic xy -> d walk, vectorised over points)."""
+    n = 1 << order
+    x = np.clip(((np.asarray(lon) + 180.0) / 360.0 * n).astype(np.int64), 0, n - 1)
+    y = np.clip(((np.asarray(lat) + 90.0) / 180.0 * n).astype(np.int64), 0, n - 1)
+    d = np.zeros(x.shape, np.int64)
+    s = n >> 1
+    while s > 0:
+        rx = (x & s) > 0
+        ry = (y & s) > 0
+        d += s * s * ((3 * rx.astype(np.int64)) ^ ry.astype(np.int64))
+        flip = ~ry & rx  # rotate the quadrant so the curve continues
+        x = np.where(flip, n - 1 - x, x)
+        y = np.where(flip, n - 1 - y, y)
+        x, y = np.where(~ry, y, x), np.where(~ry, x, y)
+        s >>= 1
+    return d
+
+
+OWN_COLUMNS = ("id", "lon", "lat", "geometry", "bbox", "embedding", "embedding_scale")  # the Parquet output's own
 SEPARATORS = (",", ";", "\t", "|")
 _TEXT_SUFFIXES = (".csv", ".tsv", ".tab", ".txt")
 
@@ -634,17 +684,18 @@ def _to_lonlat(path: Path, column: str):
     return pyproj.Transformer.from_crs(source, "OGC:CRS84", always_xy=True), name
 
 
-def _wkb_points(values, where: str, start: int = 0):
-    """(lon, lat) of 2D WKB points (21 bytes: byte order, type 1, x, y); rows named from ``start``."""
+def _wkb_points(values, where: str, rows=None):
+    """(lon, lat) of 2D WKB points (21 bytes: byte order, type 1, x, y); rows named by ``rows``."""
     lon = np.empty(len(values))
     lat = np.empty(len(values))
     for i, v in enumerate(values):
         b = bytes(v)
         if len(b) < 21:
-            raise ValueError(f"{where}: geometry at row {start + i} is not a WKB point")
+            raise ValueError(f"{where}: geometry at row {i if rows is None else int(rows[i])} is not a WKB point")
         order = "<" if b[0] == 1 else ">"
         gtype = int.from_bytes(b[1:5], "little" if order == "<" else "big")
         if gtype % 1000 != 1:
-            raise ValueError(f"{where}: geometry at row {start + i} has WKB type {gtype}, expected a point")
+            raise ValueError(f"{where}: geometry at row {i if rows is None else int(rows[i])} has WKB type {gtype}, "
+                             "expected a point")
         lon[i], lat[i] = np.frombuffer(b[5:21], dtype=order + "f8")
     return lon, lat

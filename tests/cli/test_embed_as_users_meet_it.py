@@ -90,7 +90,7 @@ def test_an_input_with_no_rows_gives_an_empty_dataset_with_the_full_schema(tmp_p
     out = tmp_path / "o"
     assert main(["embed", "--points", str(src), "--keep-cols", "name", "--out", str(out), "--quiet"]) == 0
     t = pq.read_table(out)
-    assert t.num_rows == 0 and t.column_names == ["id", "lon", "lat", "geometry", "embedding", "name"]
+    assert t.num_rows == 0 and t.column_names == ["id", "lon", "lat", "geometry", "bbox", "embedding", "name"]
     assert duckdb.sql(f"SELECT count(*) FROM '{out}/*.parquet'").fetchall() == [(0,)]
 
 

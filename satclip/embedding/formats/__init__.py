@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..errors import SettingError
 from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec
+from .cog import CogFormat
 from .npy import NpyFormat
 from .parquet import ParquetFormat
 from .zarr_format import INT8_UNWRITTEN, ZarrFormat
@@ -26,7 +27,7 @@ def register(fmt: OutputFormat) -> OutputFormat:
     return fmt
 
 
-for _fmt in (ParquetFormat(), ZarrFormat(), NpyFormat()):
+for _fmt in (ParquetFormat(), ZarrFormat(), NpyFormat(), CogFormat()):
     register(_fmt)
 
 

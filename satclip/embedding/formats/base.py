@@ -11,6 +11,7 @@ and writes chunks, possibly from several threads at once (each chunk its own row
   returning the manifest's record (``rows`` and what ``check`` needs);
 * ``check(index, start, record, full) -> bool``: is that chunk still intact (sizes; with ``full``
   every byte against its checksum);
+* ``finalize()``: once every chunk is recorded (a COG is made from its intermediate here);
 * ``close()``.
 """
 
@@ -36,6 +37,8 @@ class Capabilities:
     any_id_type: bool = False      # ids of any type as they are (else int64)
     grid_layout: bool = False      # a full lat/lon grid stored as [lat, lon, D]
     needs_row_count: bool = False  # the rows are preallocated: N must be known up front
+    compression: bool = False      # can compress its embedding (compression="zstd")
+    grid_only: bool = False        # stores a full lat/lon grid only (a raster)
     chunked_rows: bool = False     # rows stored in fixed-size storage chunks: sources whose chunks vary in
                                    # size share storage chunks between neighbours (one process must write them)
 
@@ -50,6 +53,8 @@ class WriterSpec:
     chunk_points: int
     grid_shape: tuple | None      # (nlat, nlon) where the format stores the grid as a grid
     metadata: dict = field(default_factory=dict)  # model, version, encoder settings (JSON)
+    product: dict = field(default_factory=dict)   # the manifest's facts for products.py (conventions' metadata)
+    compression: str | None = None               # "zstd", or None: stored as it is
     # where files are written before they are renamed into the folder: on the same file system,
     # outside the dataset, so that no reader (polars refuses a folder holding anything else) ever
     # meets a temporary a killed run left; None: dot-names in the folder itself
@@ -81,6 +86,10 @@ class Writer:
 
     def check(self, index: int, start: int, record: dict, full: bool) -> bool:
         raise NotImplementedError
+
+    def finalize(self) -> None:
+        """Called once every chunk is recorded, before the output is committed: what a format
+        makes of the whole (the COG from its intermediate). Idempotent."""
 
     def close(self) -> None:
         pass

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..stored import INT8_FORMULA, Converted
 from ..durable import BlockFile, SyncBatch, replace_durably
+from ..products import zarr_attributes
 from ..sources import Chunk, cell_centres
 from .checksum import digest, matches
 from .base import Block, Capabilities, OutputFormat, Writer, WriterSpec, integer_ids
@@ -63,6 +64,11 @@ _NO_FILL_CHECK = {"write_empty_chunks": True}
 # with the "." separator), not c/0/0/0 in a folder per index: a chunk then adds one entry to one
 # existing folder, so making it durable is one folder fsync per batch, not three new folders each.
 FLAT_KEYS = {"name": "default", "separator": "."}
+
+
+def _divisor(n: int, most: int) -> int:
+    """The largest divisor of ``n`` not above ``most`` (a shard holds whole inner chunks)."""
+    return next(d for d in range(min(n, most), 0, -1) if n % d == 0)
 
 
 def _plain_bytes(arr) -> bool:
@@ -103,7 +109,8 @@ class ZarrWriter(Writer):
                 if data is not None:
                     arr[...] = data
             meta = dict(spec.metadata, **({"int8": INT8_FORMULA} if spec.dtype == "int8" else {}))
-            self.root.attrs.update({"satclip": meta, "layout": layout, "Conventions": "CF-1.11",
+            conventions = zarr_attributes(spec.product, self.grid) if spec.product else {}
+            self.root.attrs.update({**conventions, "satclip": meta, "layout": layout, "Conventions": "CF-1.11",
                                     "title": "SatCLIP location embeddings"})
             with warnings.catch_warnings():  # zarr notes that consolidation is not in the v3 spec yet
                 warnings.simplefilter("ignore")
@@ -125,6 +132,20 @@ class ZarrWriter(Writer):
             self.dirty.add(dirpath)
         self.dirty.add(self.folder.parent)
 
+    @staticmethod
+    def _storage(spec: WriterSpec, chunk: tuple, inner: tuple) -> dict:
+        """How the embedding array is stored: one uncompressed chunk per source chunk (written
+        directly, as fast as the disk), or with ``compression="zstd"`` Blosc-Zstd (byte shuffle)
+        in small inner chunks (a reader fetching a window decompresses 64 x 64 cells, not a band
+        of whole rows), each source chunk one shard of them (the sharding codec: one file per
+        source chunk, written whole, never read back and merged)."""
+        if spec.compression != "zstd":
+            return {"chunks": chunk, "compressors": None}
+        from zarr.codecs import BloscCodec
+
+        return {"shards": chunk, "chunks": inner,
+                "compressors": BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")}
+
     def _arrays(self, spec: WriterSpec) -> dict:
         """name -> create_array arguments (and ``data`` for the coordinate arrays)."""
         dim, dtype, n, chunk_points = spec.dim, spec.dtype, spec.n, spec.chunk_points
@@ -140,8 +161,8 @@ class ZarrWriter(Writer):
                 raise ValueError(f"grid Zarr output needs chunks of whole rows ({nlon} cells), got {chunk_points}")
             rows = min(chunk_points // nlon, nlat)
             step = 180.0 / nlat
-            out["embedding"] = dict(shape=(nlat, nlon, dim), chunks=(rows, nlon, dim), dtype=dtype, compressors=None,
-                                    chunk_key_encoding=FLAT_KEYS,
+            out["embedding"] = dict(shape=(nlat, nlon, dim), dtype=dtype, chunk_key_encoding=FLAT_KEYS,
+                                    **self._storage(spec, (rows, nlon, dim), (_divisor(rows, 64), _divisor(nlon, 64), dim)),
                                     fill_value=fill, dimension_names=["lat", "lon", "embedding_dim"],
                                     attributes=emb_attrs)
             if dtype == "int8":
@@ -156,8 +177,8 @@ class ZarrWriter(Writer):
             return out
         c = min(chunk_points, max(n, 1))
         emb_attrs = {**emb_attrs, "coordinates": "id lon lat"}
-        out["embedding"] = dict(shape=(n, dim), chunks=(c, dim), dtype=dtype, compressors=None, fill_value=fill,
-                                chunk_key_encoding=FLAT_KEYS,
+        out["embedding"] = dict(shape=(n, dim), dtype=dtype, fill_value=fill, chunk_key_encoding=FLAT_KEYS,
+                                **self._storage(spec, (c, dim), (_divisor(c, 4096), dim)),
                                 dimension_names=["point", "embedding_dim"], attributes=emb_attrs)
         if dtype == "int8":
             out["embedding_scale"] = dict(shape=(n,), chunks=(c,), dtype="float32", fill_value=np.nan,
@@ -280,7 +301,7 @@ class ZarrWriter(Writer):
 class ZarrFormat(OutputFormat):
     name = "zarr"
     requires = "zarr"
-    capabilities = Capabilities(grid_layout=True, needs_row_count=True, chunked_rows=True)
+    capabilities = Capabilities(grid_layout=True, needs_row_count=True, chunked_rows=True, compression=True)
     own_files = ("zarr.json", "embedding", "embedding_scale", "id", "lon", "lat", "spatial_ref")
     unwritten_rows = "NaN embeddings (int8: code -128, scale NaN)"
     help = "a Zarr v3 group (xarray); a full grid as [lat, lon, D]"
