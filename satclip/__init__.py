@@ -26,6 +26,8 @@ _PUBLIC = {
     "default_model": ("checkpoint", "default_model"),
     "load": ("checkpoint", "load"),
     "save": ("checkpoint", "save"),
+    "from_torchgeo": ("checkpoint", "from_torchgeo"),
+    "to_torchgeo": ("checkpoint", "to_torchgeo"),
     "embed": ("embedding", "embed"),
     # the image side: timm / rasterio, imported when first used
     "Gallery": ("imagery", "Gallery"),

@@ -10,13 +10,17 @@ Accepted sources for :func:`load`:
 * the export written by :func:`save`: a ``.safetensors`` file holding the ``nnet.*`` tensors
   with the configuration as JSON in its metadata (no pickle, a few MB);
 * a Hugging Face repo id such as ``microsoft/SatCLIP-ViT16-L40``, only when
-  ``huggingface_hub`` is installed; nothing is downloaded unless such an id is given.
+  ``huggingface_hub`` is installed; nothing is downloaded unless such an id is given;
+* torchgeo's ``SatCLIP`` module or its state dict (:func:`from_torchgeo`); :func:`to_torchgeo`
+  goes the other way.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -229,8 +233,9 @@ def load(source, *, device=None, dtype=None, weights_only: bool = True):
     ``le_type`` / ``pe_type`` pair of the original code.
 
     Args:
-        source: path to a SatCLIP Lightning ``.ckpt``, a satclip ``.safetensors`` export, or a
-            Hugging Face repo id (needs ``huggingface_hub``; downloads only that repo).
+        source: path to a SatCLIP Lightning ``.ckpt``, a satclip ``.safetensors`` export, a
+            Hugging Face repo id (needs ``huggingface_hub``; downloads only that repo), or
+            torchgeo's ``SatCLIP`` module or its state dict (:func:`from_torchgeo`).
         device: target device (default CPU).
         dtype: ``torch.float64`` (default) or ``torch.float32``.
         weights_only: passed to ``torch.load``; keep True unless you trust the file.
@@ -240,6 +245,8 @@ def load(source, *, device=None, dtype=None, weights_only: bool = True):
             ``hyper_parameters`` that disagree with the weights.
     """
     dtype = _resolve_dtype(dtype)
+    if isinstance(source, torch.nn.Module) or isinstance(source, Mapping):
+        return from_torchgeo(source, device=device, dtype=dtype)
     path = resolve_source(source)
     enc = _load_export(path, device, dtype) if _is_safetensors(path) else _load_lightning(path, device, dtype, weights_only)
     enc.origin = str(source)  # where the weights came from: an output's metadata names it
@@ -286,3 +293,57 @@ def save(encoder: LocationEncoder, path, *, overwrite: bool = False) -> Path:
     save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)
     return path
+
+
+TORCHGEO_LATITUDE_LIMIT = 89.95  # torchgeo's SatCLIP clamps latitudes to this before the harmonics
+
+
+def from_torchgeo(module_or_state, *, device=None, dtype=None, match_clamp: bool = True) -> LocationEncoder:
+    """A :class:`LocationEncoder` holding torchgeo's ``SatCLIP`` weights (its module, or the state
+    dict of one: keys ``nnet.layers.{i}.weight|bias``, ``nnet.last_layer.weight|bias``; a
+    ``posenc.`` or ``model.location.`` prefix is accepted), in eval mode. torchgeo's harmonics are
+    the original's ``"analytic"`` ones (``Y_l0`` times pi), computed by a recurrence: the same
+    numbers. The one difference is that torchgeo clamps latitudes to +-89.95 degrees first;
+    ``match_clamp=True`` (default) does too (``EncodeOptions.latitude_limit``), so the outputs
+    match everywhere; ``False`` gives the original's values at the poles.
+    """
+    state = module_or_state.state_dict() if isinstance(module_or_state, torch.nn.Module) else dict(module_or_state)
+    for prefix in ("model.location.", "location."):
+        if any(k.startswith(prefix + "nnet.") for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    nnet = {k: v for k, v in state.items() if k.startswith("nnet.")}
+    layers = sorted({int(k.split(".")[2]) for k in nnet if k.startswith("nnet.layers.") and k.endswith(".weight")})
+    if not layers or "nnet.last_layer.weight" not in nnet or layers != list(range(len(layers))):
+        raise ValueError("not a torchgeo SatCLIP location encoder: expected the keys nnet.layers.{i}.weight / "
+                         f"nnet.last_layer.weight, got {sorted(state)[:6]}{' ...' if len(state) > 6 else ''}")
+    w0 = nnet["nnet.layers.0.weight"]
+    L = int(round(math.sqrt(w0.shape[1])))
+    if L * L != w0.shape[1]:
+        raise ValueError(f"the first layer takes {w0.shape[1]} inputs, not L*L spherical harmonics")
+    enc = LocationEncoder(L, w0.shape[0], len(layers), nnet["nnet.last_layer.weight"].shape[0], harmonics="analytic")
+    missing, unexpected = enc.load_state_dict(nnet, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"torchgeo weights do not fit a SatCLIP encoder: missing {missing}, unexpected {unexpected}")
+    if match_clamp:
+        enc.options = enc.options.replace(latitude_limit=TORCHGEO_LATITUDE_LIMIT)
+    enc.origin = "torchgeo SatCLIP module" if isinstance(module_or_state, torch.nn.Module) else "torchgeo state dict"
+    return enc.to(device=device or "cpu", dtype=_resolve_dtype(dtype) if dtype is not None else w0.dtype).eval()
+
+
+def to_torchgeo(encoder):
+    """torchgeo's ``SatCLIP`` module (``torchgeo.models.SatCLIP``) holding ``encoder``'s weights, in
+    its dtype and eval mode: a torchgeo pipeline takes it as it is."""
+    try:
+        from torchgeo.models import SatCLIP
+    except ImportError:
+        raise ImportError("torchgeo is not installed (pip install torchgeo; it needs Python >= 3.12)") from None
+    if not isinstance(encoder, LocationEncoder) or encoder.harmonics != "analytic":
+        raise ValueError("torchgeo's SatCLIP computes the released models' 'analytic' harmonics with a SIREN: "
+                         f"this encoder is {type(encoder).__name__}"
+                         + (f" with {encoder.harmonics!r} harmonics" if isinstance(encoder, LocationEncoder) else ""))
+    cfg = encoder.config()
+    module = SatCLIP(legendre_polys=cfg["legendre_polys"], capacity=cfg["capacity"], embed_dim=cfg["embed_dim"],
+                     num_hidden_layers=cfg["num_hidden_layers"])
+    module.nnet.load_state_dict(encoder.nnet.state_dict())
+    param = next(encoder.parameters())
+    return module.to(device=param.device, dtype=param.dtype).eval()

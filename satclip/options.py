@@ -9,7 +9,7 @@ Three sizes that are easy to confuse, each with its own name:
 * ``tile_points`` (here): points per tile of the fused encoder: the ``[tile, L*L]`` features
   and activations it holds at once (its workspace); ``None`` picks
   :func:`satclip.functional.default_tile_points`. Results do not depend on it.
-* ``row_block_points`` (here): the factorised path (:mod:`satclip.nn.iso_latitude`) prepares
+* ``row_block_points`` (here): the factorised path (``satclip.nn.iso_latitude``) prepares
   the first-layer weights of whole latitude rows for at most this many points at a time (its
   memory bound); it then works in tiles of ``tile_points`` as well.
 """
@@ -36,17 +36,21 @@ class EncodeOptions:
     Args:
         precision: GEMM operand precision (float32 encoders): ``"float32"`` (exact, default),
             ``"tf32"`` or ``"bf16"``: every GEMM's operands rounded to that format, products,
-            sums, bias, w0 and sine in float32 (README, "precision").
+            sums, bias, w0 and sine in float32 (docs/guides/precision.md).
         factorise: first layer factorised over latitude rows for points that share latitudes
-            (:mod:`satclip.nn.iso_latitude`): ``"auto"`` (default), ``"always"`` or ``"never"``.
+            (``satclip.nn.iso_latitude``): ``"auto"`` (default), ``"always"`` or ``"never"``.
         tile_points: points per tile of the fused encoder (None: the default for the degree,
             dtype and device).
         row_block_points: the factorised path's memory bound, in points.
+        latitude_limit: latitudes clamped to [-limit, limit] degrees before the harmonics (None,
+            the default: none). torchgeo's ``SatCLIP`` clamps at 89.95 (``satclip.load`` of a
+            torchgeo module sets it, so the outputs match); the original SatCLIP does not.
     """
     precision: str = "float32"
     factorise: str = "auto"
     tile_points: int | None = None
     row_block_points: int = 1 << 18
+    latitude_limit: float | None = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -56,6 +60,9 @@ class EncodeOptions:
         if self.tile_points is not None:
             _positive_int("tile_points", self.tile_points)
         _positive_int("row_block_points", self.row_block_points)
+        if self.latitude_limit is not None and not (isinstance(self.latitude_limit, (int, float))
+                                                    and 0 < self.latitude_limit <= 90):
+            raise ValueError(f"latitude_limit must be in (0, 90] degrees or None, got {self.latitude_limit!r}")
 
     def replace(self, **changes) -> "EncodeOptions":
         """A copy with ``changes`` applied (and checked)."""

@@ -167,6 +167,22 @@ def fault_env(crash_at: str | None = None, hooks_dir=None, base: dict | None = N
     return env
 
 
+def torchgeo_satclip():
+    """torchgeo 0.10's ``torchgeo/models/satclip.py`` imported by path (``benchmarks/torchgeo_peer.py``:
+    its wheel from PyPI, cached); skips the test, with the reason, where it cannot be had."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "torchgeo_peer.py"
+    spec = importlib.util.spec_from_file_location("satclip_benchmarks_torchgeo_peer", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    try:
+        return mod.load()
+    except mod.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
 def original_sh():
     """``original_analytic_sh`` of ``benchmarks/original.py``: the original SatCLIP's "analytic"
     SH re-created (sympy-expanded polynomials evaluated in float64), kept outside the package."""

@@ -30,10 +30,10 @@ EMB_EXTENSION = "https://stac-extensions.github.io/embeddings/v0.0.1/schema.json
 PROCESSING_EXTENSION = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
 SCIENTIFIC_EXTENSION = "https://stac-extensions.github.io/scientific/v1.0.0/schema.json"
 LOCATION_TYPE = "location"
-SATCLIP_PAPER = {"doi": "10.48550/arXiv.2311.17179",
+ORIGINAL_PAPER = {"doi": "10.48550/arXiv.2311.17179",
                  "citation": "Klemmer, K., Rolf, E., Robinson, C., Mackey, L., Russwurm, M. (2023). SatCLIP: Global, "
                              "General-Purpose Location Embeddings with Satellite Imagery. arXiv:2311.17179"}
-SATCLIP_CODE = "https://github.com/microsoft/satclip"
+ORIGINAL_CODE = "https://github.com/microsoft/satclip"
 S2_100K = "https://github.com/microsoft/satclip#s2-100k-dataset"
 BLUE_MARBLE = "https://visibleearth.nasa.gov/collection/1484/blue-marble"
 MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "zarr": "application/vnd+zarr",
@@ -66,7 +66,7 @@ def model_card(config: dict, origin: str | None) -> dict:
     card = {"name": f"SatCLIP location encoder ({config.get('le_type')} L={L}, {config.get('pe_type')})",
             "legendre_polys": L, "embed_dim": config.get("embed_dim"), "origin": origin or "unknown"}
     if origin == "bundled":
-        card.update(href=SATCLIP_CODE, licence="MIT", training_data=BLUE_MARBLE,
+        card.update(href=ORIGINAL_CODE, licence="MIT", training_data=BLUE_MARBLE,
                     title="the demonstration model bundled with the satclip package (Blue Marble imagery, "
                           "satclip/data/DEFAULT_MODEL.md), not a released SatCLIP model")
         return card
@@ -78,7 +78,7 @@ def model_card(config: dict, origin: str | None) -> dict:
         card.update(href=f"https://huggingface.co/{repo}", licence="MIT" if released else "other",
                     training_data=S2_100K if released else None, title=f"SatCLIP weights from {repo}")
     else:
-        card.update(href=Path(origin).resolve().as_uri() if origin and Path(origin).exists() else SATCLIP_CODE,
+        card.update(href=Path(origin).resolve().as_uri() if origin and Path(origin).exists() else ORIGINAL_CODE,
                     licence="other", training_data=None,
                     title="a checkpoint given by the user (its licence is the checkpoint's own)")
     return card
@@ -137,7 +137,7 @@ def zarr_attributes(man: dict, grid_shape) -> dict:
     src = source_card(man.get("source", {}))
     attrs = {"zarr_conventions": ZARR_CONVENTIONS[:2] + ([ZARR_CONVENTIONS[2]] if grid_shape else []),
              "geoemb:type": LOCATION_TYPE, "geoemb:dimensions": man["dim"], "geoemb:model": card.get("href"),
-             "geoemb:source_data": [src.get("href") or card.get("training_data") or SATCLIP_CODE],
+             "geoemb:source_data": [src.get("href") or card.get("training_data") or ORIGINAL_CODE],
              "geoemb:data_type": man["dtype"], "geoemb:build_version": f"satclip {__version__}",
              "geoemb:spatial_layout": "global", "proj:code": "EPSG:4326"}
     if src.get("gsd"):
@@ -176,7 +176,7 @@ def stac(man: dict, out: Path, asset_href: str, created: str | None = None) -> t
     media = MEDIA_TYPES.get(man["format"], "application/octet-stream")
     model_link = {"rel": "emb:model", "href": card["href"], "title": card["title"] + f" ({card['name']}; weights "
                   f"fingerprint sha256 {man.get('model')}; licence {card['licence']})"}
-    source_link = {"rel": "emb:source-data", "href": src.get("href") or card.get("training_data") or SATCLIP_CODE,
+    source_link = {"rel": "emb:source-data", "href": src.get("href") or card.get("training_data") or ORIGINAL_CODE,
                    "title": src["title"] + ("" if src.get("href") else
                                             "; the coordinates are the input, this link is the imagery the encoder "
                                             "learned from")}
@@ -191,7 +191,7 @@ def stac(man: dict, out: Path, asset_href: str, created: str | None = None) -> t
         "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[created, created]]}},
         "emb:type": LOCATION_TYPE, "emb:dimensions": man["dim"], "data_type": man["dtype"],
         "emb:fit_for_use": ["regression", "classification", "retrieval", "interpolation"],
-        "sci:publications": [SATCLIP_PAPER],
+        "sci:publications": [ORIGINAL_PAPER],
         "item_assets": {"embeddings": {"type": media, "roles": ["data"], "title": "embeddings"}},
         "links": [model_link, source_link, {"rel": "item", "href": "./item.json", "type": "application/geo+json"}],
     }

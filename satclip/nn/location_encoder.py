@@ -40,7 +40,7 @@ class LocationEncoder(nn.Module):
             ``"float32"`` (exact, default), ``"tf32"`` or ``"bf16"`` (see
             :func:`satclip.functional.location_encoder`). Training always runs exact.
         factorise: inference on points that share latitudes (grids, HEALPix rings) with the
-            first layer factorised over latitude rows (:mod:`satclip.nn.iso_latitude`):
+            first layer factorised over latitude rows (``satclip.nn.iso_latitude``):
             ``"auto"`` (default: L >= 20 and at most one distinct latitude per 32 points),
             ``"always"`` or ``"never"``. Precision ``"float32"`` only; the same numbers to
             float rounding.
@@ -63,7 +63,7 @@ class LocationEncoder(nn.Module):
 
     @property
     def factorise(self) -> str:
-        """Inference factorised over latitude rows: "auto", "always" or "never"."""
+        """Inference factorised over latitude rows (``"auto"``, ``"always"`` or ``"never"``)."""
         return self.options.factorise
 
     @factorise.setter
@@ -72,7 +72,7 @@ class LocationEncoder(nn.Module):
 
     @property
     def precision(self) -> str:
-        """GEMM operand precision of the fused inference path: "float32", "tf32" or "bf16"."""
+        """GEMM operand precision of the fused inference path (``"float32"``, ``"tf32"`` or ``"bf16"``)."""
         return self.options.precision
 
     @precision.setter
@@ -107,6 +107,9 @@ class LocationEncoder(nn.Module):
         F.validate_lonlat(lonlat)
         w_first = self.folded_first_weight()
         lonlat = lonlat.to(w_first.dtype)
+        limit = self.options.latitude_limit
+        if limit is not None:  # torchgeo's convention, when asked (EncodeOptions.latitude_limit)
+            lonlat = torch.stack([lonlat[:, 0], lonlat[:, 1].clamp(-limit, limit)], 1)
         needs_grad = torch.is_grad_enabled() and (lonlat.requires_grad or any(
             p.requires_grad for p in self.parameters()))
         if self.fused and not needs_grad and not self.training:

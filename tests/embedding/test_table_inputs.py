@@ -88,3 +88,41 @@ def test_int8_formula_in_the_file_metadata_and_points_per_second(tmp_path, encod
     codes = np.stack(t.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
     assert np.allclose(codes * t.column("embedding_scale").to_numpy()[:, None], emb)
     assert any(m.startswith("72 rows written of 72 expected in ") and m.endswith(" points/s)") for m in logs), logs
+
+
+def test_hilbert_curve_visits_every_cell_once_through_neighbours():
+    from satclip.embedding.sources import hilbert_index
+    n = 1 << 4
+    x, y = np.meshgrid(np.arange(n), np.arange(n))
+    lon = -180.0 + (x.ravel() + 0.5) * 360.0 / n
+    lat = -90.0 + (y.ravel() + 0.5) * 180.0 / n
+    d = hilbert_index(lon, lat, order=4)
+    assert sorted(d) == list(range(n * n))  # a bijection onto the cells
+    order = np.argsort(d)
+    steps = np.abs(np.diff(x.ravel()[order])) + np.abs(np.diff(y.ravel()[order]))
+    assert (steps == 1).all()  # each next cell is a neighbour
+
+
+def test_sort_hilbert_keeps_the_ids_and_groups_nearby_points(tmp_path, encoder):
+    rng = np.random.default_rng(3)
+    n = 4000
+    src = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"site": [f"s{i}" for i in range(n)], "lon": rng.uniform(-180, 180, n),
+                             "lat": rng.uniform(-90, 90, n)}), src)
+    plain = run_embedding(encoder, S.TableSource(src, id_col="site", chunk_points=500), tmp_path / "a", progress=False)
+    hil = run_embedding(encoder, S.TableSource(src, id_col="site", chunk_points=500, sort="hilbert"), tmp_path / "b",
+                        progress=False)
+    ta, tb = pq.read_table(plain), pq.read_table(hil)
+    assert sorted(tb.column("id").to_pylist()) == sorted(ta.column("id").to_pylist())
+    by_id = dict(zip(ta.column("id").to_pylist(), ta.column("embedding").to_pylist()))
+    assert all(np.allclose(by_id[i], e) for i, e in zip(tb.column("id").to_pylist(), tb.column("embedding").to_pylist()))
+    def mean_shard_area(out):
+        areas = []
+        for p in sorted(out.glob("*.parquet")):
+            t = pq.read_table(p, columns=["lon", "lat"])
+            lon, lat = t.column("lon").to_numpy(), t.column("lat").to_numpy()
+            areas.append((lon.max() - lon.min()) * (lat.max() - lat.min()))
+        return np.mean(areas)
+    assert mean_shard_area(hil) < mean_shard_area(plain) / 4  # each shard covers a small extent
+    with pytest.raises(SettingError, match="sort='z' is not an order"):
+        S.TableSource(src, sort="z")

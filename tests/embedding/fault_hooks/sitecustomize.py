@@ -11,8 +11,8 @@ read these (set only by the tests):
     moment). Sites, the moments a killed run is hardest to resume:
 
     * ``shard``: inside a chunk's write: for Parquet the shard's temporary file is written (and
-      fsynced) and not yet renamed; for npy and Zarr the chunk's embedding rows are on disk, its
-      other arrays not;
+      fsynced) and not yet renamed; for npy, Zarr and the COG's intermediate the chunk's embedding
+      rows are on disk, its other arrays not;
     * ``create``: between the files of a new npy/Zarr output (some arrays exist, others not);
     * ``manifest``: inside a manifest write (the temporary file written, not yet renamed).
 
@@ -102,6 +102,10 @@ def _patch_npy(mod) -> None:
     mod.create_npy = creating_npy
 
 
+def _patch_cog(mod) -> None:
+    mod.CogWriter.write = _partial_then_crash(mod.CogWriter.write)
+
+
 def _patch_zarr(mod) -> None:
     mod.ZarrWriter.write = _partial_then_crash(mod.ZarrWriter.write)
     import zarr
@@ -135,6 +139,7 @@ def _patch_ray_adapter(mod) -> None:
 
 PATCHES = {"satclip.embedding.state": _patch_state, "satclip.embedding.formats.parquet": _patch_parquet,
            "satclip.embedding.formats.npy": _patch_npy, "satclip.embedding.formats.zarr_format": _patch_zarr,
+           "satclip.embedding.formats.cog": _patch_cog,
            "satclip.embedding.ray_adapter": _patch_ray_adapter}
 
 
