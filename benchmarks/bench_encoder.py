@@ -125,3 +125,19 @@ def bench_encoder_forward_bf16(benchmark, L, impl):
             fn = lambda: enc(x)  # noqa: E731
         with torch.no_grad():
             run(benchmark, fn, n_points=n, impl=impl, L=L, dtype="bf16")
+
+
+@pytest.mark.parametrize("impl", ["float32", "bf16", "float16"])
+@pytest.mark.parametrize("L", [10, 40])
+def bench_encoder_forward_precisions(benchmark, L, impl):
+    """The public encoder in each precision mode on the same points (hidden 512, 256 out): the
+    float16 mode runs float32 GEMMs on fp16-rounded operands on the CPU (no FP16 GEMM units here),
+    bf16 its fastest CPU path (auto), float32 the exact GEMMs."""
+    benchmark.group = f"encoder-fwd-L{L}-precision-modes"
+    n = size(20_000)
+    torch.manual_seed(0)
+    enc = LocationEncoder(L, 512, 2, 256).eval()
+    enc.precision = impl
+    x = points(n, torch.float32)
+    with torch.no_grad():
+        run(benchmark, lambda: enc(x), n_points=n, impl=impl, L=L, dtype=impl)

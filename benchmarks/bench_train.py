@@ -37,7 +37,7 @@ def _reference_location(enc, lonlat):
     x = feats
     w = enc.folded_first_weight()
     for i, layer in enumerate(enc.nnet.layers):
-        x = ref.siren_layer(x, w if i == 0 else layer.weight, layer._bias(), layer.w0,
+        x = ref.siren_layer(x, w if i == 0 else layer.weight, layer.bias_or_zeros(), layer.w0,
                             layer.dropout_mask(x.shape[0]), False)[0]
     return enc.nnet.last_layer(x)
 

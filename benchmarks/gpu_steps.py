@@ -4,7 +4,7 @@ process (a sticky CUDA error or a crash loses that step only):
   smoke FAMILY   the CUDA kernels of one family against the CPU op (sh, first_layer,
                  hidden_bf16, encoder, big_index): outputs poisoned with NaN first, strided
                  inputs, N = 0, partial tiles; one JSON line per case
-  timings        CUDA-event timings of the encoder (L = 10, 40; float32 / tf32 / bf16; fused and
+  timings        CUDA-event timings of the encoder (L = 10, 40; every precision mode; fused and
                  cuBLAS forced, and the automatic choice), SH forward/backward, a location-side
                  training step, each beside the eager pure-PyTorch path in the same process
   kernels        every project kernel once on small inputs (for compute-sanitizer and ncu)
@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from satclip.options import PRECISIONS
 
 OUT = Path(os.environ.get("OUT", "."))
 # Peak HBM bandwidth (bytes/s) of the GPUs this script is meant for, for the SH output share.
@@ -174,7 +176,8 @@ def _hidden_bf16_cases():
 
 def _encoder_cases():
     cases = []
-    tols = {"float32": 1e-4, "tf32": 3e-3, "bf16": 2e-2}
+    tols = {"float32": 1e-4, "tf32": 3e-3, "bf16": 2e-2, "float16": 3e-3}  # every mode of PRECISIONS
+    assert set(tols) == set(PRECISIONS), f"a tolerance per precision mode: {sorted(set(PRECISIONS) ^ set(tols))}"
     for L in (10, 40):
         for precision, tol in tols.items():
             for mode in ("fused", "cublas"):
@@ -274,15 +277,20 @@ def eager_encoder(enc, precision: str):
     return lambda x: ref.location_encoder_forward(x, L, w, b, 30.0, 1.0, chunk, precision)
 
 
+def _fused_modes(precision: str) -> tuple[str, ...]:
+    """SATCLIP_CUDA_FUSED settings worth timing: float16 runs cuBLAS only (no fused kernel yet)."""
+    return ("auto",) if precision == "float16" else ("fused", "cublas", "auto")
+
+
 def timings(dry: bool) -> int:
     from satclip.ops import ops
     from satclip.ops import reference as ref
     ready, why = (False, "dry run") if dry else cuda_ready()
     n = 1 << 20
-    configs = [(L, p, m) for L in (10, 40) for p in ("float32", "tf32", "bf16") for m in ("fused", "cublas", "auto")]
+    configs = [(L, p, m) for L in (10, 40) for p in PRECISIONS for m in _fused_modes(p)]
     names = ([f"encoder L={L} {p} {m}" for L, p, m in configs] + [f"encoder L={L} bf16 fused ld={ld}"
              for L in (10, 40) for ld in (128, 136)] + [f"eager encoder L={L} {p}" for L in (10, 40)
-             for p in ("float32", "tf32", "bf16")] + ["SH forward L=40 float32", "SH backward L=40 float32",
+             for p in PRECISIONS] + ["SH forward L=40 float32", "SH backward L=40 float32",
                                                       "training step L=10 float32", "eager training step L=10 float32"])
     if not ready:
         for name in names:
@@ -307,11 +315,11 @@ def timings(dry: bool) -> int:
     with torch.no_grad():
         for L in (10, 40):
             enc = _encoder(L, 512, out=256).cuda()
-            for p in ("float32", "tf32", "bf16"):
+            for p in PRECISIONS:
                 enc.precision = p
                 eager = eager_encoder(enc, p)
                 t_eager = record(f"eager encoder L={L} {p}", lambda: eager(x))
-                for m in ("fused", "cublas", "auto"):
+                for m in _fused_modes(p):
                     ops._cuda_fused(m)
                     t = record(f"encoder L={L} {p} {m}", lambda: enc(x),
                                **({} if m != "auto" else {"choices": ops._cuda_fused("").splitlines()[1:]}))
@@ -374,7 +382,7 @@ def kernels(dry: bool) -> int:
     with torch.no_grad():
         enc.eval()
         ops._cuda_fused("fused")  # every fused kernel, the bf16 hidden layer included
-        for precision in ("float32", "tf32", "bf16"):
+        for precision in PRECISIONS:
             enc.precision = precision
             enc(x)
     torch.cuda.synchronize()

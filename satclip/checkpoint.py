@@ -131,10 +131,10 @@ def _build(cfg: dict, state: dict, source: str, device, dtype):
 
 
 def _load_lightning(path: Path, device, dtype, weights_only: bool) -> LocationEncoder:
-    return _encoder_from_lightning(_read_lightning(path, weights_only), path, device, dtype)
+    return encoder_from_lightning(read_lightning(path, weights_only), path, device, dtype)
 
 
-def _read_lightning(path: Path, weights_only: bool) -> dict:
+def read_lightning(path: Path, weights_only: bool) -> dict:
     """The checkpoint dict of a SatCLIP Lightning ``.ckpt`` (refused with the reason otherwise)."""
     with open(path, "rb") as f:
         head = f.read(4)
@@ -155,7 +155,9 @@ def _read_lightning(path: Path, weights_only: bool) -> dict:
     return ckpt
 
 
-def _encoder_from_lightning(ckpt: dict, path: Path, device, dtype) -> LocationEncoder:
+def encoder_from_lightning(ckpt: dict, path: Path, device, dtype) -> LocationEncoder:
+    """The location encoder of a Lightning checkpoint dict (``read_lightning``), built from its
+    ``hyper_parameters`` and loaded strictly from the location encoder's keys of its ``state_dict``."""
     hp = ckpt.get("hyper_parameters") or {}
     if not isinstance(hp, dict):
         hp = dict(hp)
@@ -175,7 +177,8 @@ def _load_export(path: Path, device, dtype) -> LocationEncoder:
     return _build(_config_from_hparams(cfg, str(path)), load_file(str(path)), str(path), device, dtype)
 
 
-def _is_safetensors(path: Path) -> bool:
+def is_safetensors(path: Path) -> bool:
+    """Whether ``path`` starts as a safetensors file does (an 8-byte header length, then JSON)."""
     with open(path, "rb") as f:
         head = f.read(9)
     if len(head) < 9:
@@ -248,7 +251,7 @@ def load(source, *, device=None, dtype=None, weights_only: bool = True):
     if isinstance(source, torch.nn.Module) or isinstance(source, Mapping):
         return from_torchgeo(source, device=device, dtype=dtype)
     path = resolve_source(source)
-    enc = _load_export(path, device, dtype) if _is_safetensors(path) else _load_lightning(path, device, dtype, weights_only)
+    enc = _load_export(path, device, dtype) if is_safetensors(path) else _load_lightning(path, device, dtype, weights_only)
     enc.origin = str(source)  # where the weights came from: an output's metadata names it
     return enc
 

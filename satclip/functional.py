@@ -13,7 +13,7 @@ Spherical-harmonic conventions (feature ``k = l*l + l + m``, ``m = -l..l``, ``L*
     ``(-1)^l`` times the orthonormal value, and the ``m = 0`` features additionally times ``pi``
     (a normalisation slip of the original generator that the released weights were trained
     with). Computed accurately here; the original's expanded polynomials drift from this at
-    high degree (see the README).
+    high degree (docs/guides/checkpoints.md).
 ``"closed-form"``
     ``(-1)^(l+|m|)`` times the orthonormal value.
 """
@@ -25,8 +25,10 @@ from functools import lru_cache
 
 import torch
 
-from .ops import degree_order, has_kernel, ops
+from .ops import checks, degree_order, has_kernel, ops
 from .options import PRECISIONS, EncodeOptions, renamed  # noqa: F401  (PRECISIONS: public here since 0.1)
+
+__all__ = ["CONVENTIONS", "convention_factors", "location_encoder", "siren_layer", "spherical_harmonics", "validate_lonlat"]
 
 CONVENTIONS = ("analytic", "closed-form", "orthonormal")
 _DTYPES = (torch.float32, torch.float64)
@@ -64,8 +66,8 @@ def validate_lonlat(lonlat, name: str = "lonlat") -> torch.Tensor:
 def _check_degree(legendre_polys) -> int:
     if isinstance(legendre_polys, bool) or not isinstance(legendre_polys, int):
         raise TypeError(f"legendre_polys must be an int, got {type(legendre_polys).__name__}")
-    if not 1 <= legendre_polys <= 4096:
-        raise ValueError(f"legendre_polys must be in [1, 4096], got {legendre_polys}")
+    if not 1 <= legendre_polys <= checks.MAX_DEGREE:
+        raise ValueError(f"legendre_polys must be in [1, {checks.MAX_DEGREE}], got {legendre_polys}")
     return legendre_polys
 
 
@@ -100,7 +102,7 @@ def spherical_harmonics(lonlat: torch.Tensor, legendre_polys: int, *, convention
         legendre_polys: ``L``; the output has ``L*L`` features, feature ``l*l + l + m``.
         convention: ``"analytic"`` (released SatCLIP models, default), ``"closed-form"`` or
             ``"orthonormal"`` (see the module docstring).
-        validate: check for NaN/inf and |lat| > 90 (one device sync; skipped under torch.compile).
+        validate: check for NaN/inf and ``|lat| > 90`` (one device sync; skipped under torch.compile).
 
     Returns:
         ``[N, L*L]`` tensor of the input's dtype and device. Differentiable w.r.t. ``lonlat``
@@ -143,11 +145,11 @@ def location_encoder(lonlat: torch.Tensor, legendre_polys: int, weights: list[to
     does not depend on it) defaults to :func:`default_tile_points`. ``chunk_size``: the old name
     of ``tile_points`` (deprecated).
 
-    ``precision`` (float32 encoders only): ``"float32"`` (exact, the default), ``"tf32"`` or
-    ``"bf16"``: every GEMM's operands (SH features, activations, weights) rounded to that format,
+    ``precision`` (float32 encoders only): ``"float32"`` (exact, the default), ``"tf32"``,
+    ``"bf16"`` or ``"float16"``: every GEMM's operands (SH features, activations, weights) rounded to that format,
     products and sums in float32, bias/w0/sine in float32 -- what tensor cores compute in those
     modes (on CUDA the GEMMs then run on them; on the CPU ``"tf32"`` runs as ``"float32"``, see
-    :func:`run_precision`). Measured embedding error in ``benchmarks/results/precision-modes.md``
+    ``run_precision``). Measured embedding error in ``benchmarks/results/precision-modes.md``
     (both below 1e-2 relative).
     """
     if chunk_size is not None:
@@ -172,7 +174,7 @@ def encode(lonlat: torch.Tensor, L: int, weights, biases, w0_first: float, w0_hi
 def run_precision(precision: str, device_type: str) -> str:
     """The mode the op runs for ``precision`` on ``device_type``: ``"tf32"`` runs as ``"float32"``
     on the CPU. CPUs have no TF32 units, so rounding the operands first would only cost time, and
-    float32's values lie within the error the tf32 mode states (README, "precision")."""
+    float32's values lie within the error the tf32 mode states (docs/guides/precision.md)."""
     return "float32" if precision == "tf32" and device_type == "cpu" else precision
 
 
@@ -185,7 +187,7 @@ def default_tile_points(legendre_polys: int, itemsize: int, device_type: str = "
     """Points per tile of the fused encoder. CPU, compiled kernel (one workspace for all
     tiles): one tile of SH features is about 8 MB, within [512, 16384] points: each tile's
     GEMMs re-pack the weights, so tiles of a few hundred points lose to whole-matrix GEMMs
-    (measured in the README's "CPU encoder" paragraph). CPU, pure-PyTorch fallback (fresh
+    (measured: 327 points 0.83-0.91x, 1,024-2,048 points 0.92-1.0x of the whole-matrix GEMMs, AMD EPYC, 2026-12-05). CPU, pure-PyTorch fallback (fresh
     buffers per tile): about 2 MB, within [256, 16384] (the 8 MB rule was slower there). GPU:
     65536 points, enough to fill the device, within a 512 MB feature buffer."""
     per_point = max(1, legendre_polys * legendre_polys * itemsize)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-PRECISIONS = ("float32", "tf32", "bf16")
+from ._precisions import PRECISIONS  # noqa: F401  (defined once; public here)
 FACTORISE = ("auto", "always", "never")
 FACTORISED_TILE_POINTS = 4096  # the factorised path's tiles (see benchmarks/results/cpu.md, group grid-*)
 
@@ -35,7 +35,7 @@ class EncodeOptions:
 
     Args:
         precision: GEMM operand precision (float32 encoders): ``"float32"`` (exact, default),
-            ``"tf32"`` or ``"bf16"``: every GEMM's operands rounded to that format, products,
+            ``"tf32"``, ``"bf16"`` or ``"float16"``: every GEMM's operands rounded to that format, products,
             sums, bias, w0 and sine in float32 (docs/guides/precision.md).
         factorise: first layer factorised over latitude rows for points that share latitudes
             (``satclip.nn.iso_latitude``): ``"auto"`` (default), ``"always"`` or ``"never"``.

@@ -1,7 +1,7 @@
 // tf32_round.h -- a float rounded to the nearest TF32 value (10 mantissa bits, ties to even),
 // kept as a float: the tf32 precision mode's operand rounding, applied by the kernels that
 // produce an operand (the SH kernel's store, the sine pass) instead of separate elementwise
-// passes over it. The same bit operation as round_operand in ../op_checks.h and
+// passes over it. The same bit operation as round_to_tf32 in ../glue/ops_cpu.cpp and
 // satclip.ops.reference.round_operand (tests/ops/test_tf32_round_sim.py compares them on the CPU).
 #pragma once
 

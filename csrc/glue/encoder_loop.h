@@ -12,21 +12,36 @@
 
 namespace satclip {
 
-// GEMM operand formats of the encoder's precision modes (see satclip/ops/reference.py, round_operand).
-enum class Precision { kFloat32, kTF32, kBF16 };
+// GEMM operand formats of the encoder's precision modes (see satclip/ops/reference.py,
+// PRECISIONS and round_operand: the same names in the same order). The string a caller passes is
+// parsed here once; everything below takes the enum.
+enum class Precision { kFloat32, kTF32, kBF16, kFloat16 };
+
+struct PrecisionName {
+  Precision p;
+  const char* name;
+};
+inline constexpr PrecisionName kPrecisions[] = {
+    {Precision::kFloat32, "float32"}, {Precision::kTF32, "tf32"}, {Precision::kBF16, "bf16"}, {Precision::kFloat16, "float16"}};
+
+inline const char* precision_name(Precision p) {
+  for (const PrecisionName& e : kPrecisions) {
+    if (e.p == p) return e.name;
+  }
+  return "?";
+}
 
 inline Precision parse_precision(std::string_view s, const Tensor& lonlat, const char* op) {
-  Precision p = Precision::kFloat32;
-  if (s == "tf32") {
-    p = Precision::kTF32;
-  } else if (s == "bf16") {
-    p = Precision::kBF16;
-  } else {
-    SATCLIP_CHECK(s == "float32", op, ": precision must be 'float32', 'tf32' or 'bf16', got '", std::string(s), "'");
+  const PrecisionName* hit = nullptr;
+  std::string names;
+  for (const PrecisionName& e : kPrecisions) {
+    if (s == e.name) hit = &e;
+    names += std::string(names.empty() ? "'" : ", '") + e.name + "'";
   }
-  SATCLIP_CHECK(p == Precision::kFloat32 || lonlat.scalar_type() == ScalarType::Float, op, ": precision '",
+  SATCLIP_CHECK(hit != nullptr, op, ": precision must be one of ", names, ", got '", std::string(s), "'");
+  SATCLIP_CHECK(hit->p == Precision::kFloat32 || lonlat.scalar_type() == ScalarType::Float, op, ": precision '",
                 std::string(s), "' needs float32 inputs and weights, got ", lonlat.scalar_type());
-  return p;
+  return hit->p;
 }
 
 // What the loop needs from a device. `round(x, p)`: x rounded to the operand format p, kept

@@ -1,5 +1,5 @@
-// op_checks.h -- argument checks shared by the CPU and CUDA glue (cpu/ops_cpu.cpp,
-// cuda/ops_cuda.cpp). Every message names the op, the argument and what was expected.
+// op_checks.h -- argument checks shared by the CPU and CUDA glue (glue/ops_cpu.cpp,
+// glue/cuda/ops_cuda.cpp). Every message names the op, the argument and what was expected.
 #pragma once
 
 #include "stable_tensor.h"
@@ -20,7 +20,8 @@ inline void check_lonlat(const Tensor& lonlat, const char* op, DeviceType device
 }
 
 inline void check_degree(int64_t L, const char* op) {
-  SATCLIP_CHECK(L >= 0 && L <= 4096, op, ": legendre_polys must be in [0, 4096], got ", L);
+  // the same bound as satclip/ops/checks.py (MAX_DEGREE) and satclip.functional
+  SATCLIP_CHECK(L >= 1 && L <= 4096, op, ": legendre_polys must be in [1, 4096], got ", L);
 }
 
 inline void check_sh_grad(const Tensor& grad, const Tensor& lonlat, int64_t L, const char* op) {

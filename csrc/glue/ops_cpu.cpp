@@ -20,8 +20,12 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "../common/bf16_round.h"
+#include "../common/fp16_round.h"
 #include "../cpu/encoder_bf16_avx512.h"
 #include "../cpu/kernels_cpu.h"
 #include "cpu_bf16_gemm.h"
@@ -207,13 +211,57 @@ void round_to_tf32(const float* src, float* dst, int64_t n) {
   });
 }
 
+// float16: nearest even at half's 10 mantissa bits, half's range and subnormals (common/fp16_round.h);
+// with F16C (every AVX2 CPU has it; used from SATCLIP_CPU_ISA=avx2 on) 8 values per instruction pair (VCVTPS2PH with round-to-nearest,
+// VCVTPH2PS: the same values, the conversion being IEEE's), the scalar rounding elsewhere.
+#if defined(__x86_64__)
+__attribute__((target("avx,f16c"))) void round_fp16_block_f16c(const float* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; ++i) dst[i] = fp16_round(src[i]);
+}
+#endif
+
+void round_to_fp16(const float* src, float* dst, int64_t n) {
+#if defined(__x86_64__)
+  // SATCLIP_CPU_ISA=base keeps to baseline x86-64: the scalar rounding (the base-ISA tests run it)
+  static const bool has_f16c = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  }();
+  const bool f16c = has_f16c && isa_in_use() >= kAvx2;
+#else
+  constexpr bool f16c = false;
+#endif
+  torch::stable::parallel_for(0, n, 1 << 16, [&](int64_t lo, int64_t hi) {
+#if defined(__x86_64__)
+    if (f16c) return round_fp16_block_f16c(src + lo, dst + lo, hi - lo);
+#endif
+    for (int64_t i = lo; i < hi; ++i) dst[i] = fp16_round(src[i]);
+  });
+}
+
+using RoundFn = void (*)(const float*, float*, int64_t);
+
+// The rounding of each reduced precision's GEMM operands, kept float32.
+RoundFn rounding_of(Precision p) {
+  switch (p) {
+    case Precision::kBF16: return round_to_bf16;
+    case Precision::kTF32: return round_to_tf32;
+    case Precision::kFloat16: return round_to_fp16;
+    default: return nullptr;
+  }
+}
+
 // x rounded to the operand format of p (a new contiguous float32 tensor; x itself for float32).
 Tensor round_operand(const Tensor& x, Precision p) {
   if (p == Precision::kFloat32) return x;
   const Tensor src = torch::stable::contiguous(x);
   Tensor dst = torch::stable::empty_like(src);
-  (p == Precision::kBF16 ? round_to_bf16 : round_to_tf32)(src.const_data_ptr<float>(), dst.mutable_data_ptr<float>(),
-                                                          src.numel());
+  rounding_of(p)(src.const_data_ptr<float>(), dst.mutable_data_ptr<float>(), src.numel());
   return dst;
 }
 
@@ -350,15 +398,18 @@ Tensor iso_latitude_encoder_forward(const Tensor& lon_parts, const Tensor& row_w
   return out;
 }
 
-// precision="bf16" over the exact encoder's one workspace, in either of two ways that give the
-// same numbers up to summation order: each GEMM's input is rounded to bf16 as it is handed over
-// (the SH chunk, every sine layer's output: one conversion pass, in cache), the weights once per
-// call; products, sums, bias, w0 and sine in float32. `mkl`: MKL's bf16 GEMM with a float32 result
-// (cpu_bf16_gemm.h; bf16 instructions where the CPU has them); otherwise float32 GEMMs on the
-// rounded values (a float32 copy of each bf16 operand), the fast path on a CPU whose float32 GEMM
-// outruns its bf16 one (AVX512-BF16 without AMX, or AVX2 only).
-Tensor encoder_forward_bf16(const Tensor& lonlat, int64_t L, const TensorList& weights, const TensorList& biases,
-                            double w0_first, double w0_hidden, int64_t tile_points, bool mkl) {
+// A reduced precision (tf32, bf16, float16) over the exact encoder's one workspace: each GEMM's
+// input is rounded to the mode's operand format as it is handed over (the SH chunk, every sine
+// layer's output: one conversion pass, in cache), the weights once per call; products, sums,
+// bias, w0 and sine in float32. Either float32 GEMMs on the rounded values (a float32 copy of
+// each operand: exactly what a tensor core computes in that mode, and the fast path on a CPU
+// whose float32 GEMM outruns its reduced-precision one), or, `mkl` (bf16 only), MKL's bf16 GEMM
+// with a float32 result (cpu_bf16_gemm.h; bf16 instructions where the CPU has them). The two
+// give the same numbers up to summation order.
+Tensor encoder_forward_rounded(const Tensor& lonlat, int64_t L, const TensorList& weights, const TensorList& biases,
+                               double w0_first, double w0_hidden, int64_t tile_points, Precision precision, bool mkl) {
+  SATCLIP_CHECK(!mkl || precision == Precision::kBF16, "satclip: MKL's reduced-precision GEMM is bf16's only");
+  const RoundFn round = rounding_of(precision);
   const int64_t width = check_encoder(lonlat, L, weights, biases, tile_points, DeviceType::CPU);
   const int64_t n = lonlat.size(0), layers = static_cast<int64_t>(weights.size());
   Tensor out = empty_like_shape({n, width}, lonlat);
@@ -373,7 +424,7 @@ Tensor encoder_forward_bf16(const Tensor& lonlat, int64_t L, const TensorList& w
     if (mkl) {
       round_to_bf16_bits(src.const_data_ptr<float>(), static_cast<uint16_t*>(dst.mutable_data_ptr()), src.numel());
     } else {
-      round_to_bf16(src.const_data_ptr<float>(), dst.mutable_data_ptr<float>(), src.numel());
+      round(src.const_data_ptr<float>(), dst.mutable_data_ptr<float>(), src.numel());
     }
     wr.push_back(dst);
   }
@@ -384,7 +435,7 @@ Tensor encoder_forward_bf16(const Tensor& lonlat, int64_t L, const TensorList& w
     Tensor xr = view2d(xb, m, k);
     const Tensor xc = torch::stable::contiguous(x);
     if (!mkl) {
-      round_to_bf16(xc.const_data_ptr<float>(), xr.mutable_data_ptr<float>(), m * k);
+      round(xc.const_data_ptr<float>(), xr.mutable_data_ptr<float>(), m * k);
       addmm_into(y, b, xr, w);
       return;
     }
@@ -434,29 +485,14 @@ Tensor encoder_forward_bf16_avx512(const Tensor& lonlat, int64_t L, const Tensor
   return out;
 }
 
-Tensor siren_layer_plain(const Tensor& x, const Tensor& w, const Tensor& b, double w0) {
-  return std::get<0>(siren_layer(x, w, b, w0, std::nullopt, false));
-}
-
-void addmm_into_t(Tensor& y, const Tensor& b, const Tensor& x, const Tensor& w) { addmm_into(y, b, x, w); }
-
-Tensor encoder_forward_rounded(const Tensor& lonlat, int64_t L, const TensorList& weights, const TensorList& biases,
-                               double w0_first, double w0_hidden, int64_t tile_points, std::string_view precision) {
-  if (precision == "bf16") {
-    return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, false);
-  }
-  const EncoderDeviceOps cpu{sh_forward, siren_layer_plain, round_operand, addmm_into_t};
-  return encoder_forward_chunked(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision,
-                                 DeviceType::CPU, cpu);
-}
-
 // precision="bf16" by one path (cpu_bf16_gemm.h).
 Tensor encoder_forward_bf16_path(Bf16Path path, const Tensor& lonlat, int64_t L, const TensorList& weights,
                                  const TensorList& biases, double w0_first, double w0_hidden, int64_t tile_points) {
   if (path == Bf16Path::kAvx512Bf16) {
     return encoder_forward_bf16_avx512(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   }
-  return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, path == Bf16Path::kMkl);
+  return encoder_forward_rounded(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, Precision::kBF16,
+                                 path == Bf16Path::kMkl);
 }
 
 // precision="bf16" in "auto" mode: which path is fastest is a property of the machine (bf16
@@ -530,7 +566,10 @@ Tensor location_encoder_forward(const Tensor& lonlat, int64_t L, const TensorLis
                               : choice.path;
     return encoder_forward_bf16_path(path, lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   }
-  return encoder_forward_rounded(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision);
+  // tf32 (only when the op is called directly: satclip.functional maps the CPU's tf32 to
+  // float32) and float16: float32 GEMMs on rounded operands (no CPU here has FP16 GEMM units;
+  // AVX512-FP16 would be a further path of the same shape as bf16's)
+  return encoder_forward_rounded(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, p, false);
 }
 
 std::string bf16_choices_report() {

@@ -1,5 +1,6 @@
 """The ``satclip`` command line: :mod:`.main` assembles the parser from one module per
-subcommand (:mod:`.info`, :mod:`.demo`, :mod:`.train`, :mod:`.embed`, :mod:`.evaluate`).
+subcommand (``info``, ``demo``, ``train``, ``embed``, ``evaluate``, ``embed-images``, ``locate``;
+``main.COMMANDS`` lists them).
 
 The top layer: may import every other part of the package; nothing imports it.
 """

@@ -7,7 +7,7 @@ import argparse
 HELP = "linear and MLP probes on offline tasks, with baselines"
 QUICK_POINTS = 1000
 # Seconds per fit of a whole `satclip evaluate --quick` run (all tasks, every feature set; task
-# loading included), measured on this project's 2-core machines: see README, "Evaluating".
+# loading included), measured on this project's 2-core machines: see docs/guides/evaluation.md.
 QUICK_SECONDS_PER_FIT = (0.25, 1.5)  # 0.28 s measured idle; a loaded machine takes several times that
 DESCRIPTION = ("Frozen embeddings + probes on air temperature, precipitation, land/sea, Koppen class (main and full), "
                "elevation, population and country, or on your own table (--task), against raw lon/lat, raw SH "

@@ -22,7 +22,7 @@ from .formats import OutputFormat
 from .sources import Source
 
 MAX_DEFAULT_WRITERS = {"cpu": 4, "cuda": 8}
-COMPRESSIONS = (None, "zstd")
+COMPRESSIONS = (None, "none", "zstd")  # None: the format's default (OutputFormat.default_compression)
 
 
 def default_writers(device: torch.device) -> int:
@@ -85,6 +85,10 @@ class EmbeddingJob:
         if kw.get("compression") not in COMPRESSIONS:
             raise SettingError(f"{{compression}} is not a compression; expected one of "
                                f"{', '.join(str(c) for c in COMPRESSIONS)}", compression=kw.get("compression"))
+        if kw.get("compression") is None:
+            kw["compression"] = fmt_obj.default_compression
+        elif kw["compression"] == "none":
+            kw["compression"] = None
         if kw.get("compression") and not fmt_obj.capabilities.compression:
             raise SettingError("{fmt} stores values as they are; {compression} applies to "
                                + " or ".join(f"{{fmt={f.name}}}" for f in formats.all_formats()

@@ -1,6 +1,6 @@
 """Reading a ``satclip embed`` output back, chunk by chunk (bounded memory) or whole.
 
-Any reader of the formats works too (see the README: pandas, DuckDB, polars, zarr, numpy);
+Any reader of the formats works too (docs/guides/embedding.md, "Opening the outputs": pandas, DuckDB, polars, xarray, numpy, GDAL);
 these helpers only hide the format, find the rows of an unfinished run (in its staging folder)
 and turn int8 codes back into float32 values (``embedding = code * embedding_scale``).
 """

@@ -98,9 +98,11 @@ def run_embedding(encoder, source: Source, out, *, fmt: str = "parquet", out_dty
             a CPU encoder, 8 beside a GPU).
         publish_partial: write the rows into ``out`` as they land (readers see an unfinished
             output as it grows) instead of committing the whole output at the end.
-        compression: ``None`` (default: stored as it is; float embeddings are noise to a
-            compressor) or ``"zstd"`` (Parquet: ZSTD pages, worth it for int8; Zarr: Blosc-Zstd in
-            64 x 64-cell inner chunks, one shard per source chunk).
+        compression: ``None`` (the format's default: stored as it is, except a COG, which is
+            ZSTD-compressed, smaller and faster there), ``"none"`` or ``"zstd"`` (Parquet: ZSTD
+            pages; Zarr: Blosc-Zstd in 64 x 64-cell inner chunks, one shard per source chunk; COG:
+            ZSTD with the floating-point predictor). Sizes and times per format:
+            ``benchmarks/results/product-sizes.md``.
     Returns the output directory.
 
     Raises:

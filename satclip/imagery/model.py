@@ -22,7 +22,7 @@ import torch
 
 from pathlib import Path
 
-from ..checkpoint import _encoder_from_lightning, _is_safetensors, _read_lightning, resolve_source
+from ..checkpoint import encoder_from_lightning, is_safetensors, read_lightning, resolve_source
 from ..model import ModelConfig, SatCLIP
 
 _DTYPES = {None: None, "float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
@@ -86,17 +86,17 @@ def load_model(source=None, *, device=None, dtype=None, weights_only: bool = Tru
         path, ckpt = Path("the bundled model"), bundled_checkpoint()
     else:
         path = resolve_source(source)
-        if _is_safetensors(path):
+        if is_safetensors(path):
             raise ValueError(f"{path}: a location-only export (no image encoder); load it with satclip.load, or "
                              "pass the training run's checkpoints/last.ckpt")
-        ckpt = _read_lightning(path, weights_only)
+        ckpt = read_lightning(path, weights_only)
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     visual = {k: v for k, v in state.items() if k.startswith("visual.")}
     if not visual:
         raise ValueError(f"{path}: no image encoder in this checkpoint (no model.visual.* tensors; it was reduced to "
                          "the location encoder); satclip.load reads its location encoder")
     hp = dict(ckpt.get("hyper_parameters") or {})
-    location = _encoder_from_lightning(ckpt, path, None, dtype or torch.float64)
+    location = encoder_from_lightning(ckpt, path, None, dtype or torch.float64)
     # the checkpoint's own values; what it lacks (an original checkpoint has no location_dtype) from
     # the location encoder it holds, the rest the ModelConfig defaults
     values = {k: v for k, v in hp.items() if v is not None}
@@ -136,7 +136,7 @@ def reduce_checkpoint(source, out, *, overwrite: bool = False) -> Path:
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
-    ckpt = _read_lightning(src, weights_only=False)
+    ckpt = read_lightning(src, weights_only=False)
     keep = {"state_dict": {k: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")},
             "hyper_parameters": dict(ckpt.get("hyper_parameters") or {})}
     for key in ("satclip", "epoch", "global_step", "pytorch-lightning_version"):

@@ -19,7 +19,7 @@ per row for the first layer and the usual sine layers, tile by tile over one wor
 The results equal the plain path to the working precision's rounding (different summation
 order). Used automatically (``LocationEncoder.factorise = "auto"``) when L >= 20 and a batch
 holds at least 4,096 points and at most one distinct latitude per 32 points. The speed-up by
-degree is measured in ``benchmarks/results/cpu.md`` (groups ``grid-0.25deg-*``) and the README.
+degree is measured in ``benchmarks/results/cpu.md`` (groups ``grid-0.25deg-*``) and on the docs' performance page.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ..options import FACTORISED_TILE_POINTS, EncodeOptions
 MIN_POINTS = 4096
 MIN_POINTS_PER_LATITUDE = 32
 # Below this degree the first layer is too small a share of the encoder for the factorisation to
-# pay much (the gain by degree: benchmarks/results/cpu.md, groups grid-0.25deg-*; README "Global grids").
+# pay much (the gain by degree: benchmarks/results/cpu.md, groups grid-0.25deg-*; docs/performance.md).
 MIN_DEGREE = 20
 
 
@@ -115,10 +115,9 @@ def encoder_forward(enc, lonlat: torch.Tensor, options: EncodeOptions | None = N
         order = torch.argsort(inv, stable=True)
         lonlat = lonlat[order]
     L = enc.legendre_polys
-    wt = _order_major(enc.folded_first_weight(), L)
-    layers, last = list(enc.nnet.layers), enc.nnet.last_layer
-    weights = [layer.weight for layer in layers[1:]] + [last.weight]
-    biases = [layer._bias() for layer in layers] + [last._bias()]
+    layer_weights, biases, w0_first, w0_hidden = enc.inference_layers()
+    wt = _order_major(layer_weights[0], L)
+    weights = layer_weights[1:]
     counts = counts.tolist()
     target = None  # the output in row order
     r0, lo = 0, 0
@@ -129,8 +128,7 @@ def encoder_forward(enc, lonlat: torch.Tensor, options: EncodeOptions | None = N
             r1 += 1
         a = _row_weights(ulat[r0:r1], L, wt).to(lonlat.dtype)     # [R, 2L-1, H]
         t = _longitude_parts(lonlat[lo:lo + size, 0], L, lonlat.dtype)  # [size, 2L-1]
-        y = ops.iso_latitude_encoder_forward(t, a, counts[r0:r1], weights, biases, float(layers[0].w0),
-                                             float(enc.nnet.w0), tile_points)  # the fused path's w0s
+        y = ops.iso_latitude_encoder_forward(t, a, counts[r0:r1], weights, biases, w0_first, w0_hidden, tile_points)
         if size == n:
             target = y
         else:

@@ -37,7 +37,7 @@ class LocationEncoder(nn.Module):
         dropout: dropout (p = 0.5) before the sine of the hidden layers in training mode.
         fused: use the fused inference op when no gradient is needed.
         precision: GEMM operand precision of the fused inference path (float32 encoders):
-            ``"float32"`` (exact, default), ``"tf32"`` or ``"bf16"`` (see
+            ``"float32"`` (exact, default), ``"tf32"``, ``"bf16"`` or ``"float16"`` (see
             :func:`satclip.functional.location_encoder`). Training always runs exact.
         factorise: inference on points that share latitudes (grids, HEALPix rings) with the
             first layer factorised over latitude rows (``satclip.nn.iso_latitude``):
@@ -72,7 +72,7 @@ class LocationEncoder(nn.Module):
 
     @property
     def precision(self) -> str:
-        """GEMM operand precision of the fused inference path (``"float32"``, ``"tf32"`` or ``"bf16"``)."""
+        """GEMM operand precision of the fused inference path (``"float32"``, ``"tf32"``, ``"bf16"`` or ``"float16"``)."""
         return self.options.precision
 
     @precision.setter
@@ -103,6 +103,15 @@ class LocationEncoder(nn.Module):
         f = F.convention_factors(self.legendre_polys, self.harmonics, dtype=w.dtype, device=w.device)
         return w * f
 
+    def inference_layers(self) -> tuple[list[torch.Tensor], list[torch.Tensor], float, float]:
+        """``(weights, biases, w0_first, w0_hidden)`` of the fused inference path: the first
+        layer's weight with the convention factors folded in, the hidden sine layers', the
+        linear output's; a layer without bias gets zeros."""
+        layers = list(self.nnet.layers)
+        weights = [self.folded_first_weight()] + [l.weight for l in layers[1:]] + [self.nnet.last_layer.weight]
+        biases = [l.bias_or_zeros() for l in layers] + [self.nnet.last_layer.bias_or_zeros()]
+        return weights, biases, float(layers[0].w0), float(self.nnet.w0)
+
     def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
         F.validate_lonlat(lonlat)
         w_first = self.folded_first_weight()
@@ -117,9 +126,7 @@ class LocationEncoder(nn.Module):
             if opt.precision == "float32" and len(self.nnet.layers) >= 1 and (
                     opt.factorise == "always" or (opt.factorise == "auto" and iso_latitude.worth_it(lonlat, self.legendre_polys))):
                 return iso_latitude.encoder_forward(self, lonlat, opt)
-            layers = list(self.nnet.layers)
-            weights = [w_first] + [l.weight for l in layers[1:]] + [self.nnet.last_layer.weight]
-            biases = [l._bias() for l in layers] + [self.nnet.last_layer._bias()]
-            return F.encode(lonlat, self.legendre_polys, weights, biases, layers[0].w0, self.nnet.w0, opt)
+            weights, biases, w0_first, w0_hidden = self.inference_layers()
+            return F.encode(lonlat, self.legendre_polys, weights, biases, w0_first, w0_hidden, opt)
         feats = ops.spherical_harmonics(lonlat, self.legendre_polys)
         return self.nnet(feats, first_weight=w_first)

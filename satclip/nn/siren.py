@@ -34,7 +34,8 @@ class Siren(nn.Module):
             if self.bias is not None:
                 self.bias.uniform_(-w_std, w_std)
 
-    def _bias(self) -> torch.Tensor:
+    def bias_or_zeros(self) -> torch.Tensor:
+        """The bias, or zeros for a layer built without one (the fused ops take a bias per layer)."""
         return self.bias if self.bias is not None else self.weight.new_zeros(self.dim_out)
 
     def dropout_mask(self, n: int) -> torch.Tensor | None:
@@ -47,7 +48,7 @@ class Siren(nn.Module):
         w = self.weight if weight is None else weight
         if not self.sine:
             return torch.nn.functional.linear(x, w, self.bias)
-        return F.siren_layer(x, w, self._bias(), self.w0, self.dropout_mask(x.shape[0]))
+        return F.siren_layer(x, w, self.bias_or_zeros(), self.w0, self.dropout_mask(x.shape[0]))
 
     def extra_repr(self) -> str:
         return f"dim_in={self.dim_in}, dim_out={self.dim_out}, w0={self.w0}, sine={self.sine}, dropout={self.dropout}"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from .._precisions import PRECISIONS
+
 _FLOATS = (torch.float32, torch.float64)
 
 
@@ -25,9 +27,12 @@ def lonlat(x: torch.Tensor, op: str) -> None:
         _fail(op, f"expected lonlat of dtype float32 or float64, got {x.dtype}")
 
 
+MAX_DEGREE = 4096  # the same bound as csrc/glue/op_checks.h (check_degree) and satclip.functional
+
+
 def degree(L: int, op: str) -> None:
-    if not 0 <= L <= 4096:
-        _fail(op, f"legendre_polys must be in [0, 4096], got {L}")
+    if not 1 <= L <= MAX_DEGREE:
+        _fail(op, f"legendre_polys must be in [1, {MAX_DEGREE}], got {L}")
 
 
 def scale(s, x: torch.Tensor, L: int, op: str) -> None:
@@ -119,8 +124,8 @@ def encoder(x, L: int, weights, biases, tile_points: int, precision: str) -> Non
         if not (w.dtype == b.dtype == x.dtype and w.device == b.device == x.device):
             _fail(op, f"layer {i} must match lonlat's dtype {x.dtype} and device {x.device}")
         width = w.shape[0]
-    if precision not in ("float32", "tf32", "bf16"):
-        _fail(op, f"precision must be 'float32', 'tf32' or 'bf16', got '{precision}'")
+    if precision not in PRECISIONS:
+        _fail(op, f"precision must be one of {', '.join(repr(p) for p in PRECISIONS)}, got '{precision}'")
     if precision != "float32" and x.dtype != torch.float32:
         _fail(op, f"precision '{precision}' needs float32 inputs and weights, got {x.dtype}")
 

@@ -204,7 +204,3 @@ def build_has_cuda():
     b = _state["build"].get("with_cuda")
     return None if b is None else b.upper() in ("ON", "TRUE", "1")
 
-
-def cuda_library_loaded() -> bool:
-    """True when the CUDA kernels' library (_C_cuda.so) is loaded."""
-    return bool(_state["cuda_loaded"])

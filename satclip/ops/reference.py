@@ -21,6 +21,7 @@ import math
 
 import torch
 
+from .._precisions import PRECISIONS  # noqa: F401  (re-exported: satclip.ops.PRECISIONS)
 from . import checks
 
 _SCALE_UP = {torch.float32: 2.0**100, torch.float64: 2.0**900}
@@ -187,17 +188,17 @@ def siren_layer_backward(grad_y, cos, x, weight, w0: float, mask, need_grad_x: b
     return (gz @ weight if need_grad_x else x.new_empty(0)), gz.t() @ x, gz.sum(0)
 
 
-PRECISIONS = ("float32", "tf32", "bf16")
-
-
 def round_operand(x: torch.Tensor, precision: str) -> torch.Tensor:
     """``x`` (float32) rounded to the GEMM operand format of ``precision``, kept as float32:
-    bf16 = 8 significant bits, tf32 = 11 (round to nearest even). A float32 GEMM of rounded
-    operands is what a tensor core computes in that mode (exact products, float32 sums)."""
+    bf16 = 8 significant bits, tf32 and float16 = 11 (round to nearest even; float16 also has
+    half's range: subnormals below 2^-14, inf from 65520). A float32 GEMM of rounded operands is
+    what a tensor core computes in that mode (exact products, float32 sums)."""
     if precision == "float32":
         return x
     if precision == "bf16":
         return x.to(torch.bfloat16).to(torch.float32)
+    if precision == "float16":
+        return x.to(torch.float16).to(torch.float32)
     i = x.contiguous().view(torch.int32)
     lsb = torch.bitwise_and(torch.bitwise_right_shift(i, 13), 1)
     return torch.bitwise_and(i + 0xFFF + lsb, -8192).view(torch.float32)

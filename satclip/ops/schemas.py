@@ -23,8 +23,8 @@ SH convention applied where the kernel stores, not in a second pass)
 ``location_encoder_forward(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision) -> [N, out]``
     Inference of the whole encoder (SH -> sine layers -> linear) in chunks of points, so the
     ``[N, L*L]`` feature matrix only exists for one chunk at a time. Not differentiable.
-    ``precision``: ``"float32"`` (exact), ``"tf32"`` or ``"bf16"``: GEMM operands rounded to
-    that format, products and accumulation in float32, epilogue (bias, w0, sine) in float32.
+    ``precision``: ``"float32"`` (exact), ``"tf32"``, ``"bf16"`` or ``"float16"``: GEMM operands
+    rounded to that format, products and accumulation in float32, epilogue (bias, w0, sine) in float32.
 ``iso_latitude_encoder_forward(lon_parts, row_weights, row_counts, weights, biases, w0_first, w0_hidden, tile_points) -> [N, out]``
     Inference of the encoder with its first layer factorised over latitude rows
     (:mod:`satclip.nn.iso_latitude`): points in rows of one latitude (``row_counts[r]`` points
@@ -40,7 +40,7 @@ SH convention applied where the kernel stores, not in a second pass)
     input's dtype) or ``"bf16"`` (float32 input; bf16 operands on tensor cores, float32 sums
     and sine, a bf16 result: the next layer's operand in that mode). On CUDA,
     ``location_encoder_forward`` uses its kernels in the float32 and bf16 modes where they time
-    faster than SH + cuBLAS (``SATCLIP_CUDA_FUSED`` in the README). Not differentiable
+    faster than SH + cuBLAS (``SATCLIP_CUDA_FUSED``, docs/guides/precision.md). Not differentiable
     (inference).
 ``quantize_int8(emb, threads=0) -> (codes, scale)``
     The int8 output format's per-point quantisation of ``[N, D]`` float32 embeddings: ``scale

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 class Switch:
     name: str
     choices: tuple[str, ...]   # the first is the default
-    why: str                   # what a user needs it for (the README's table says the same)
+    why: str                   # what a user needs it for (the docs' table of switches, docs/guides/precision.md, says the same)
 
     @property
     def default(self) -> str:

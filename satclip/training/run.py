@@ -166,13 +166,13 @@ def _init_from(module, path) -> None:
     """Copies the weights of a checkpoint into ``module`` (same architecture required)."""
     import torch
 
-    from ..checkpoint import _encoder_from_lightning, _is_safetensors, _read_lightning, load
+    from ..checkpoint import encoder_from_lightning, is_safetensors, read_lightning, load
 
     path = Path(os.fspath(path))
     if not path.is_file():
         raise FileNotFoundError(f"--init-from: checkpoint not found: {path}")
-    ckpt = None if _is_safetensors(path) else _read_lightning(path, weights_only=True)  # read once
-    enc = load(path) if ckpt is None else _encoder_from_lightning(ckpt, path, None, torch.float64)
+    ckpt = None if is_safetensors(path) else read_lightning(path, weights_only=True)  # read once
+    enc = load(path) if ckpt is None else encoder_from_lightning(ckpt, path, None, torch.float64)
     want = module.model.location.config()
     if enc.config() != want:
         diff = {k: (v, want[k]) for k, v in enc.config().items() if want.get(k) != v}
@@ -234,9 +234,9 @@ def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, quiet: bool):
     from .lightning import SatCLIPDataModule, SatCLIPLightningModule
 
     L.seed_everything(cfg.seed, verbose=False)
-    from ..checkpoint import _is_safetensors
+    from ..checkpoint import is_safetensors
 
-    full_init = bool(cfg.init_from) and Path(cfg.init_from).is_file() and not _is_safetensors(Path(cfg.init_from))
+    full_init = bool(cfg.init_from) and Path(cfg.init_from).is_file() and not is_safetensors(Path(cfg.init_from))
     # a full checkpoint brings its own backbone weights, so moco_* needs no weight file then
     module = SatCLIPLightningModule(**_module_kwargs(cfg), pretrained_required=not full_init)
     if cfg.init_from:

@@ -133,6 +133,27 @@ def test_compressed_outputs_read_back_the_same(tmp_path, encoder):
         run_embedding(encoder, S.GridSource(30.0), tmp_path / "n", fmt="npy", compression="zstd", progress=False)
 
 
+def test_int8_parquet_stores_about_a_byte_per_value(tmp_path):
+    """Parquet has no 8-bit physical type (int8 is INT32 underneath, 4 bytes): the dictionary
+    encoding of the codes brings them back to about one byte each, with the codes unchanged."""
+    from satclip.embedding.reader import read_embeddings
+    torch.manual_seed(0)
+    enc = satclip.LocationEncoder(4, 32, 2, 128).float().eval()
+    out = run_embedding(enc, S.GridSource(2.0), tmp_path / "q", out_dtype="int8", progress=False)
+    ids, lon, lat, emb = read_embeddings(out)
+    values = emb.size
+    column = 0
+    for p in out.glob("*.parquet"):
+        meta = pq.ParquetFile(p).metadata
+        for g in range(meta.num_row_groups):
+            cols = [meta.row_group(g).column(i) for i in range(meta.num_columns)]
+            column += sum(c.total_compressed_size for c in cols if c.path_in_schema.startswith("embedding."))
+    assert pq.ParquetFile(next(out.glob("*.parquet"))).schema_arrow.field("embedding").type.value_type == pa.int8()
+    assert column < 1.15 * values, f"{column / values:.2f} bytes per int8 value"
+    codes = pq.read_table(out).column("embedding").combine_chunks().flatten().to_numpy()
+    assert codes.min() >= -127 and codes.max() <= 127 and len(codes) == values
+
+
 def test_info_prints_the_stac(tmp_path, encoder, capsys):
     from satclip.cli import main
     out = run_embedding(encoder, S.GridSource(30.0), tmp_path / "o", progress=False)

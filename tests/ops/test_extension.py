@@ -143,7 +143,7 @@ def test_an_invalid_switch_stops_the_import_with_its_name():
 
 def test_product_code_reads_no_other_environment_variable():
     """Every SATCLIP_* name in the package's Python is a switch of satclip.ops.switches (listed in
-    the README's table), and the C++/CUDA code reads no environment variable at all (the switches
+    the docs' table, docs/guides/precision.md), and the C++/CUDA code reads no environment variable at all (the switches
     reach it through its private ops): no test hook is read by shipped code."""
     import re
     names = set()
@@ -155,6 +155,6 @@ def test_product_code_reads_no_other_environment_variable():
     assert sources, f"no C++ sources under {root / 'csrc'}"
     for path in sources:
         assert "getenv" not in path.read_text(), f"{path} reads the environment"
-    text = (root / "README.md").read_text()
+    text = (root / "docs" / "guides" / "precision.md").read_text()
     for name in switches.SWITCHES:
-        assert f"`{name}`" in text, f"{name} is missing from the README's table of switches"
+        assert f"`{name}`" in text, f"{name} is missing from the table of switches in docs/guides/precision.md"

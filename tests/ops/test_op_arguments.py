@@ -25,7 +25,8 @@ def _layer(L, H, dtype=torch.float64):
 @pytest.mark.parametrize("args,match", [
     ((torch.zeros(3, 3, **f64), 4), r"lonlat of shape \[N, 2\]"),
     ((torch.zeros(3, 2, dtype=torch.float16), 4), "float32 or float64"),
-    ((torch.zeros(3, 2, **f64), -1), r"legendre_polys must be in \[0, 4096\]"),
+    ((torch.zeros(3, 2, **f64), -1), r"legendre_polys must be in \[1, 4096\]"),
+    ((torch.zeros(3, 2, **f64), 0), r"legendre_polys must be in \[1, 4096\]"),  # as satclip.functional
 ])
 def test_spherical_harmonics(impl, args, match):
     with pytest.raises(RuntimeError, match=match):
@@ -94,7 +95,7 @@ def test_location_encoder_forward(impl):
     w = [torch.zeros(4, 4), torch.zeros(2, 4)]
     b = [torch.zeros(4), torch.zeros(2)]
     fn = _fn(impl, "location_encoder_forward")
-    with pytest.raises(RuntimeError, match="precision must be 'float32', 'tf32' or 'bf16', got 'int8'"):
+    with pytest.raises(RuntimeError, match="precision must be one of 'float32', 'tf32', 'bf16', 'float16', got 'int8'"):
         fn(x, 2, w, b, 30.0, 1.0, 16, "int8")
     with pytest.raises(RuntimeError, match="precision 'tf32' needs float32 inputs"):
         fn(x.double(), 2, [t.double() for t in w], [t.double() for t in b], 30.0, 1.0, 16, "tf32")

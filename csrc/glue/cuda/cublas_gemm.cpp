@@ -88,6 +88,7 @@ cudaDataType_t data_type(ScalarType t) {
     case ScalarType::Float: return CUDA_R_32F;
     case ScalarType::Double: return CUDA_R_64F;
     case ScalarType::BFloat16: return CUDA_R_16BF;
+    case ScalarType::Half: return CUDA_R_16F;
     default: SATCLIP_CHECK(false, "satclip: no cuBLAS GEMM for dtype ", t);
   }
   return CUDA_R_32F;
@@ -103,7 +104,8 @@ void gemm_xwt(Tensor& y, const Tensor& x_in, const Tensor& w_in, bool accumulate
                 "satclip: GEMM shapes do not match: x ", sizes(x), ", w ", sizes(w), ", y ", sizes(y));
   if (m == 0 || n == 0) return;
   const ScalarType in = x.scalar_type(), out = y.scalar_type();
-  SATCLIP_CHECK(w.scalar_type() == in && (in == out || (in == ScalarType::BFloat16 && out == ScalarType::Float)),
+  const bool half_in = in == ScalarType::BFloat16 || in == ScalarType::Half;  // 16-bit operands, float32 result
+  SATCLIP_CHECK(w.scalar_type() == in && (half_in ? out == ScalarType::Float : in == out),
                 "satclip: GEMM dtypes: x ", in, ", w ", w.scalar_type(), ", y ", out);
   const Handle& hd = handle_for(x.get_device_index());
   cublasHandle_t h = hd.h;

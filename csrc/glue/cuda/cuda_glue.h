@@ -51,8 +51,8 @@ inline __nv_bfloat16* bf16_ptr(const Tensor& t) { return static_cast<__nv_bfloat
 inline const __nv_bfloat16* bf16_cptr(const Tensor& t) { return static_cast<const __nv_bfloat16*>(t.const_data_ptr()); }
 
 // y = x W^T (+ y when accumulate): x [m, k], W [n, k], y [m, n], each with unit column stride.
-// float32 / float64 operands with a result of their dtype, or bf16 operands with a float32
-// result (float32 sums). The math is this library's choice, not torch's global TF32 setting:
+// float32 / float64 operands with a result of their dtype, or bf16 / float16 operands with a
+// float32 result (float32 sums, on tensor cores). The math is this library's choice, not torch's global TF32 setting:
 // kExact (float32 products and sums), kTF32 (TF32 tensor cores on float32 operands).
 enum class Math { kExact, kTF32 };
 void gemm_xwt(Tensor& y, const Tensor& x, const Tensor& w, bool accumulate, Math math);

@@ -1,5 +1,5 @@
 // encoder_cuda.cpp -- satclip::location_encoder_forward on CUDA: the whole encoder for
-// inference, chunk by chunk, in the three precision modes. Every GEMM goes through this
+// inference, chunk by chunk, in the four precision modes. Every GEMM goes through this
 // library's cuBLAS handle (cublas_gemm.cpp) with the math of the mode, whatever
 // torch.backends.cuda.matmul.allow_tf32 says (the user's setting is neither read nor changed):
 //   float32 / float64: exact (float32 / float64 products and sums); the first layer on chip or
@@ -12,6 +12,10 @@
 //                      even on the way out: exactly the reference's operand rounding), products
 //                      on bf16 tensor cores summed in float32, bias + w0 + sine in float32; each
 //                      sine layer fused or through cuBLAS, whichever choose_fused picks.
+//   float16:           the bf16 mode's arithmetic with half operands (10 mantissa bits against
+//                      bf16's 7): cuBLAS on FP16 tensor cores with float32 sums; the SH and sine
+//                      passes run in float32 and torch's conversion rounds their outputs to half
+//                      (one pass more per layer than bf16's fused stores; no fused kernel yet).
 #include <algorithm>
 #include <sstream>
 #include <string>
@@ -117,6 +121,31 @@ Tensor encoder_forward_tf32(const Tensor& lonlat, int64_t L, const TensorList& w
   return out;
 }
 
+// float16: every GEMM operand converted to half where the float32 SH or sine pass produced it
+// (round to nearest even, half's range: what the reference twin's round_operand does), products
+// on FP16 tensor cores summed in float32, bias + w0 + sine in float32.
+Tensor encoder_forward_fp16(const Tensor& lonlat, int64_t L, const TensorList& weights, const TensorList& biases,
+                            double w0_first, double w0_hidden, int64_t tile_points) {
+  const int64_t width = check_encoder(lonlat, L, weights, biases, tile_points, DeviceType::CUDA);
+  TensorList w16;
+  for (const Tensor& w : weights) w16.push_back(torch::stable::to(w, ScalarType::Half));
+  const int64_t n = lonlat.size(0);
+  Tensor out = empty_like_shape({n, width}, lonlat);
+  for (int64_t lo = 0; lo < n; lo += tile_points) {
+    const Tensor pts = rows(lonlat, lo, std::min(n, lo + tile_points) - lo);
+    Tensor h = sh_forward(pts, L);
+    for (size_t i = 0; i + 1 < w16.size(); ++i) {
+      Tensor z = empty_like_shape({h.size(0), w16[i].size(0)}, h);
+      addmm_into(z, biases[i], torch::stable::to(h, ScalarType::Half), w16[i], Math::kExact);
+      sine_epilogue(z, std::nullopt, i == 0 ? w0_first : w0_hidden, nullptr);
+      h = z;
+    }
+    Tensor dst = rows(out, lo, pts.size(0));
+    addmm_into(dst, biases.back(), torch::stable::to(h, ScalarType::Half), w16.back(), Math::kExact);
+  }
+  return out;
+}
+
 // The exact mode's operands are the values themselves.
 Tensor keep_operand(const Tensor& x, Precision p) {
   SATCLIP_CHECK(p == Precision::kFloat32, "satclip: the CUDA exact path got a reduced precision");
@@ -132,6 +161,7 @@ Tensor location_encoder_forward(const Tensor& lonlat, int64_t L, const TensorLis
   const DeviceGuard guard(lonlat);
   if (p == Precision::kBF16) return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   if (p == Precision::kTF32) return encoder_forward_tf32(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
+  if (p == Precision::kFloat16) return encoder_forward_fp16(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   bool on_chip = false;
   const int64_t n = lonlat.size(0);
   if (weights.size() >= 2 && n > 0) {

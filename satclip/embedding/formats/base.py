@@ -102,6 +102,7 @@ class OutputFormat:
     own_files: tuple[str, ...] = ()     # glob patterns of its entries at the top of an output
     unwritten_rows: str | None = None   # how rows of unwritten chunks read in an incomplete output
     help: str = ""                      # one line for --format's help
+    default_compression: str | None = None  # what compression=None means for this format (measured: product-sizes)
 
     def check_available(self) -> None:
         """Refuses, naming the package to install, when the format's dependency is missing."""

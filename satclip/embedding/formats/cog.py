@@ -9,9 +9,13 @@ A COG is written whole (its directories sit before its tiles), so the run writes
 first: the grid's rows in the source's order, south-up, in a raw ``.npy``-layout file
 (``.embeddings.raw.npy``: rows at their offset with O_DIRECT, synced before the manifest records
 them: resumable like the npy format), and when every chunk is recorded the writer's
-:meth:`CogWriter.finalize` makes the COG from it in one pass through GDAL (a VRT that reads the
-raw rows bottom-up, translated by the COG driver), then deletes the intermediate. float16 is
-stored as half floats (GDAL's ``NBITS=16``; GDAL reads them as float32).
+:meth:`CogWriter.finalize` makes the COG from it: each level (the full grid and the
+nearest-neighbour overviews, north-up) as a tiled, pixel-interleaved GeoTIFF written 64 grid rows
+at a time, then the COG driver lays them out in one file through a VRT that names the overviews,
+then the intermediate is deleted. Pixel
+interleaving keeps a cell's whole embedding in one tile (one read per point for
+``rasterio.sample``). float16 is stored as half floats (GDAL's ``NBITS=16``; GDAL reads them as
+float32).
 """
 
 from __future__ import annotations
@@ -42,21 +46,65 @@ def _raw_dtype(dtype: str) -> np.dtype:
     return np.dtype(np.int8 if dtype == "int8" else np.float32)
 
 
-def _vrt(raw: Path, nrows: int, ncols: int, bands: int, dtype: np.dtype, offset: int, names) -> str:
-    """A VRT that reads a raw south-up [nrows, ncols, bands] file top-down (a negative line offset)."""
-    it = dtype.itemsize
-    line = ncols * bands * it
+def _overview_factors(nrows: int, ncols: int) -> list[int]:
+    """2, 4, 8 ... until the smallest overview fits one tile (what the COG driver's AUTO makes)."""
+    factors, f = [], 2
+    while max(nrows, ncols) / (f // 2) > BLOCKSIZE:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
+def _north_up_rows(raw: Path, nrows: int, ncols: int, f: int, top: int, k: int) -> np.ndarray:
+    """Rows [top, top + k) of the level-``f`` image, north first, as ``[bands, k, ncols / f]``: the
+    raw file holds the full grid south-up; level f keeps every f-th cell, the one at f // 2 in each
+    f x f block (nearest neighbour: each overview cell is a real cell's embedding)."""
+    shape, dt, offset = _header(raw)
+    bands = int(np.prod(shape[1:], dtype=np.int64))
+    if f == 1:
+        south = nrows - top - k
+        rows = _read_rows(raw, shape, dt, offset, south * ncols, k * ncols).reshape(k, ncols, bands)[::-1]
+    else:
+        full = [(top + i) * f + f // 2 for i in range(k)]  # north-up rows of the full grid
+        rows = np.stack([_read_rows(raw, shape, dt, offset, (nrows - 1 - r) * ncols, ncols).reshape(ncols, bands)
+                         [f // 2::f] for r in full])
+    return np.ascontiguousarray(rows.transpose(2, 0, 1))
+
+
+def _write_level(raw: Path, path: Path, nrows: int, ncols: int, f: int) -> None:
+    """The level-``f`` image as a tiled, pixel-interleaved GeoTIFF, 64 rows (one row of tiles) at
+    a time, all bands per call: each byte of the intermediate is read once."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    shape, dt, _ = _header(raw)
+    h, w = len(range(f // 2, nrows, f)), len(range(f // 2, ncols, f))
+    step = 180.0 / nrows * f
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=int(np.prod(shape[1:])), dtype=dt.name,
+                       crs="EPSG:4326", transform=from_origin(-180.0, 90.0, step, step), tiled=True, blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, interleave="pixel",
+                       BIGTIFF="IF_SAFER") as dst:
+        for top in range(0, h, BLOCKSIZE):
+            k = min(BLOCKSIZE, h - top)
+            dst.write(_north_up_rows(raw, nrows, ncols, f, top, k), window=Window(0, top, w, k))
+
+
+def _vrt(levels: dict, nrows: int, ncols: int, dtype: np.dtype, names, nodata) -> str:
+    """A VRT of the full-resolution image with the other levels as its overviews (``<Overview>``),
+    so the COG driver copies them (OVERVIEWS=FORCE_USE_EXISTING) instead of computing them: GDAL
+    builds overviews of a pixel-interleaved image one band at a time, reading every tile once per
+    band (256 times; 30-140 s for the 0.25-degree grid, against about 1 s here)."""
     step = 180.0 / nrows
-    gdt = _GDAL_TYPES[dtype.name]
+    nd = f"<NoDataValue>{'nan' if np.isnan(nodata) else int(nodata)}</NoDataValue>" if nodata is not None else ""
     parts = [f'<VRTDataset rasterXSize="{ncols}" rasterYSize="{nrows}"><SRS>EPSG:4326</SRS>'
              f"<GeoTransform>-180, {step!r}, 0, 90, 0, {-step!r}</GeoTransform>"]
-    for b, name in enumerate(names):
-        parts.append(f'<VRTRasterBand dataType="{gdt}" band="{b + 1}" subClass="VRTRawRasterBand">'
-                     f"<Description>{name}</Description>"
-                     f'<SourceFilename relativeToVRT="0">{raw}</SourceFilename>'
-                     f"<ImageOffset>{offset + (nrows - 1) * line + b * it}</ImageOffset>"
-                     f"<PixelOffset>{bands * it}</PixelOffset><LineOffset>{-line}</LineOffset>"
-                     "<ByteOrder>LSB</ByteOrder></VRTRasterBand>")
+    for b, name in enumerate(names, start=1):
+        parts.append(f'<VRTRasterBand dataType="{_GDAL_TYPES[dtype.name]}" band="{b}"><Description>{name}</Description>'
+                     f'{nd}<SimpleSource><SourceFilename relativeToVRT="0">{levels[1]}</SourceFilename>'
+                     f"<SourceBand>{b}</SourceBand></SimpleSource>")
+        parts += [f'<Overview><SourceFilename relativeToVRT="0">{path}</SourceFilename><SourceBand>{b}</SourceBand>'
+                  "</Overview>" for f, path in levels.items() if f > 1]
+        parts.append("</VRTRasterBand>")
     parts.append("</VRTDataset>")
     return "".join(parts)
 
@@ -136,8 +184,8 @@ class CogWriter(Writer):
 
         for f in self.blocks.values():
             f.fsync()
-        options = dict(BLOCKSIZE=BLOCKSIZE, OVERVIEWS="AUTO", OVERVIEW_RESAMPLING="NEAREST",
-                       BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
+        options = dict(BLOCKSIZE=BLOCKSIZE, OVERVIEWS="FORCE_USE_EXISTING", INTERLEAVE="PIXEL",
+                       BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS", COMPRESS="NONE")  # the driver's own default is LZW
         if self.spec.compression == "zstd":
             options.update(COMPRESS="ZSTD", LEVEL=3, PREDICTOR="YES")
         targets = [(RAW, COG, [f"emb_{b:03d}" for b in range(self.dim)],
@@ -145,19 +193,22 @@ class CogWriter(Writer):
                    INT8_NODATA if self.dtype == "int8" else float("nan"))]
         if RAW_SCALE in self.files:
             targets.append((RAW_SCALE, SCALE_COG, ["embedding_scale"], options, float("nan")))
+        tags = dict(satclip_dtype=self.dtype, **({"int8": INT8_FORMULA} if self.dtype == "int8" else {}))
         for raw, final, names, opts, nodata in targets:
-            dt, shape = self.files[raw]
+            levels = {f: self.spec.temporary(self.folder / f"{final}.level{f}.tif")
+                      for f in [1] + _overview_factors(self.nrows, self.ncols)}
+            for f, path in levels.items():
+                _write_level(self.folder / raw, path, self.nrows, self.ncols, f)
             vrt = self.spec.temporary(self.folder / (final + ".vrt"))
-            vrt.write_text(_vrt(self.folder / raw, self.nrows, self.ncols, len(names), dt,
-                                _header(self.folder / raw)[2], names))
+            vrt.write_text(_vrt(levels, self.nrows, self.ncols, self.files[raw][0], names, nodata))
+            with rasterio.open(vrt, "r+") as src:  # a VRT takes its tags in place
+                src.update_tags(**tags)
             tmp = self.spec.temporary(self.folder / final)
-            with rasterio.open(vrt, "r+") as src:  # a VRT takes its nodata and tags in place
-                src.nodata = nodata
-                src.update_tags(satclip_dtype=self.dtype, **({"int8": INT8_FORMULA} if self.dtype == "int8" else {}))
-            rasterio.shutil.copy(vrt, tmp, driver="COG", **opts)
+            rasterio.shutil.copy(vrt, tmp, driver="COG", **opts)  # the COG layout: IFDs first, overviews kept
             fsync_path(tmp)
             replace_durably(tmp, self.folder / final, self.dirty)
-            vrt.unlink()
+            for path in [vrt, *levels.values()]:
+                path.unlink()
         self.dirty.sync()
         self.close()
         for raw in self.files:
@@ -198,6 +249,10 @@ class CogFormat(OutputFormat):
     own_files = (COG, SCALE_COG, RAW, RAW_SCALE)
     unwritten_rows = "zeros (the intermediate, before the COG is made)"
     help = "a Cloud-Optimised GeoTIFF of a full grid, a band per dimension (GDAL, QGIS, rioxarray, torchgeo)"
+    # ZSTD with GDAL's floating-point predictor is both smaller and faster here: neighbouring cells'
+    # embeddings are alike (0.25-degree grid, the bundled model: 0.57 / 0.44 / 0.26 of the size for
+    # float32 / float16 / int8, 13.0 s against 16.6 s for float32; benchmarks/results/product-sizes.md)
+    default_compression = "zstd"
 
     def bytes_per_row(self, dtype: str, dim: int) -> int:
         # the intermediate and the COG exist together while the COG is made

@@ -15,6 +15,12 @@ FIXED_LEN_BYTE_ARRAY(2) value at a time (about 30 ms). So the writer keeps the l
 what costs without helping (compression and dictionary of noise, statistics of the embedding) and
 lets several writers work on different shards at once (``--writers``).
 
+int8 codes are the exception: Parquet stores them as INT32 values (4 bytes each, as large as
+float32), so their column is dictionary-encoded (at most 256 distinct codes: one byte per value,
+RLE/bit-packed): 4.3 MB instead of 16.9 MB per 16,384 x 256 chunk, 44 ms to encode instead of 19
+(ZSTD alone: 5.8 MB, 67 ms; dictionary + ZSTD with ``--compress zstd``: 3.9 MB, 47 ms; AMD EPYC
+Zen 4, pyarrow 26, into memory). A user who asks for int8 asks for small files.
+
 A shard is written by Arrow into a temporary file in the run state, fsynced, then renamed into
 the folder.
 Page checksums (CRC-32, computed by Arrow as it writes) let ``--verify`` check every data page;
@@ -75,6 +81,8 @@ class ParquetWriter(Writer):
         if spec.product:
             self.meta[b"emb"] = json.dumps(emb_fields(spec.product)).encode()
         self.compression = {"zstd": "zstd"}.get(spec.compression, "none")
+        # int8 codes: a dictionary of at most 256 values makes them one byte each (see above)
+        self.dictionary = ["id"] + (["embedding.list.element"] if spec.dtype == "int8" else [])
 
     def _geo(self, lon: np.ndarray, lat: np.ndarray) -> bytes:
         """GeoParquet 1.1 ``geo`` metadata: WKB points (OGC:CRS84, the default), the file's bbox,
@@ -120,7 +128,7 @@ class ParquetWriter(Writer):
             # through O_DIRECT from Python (0.77 against 0.61 M points/s for float32 shards with an
             # encoder that costs nothing, 2.2 against 2.9 s of CPU per 1,036,800 points)
             with pa.OSFile(str(tmp), "wb") as f:
-                pq.write_table(table, f, compression=self.compression, use_dictionary=["id"],
+                pq.write_table(table, f, compression=self.compression, use_dictionary=self.dictionary,
                                write_statistics=STATISTICS, write_page_checksum=True)
                 size = f.tell()
             fsync_path(tmp)
@@ -150,8 +158,8 @@ class ParquetFormat(OutputFormat):
     help = "GeoParquet shards, one per chunk (pandas, polars, DuckDB, geopandas)"
 
     def bytes_per_row(self, dtype: str, dim: int) -> int:
-        # int8 codes are stored as Parquet INT32 values (INT(8) logical type): 4 bytes each, uncompressed
-        value = 4 if dtype == "int8" else np.dtype(dtype).itemsize
+        # int8 codes: dictionary-encoded INT32 values, about one byte each (+ the dictionary page)
+        value = np.dtype(dtype).itemsize
         return dim * value + (4 if dtype == "int8" else 0) + 50  # + id, lon, lat, WKB point
 
     def open_writer(self, spec: WriterSpec, dirty: SyncBatch) -> Writer:
