@@ -15,7 +15,7 @@ NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>
 CMAKE_ARGS_EXTRA ?= $(if $(NVCC),-Ccmake.define.SATCLIP_REQUIRE_CUDA=ON,)
 SOURCES := $(shell find csrc satclip -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.in' -o -path 'satclip/data/*' \) -not -name '*.pyc') CMakeLists.txt pyproject.toml
 
-.PHONY: demo test test-fallback test-base-isa test-torchgeo bench bench-compare bench-smoke compat-build wheel wheel-check clean
+.PHONY: demo docs test test-fallback test-base-isa test-torchgeo bench bench-compare bench-smoke compat-build wheel wheel-check clean
 
 # Re-run when this file changes (new tools); pip skips what is already installed.
 $(VENV)/.deps: Makefile
@@ -36,7 +36,7 @@ demo: $(VENV)/.installed
 # `pytest tests` from the venv's script (not `python -m pytest`) keeps the source folder off
 # sys.path, so the tests import the installed package with its compiled _C.
 test: $(VENV)/.installed
-	SATCLIP_EXPECT_EXTENSION=1 $(VENV)/bin/pytest -q tests
+	SATCLIP_EXPECT_EXTENSION=1 $(VENV)/bin/pytest -q --durations=15 tests
 
 # The tests that touch the ops, again with the pure-PyTorch fallback forced and with the
 # baseline x86-64 CPU kernels (CI runs both after `make test`); the second pass also holds MKL to
@@ -61,6 +61,20 @@ $(TGVENV)/.deps:
 
 test-torchgeo: $(VENV)/.installed $(if $(PY312),$(TGVENV)/.deps)
 	$(if $(PY312),SATCLIP_TORCHGEO_PYTHON=$(TGVENV)/bin/python,) $(VENV)/bin/pytest -q -rs tests/embedding/test_torchgeo_datasets.py
+
+# The documentation site (Sphinx + MyST + autodoc: docs/conf.py says why) with warnings as errors
+# (broken cross-references, a public name without a docstring, a dead internal link), then opened
+# in headless Chromium (Debian's package, installed here when missing): tests/docs/test_site.py.
+$(VENV)/.docs-deps: $(VENV)/.deps
+	$(PIP) install -q 'sphinx>=8' myst-parser furo sphinx-argparse
+	touch $@
+
+docs: $(VENV)/.installed $(VENV)/.docs-deps
+	rm -rf docs/_build docs/_generated
+	cd docs && ../$(VENV)/bin/sphinx-build -W --keep-going -n -q -b html . _build/html
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	SATCLIP_DOCS_HTML=docs/_build/html $(VENV)/bin/pytest -q tests/docs/test_site.py
+	@echo "docs: file://$(CURDIR)/docs/_build/html/index.html"
 
 # Full CPU benchmarks (about 10 minutes): JSON + markdown table under benchmarks/results/, and
 # one more entry in the history (benchmarks/results/history/). sphericart-torch is an optional

@@ -44,7 +44,14 @@ def main(argv=None) -> int:
     if args.cmd is None:  # `satclip` alone: what it can do
         parser.print_help()
         return 0
-    return args.fn(args)
+    try:
+        rc = args.fn(args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not in the interpreter's exit
+        return rc
+    except BrokenPipeError:  # `satclip info | head`: the reader had what it wanted; no traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush does not fail again
+        return 0
 
 
 if __name__ == "__main__":

@@ -249,9 +249,9 @@ class CogFormat(OutputFormat):
     own_files = (COG, SCALE_COG, RAW, RAW_SCALE)
     unwritten_rows = "zeros (the intermediate, before the COG is made)"
     help = "a Cloud-Optimised GeoTIFF of a full grid, a band per dimension (GDAL, QGIS, rioxarray, torchgeo)"
-    # ZSTD with GDAL's floating-point predictor is both smaller and faster here: neighbouring cells'
-    # embeddings are alike (0.25-degree grid, the bundled model: 0.57 / 0.44 / 0.26 of the size for
-    # float32 / float16 / int8, 13.0 s against 16.6 s for float32; benchmarks/results/product-sizes.md)
+    # ZSTD with GDAL's predictor: neighbouring cells' embeddings are alike (0.25-degree grid, the
+    # bundled model: 0.62 / 0.54 / 0.24 of the size for float32 / float16 / int8, at -11% to +10%
+    # writer time; benchmarks/results/product-sizes.md)
     default_compression = "zstd"
 
     def bytes_per_row(self, dtype: str, dim: int) -> int:
