@@ -41,21 +41,31 @@ def _measures(paths: tuple[str, ...], exclude: tuple[str, ...] = ()):
     return touched
 
 
+def _comments_only(sha: str, files: list[str]) -> bool:
+    """Whether commit ``sha`` changed only comments or blank lines in ``files`` (# and // lines)."""
+    diff = _git("show", "--format=", "-U0", sha, "--", *files)
+    changed = [ln[1:].strip() for ln in diff.splitlines()
+               if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    return bool(diff) and all(not c or c.startswith(("#", "//")) for c in changed)
+
+
 def later_changes(commit: str, touched) -> list[str]:
-    """Commits after ``commit`` that changed what the table measures (``[]``: it is current)."""
+    """Commits after ``commit`` that changed the code the table measures (``[]``: it is current);
+    a commit that only edited comments there does not count."""
     if not commit:
         return ["(the commit it was measured on is not recorded)"]
-    log = _git("log", "--format=@%h %s", "--name-only", f"{commit}..HEAD")
+    log = _git("log", "--format=@%H %s", "--name-only", f"{commit}..HEAD")
     if not log and not _git("cat-file", "-t", commit).strip():
         return [f"(commit {commit[:10]} is not in this checkout's history)"]
-    out, current, hit = [], None, False
+    out, current, files = [], None, []
     for line in log.splitlines() + ["@"]:
         if line.startswith("@"):
-            if current and hit:
-                out.append(current[:90])
-            current, hit = line[1:], False
+            if current and files and not _comments_only(current.split(" ", 1)[0], files):
+                sha, _, subject = current.partition(" ")
+                out.append(f"{sha[:7]} {subject}"[:90])
+            current, files = line[1:], []
         elif line.strip() and touched(line.strip()):
-            hit = True
+            files.append(line.strip())
     return out
 
 

@@ -51,8 +51,8 @@ def add_arguments(pe: argparse.ArgumentParser) -> None:
     pe.add_argument("--compress", choices=["none", "zstd"], default=None, dest="compression",
                     help="compress the embedding (Parquet: ZSTD pages; Zarr: Blosc-Zstd in 64 x 64-cell inner "
                          "chunks, one shard per chunk; COG: ZSTD with a predictor). Default: zstd for cog (files "
-                         "0.24-0.62 of the size at about the same writer time), none for the others (float "
-                         "embeddings shrink by 14-26%% there at 8-23%% more writer time for Parquet, 3-5x for "
+                         "0.24-0.62 of the size at -1%% to +7%% writer time), none for the others (float "
+                         "embeddings shrink by 14-26%% there at 14-24%% more writer time for Parquet, 3-5x for "
                          "Zarr; int8 Parquet is dictionary-encoded to about a byte per value either way)")
     pe.add_argument("--model-dtype", choices=["float32", "float64"], default="float32",
                     help="precision of the encoder (float64 = the original's; float32 is faster)")

@@ -30,13 +30,15 @@ def test_later_changes_lists_only_commits_that_touch_the_measured_code(tmp_path,
         _git(repo, "commit", "-q", "-m", msg)
         return _git(repo, "rev-parse", "HEAD")
 
-    measured = commit("satclip/embedding/runner.py", "a", "the measured code")
+    measured = commit("satclip/embedding/runner.py", "a\n", "the measured code")
     monkeypatch.setattr(rp, "ROOT", repo)
     touched = rp._measures(rp.OUTPUT_CODE)
     assert rp.later_changes(measured, touched) == []
     commit("docs/x.md", "b", "docs only")
     assert rp.later_changes(measured, touched) == []
-    commit("satclip/embedding/runner.py", "c", "writer changed")
+    commit("satclip/embedding/runner.py", "a\n# why it is so\n", "a comment only")
+    assert rp.later_changes(measured, touched) == []
+    commit("satclip/embedding/runner.py", "c\n# why it is so\n", "writer changed")
     assert [c.split(" ", 1)[1] for c in rp.later_changes(measured, touched)] == ["writer changed"]
     assert rp.later_changes("", touched) and rp.later_changes("0" * 40, touched)  # unknown: never current
 

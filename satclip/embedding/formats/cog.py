@@ -250,7 +250,7 @@ class CogFormat(OutputFormat):
     unwritten_rows = "zeros (the intermediate, before the COG is made)"
     help = "a Cloud-Optimised GeoTIFF of a full grid, a band per dimension (GDAL, QGIS, rioxarray, torchgeo)"
     # ZSTD with GDAL's predictor: neighbouring cells' embeddings are alike (0.25-degree grid, the
-    # bundled model: 0.62 / 0.54 / 0.24 of the size for float32 / float16 / int8, at -11% to +10%
+    # bundled model: 0.62 / 0.53 / 0.24 of the size for float32 / float16 / int8, at -1% to +7%
     # writer time; benchmarks/results/product-sizes.md)
     default_compression = "zstd"
 
