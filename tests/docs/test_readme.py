@@ -37,5 +37,6 @@ def test_local_paths_it_names_exist():
     readme = (ROOT / "README.md").read_text()
     paths = set(re.findall(r"\]\(([^)#:]+)\)", readme)) | set(re.findall(r"`((?:docs|benchmarks|tests|satclip)/[^`\s]+)`", readme))
     assert "docs/_static/demo-map.png" in paths
-    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    built = ("docs/_build",)  # what `make docs` makes: not in a fresh clone
+    missing = sorted(p for p in paths if not p.startswith(built) and not (ROOT / p).exists())
     assert not missing, missing
