@@ -94,6 +94,7 @@ def one(standin, grid, root: Path, fmt: str, dtype: str, compression) -> tuple[f
         if took < best:
             best, fin = took, sum(FINALISE)
         shutil.rmtree(out)
+        shutil.rmtree(out.parent / f".{out.name}.satclip")  # its run state (manifest, STAC) too
     return best, size, fin
 
 
