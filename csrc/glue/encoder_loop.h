@@ -1,6 +1,6 @@
 // encoder_loop.h -- the precision modes of satclip::location_encoder_forward and the plain
-// chunked encoder loop that both devices' glue use where they have nothing faster (the CPU's tf32
-// mode when the op is called directly, the CUDA float32 and float64 modes).
+// chunked encoder loop that the CUDA glue uses where it has nothing faster (its float32, float64
+// and float16 modes).
 #pragma once
 
 #include <algorithm>
@@ -33,12 +33,14 @@ inline const char* precision_name(Precision p) {
 
 inline Precision parse_precision(std::string_view s, const Tensor& lonlat, const char* op) {
   const PrecisionName* hit = nullptr;
-  std::string names;
   for (const PrecisionName& e : kPrecisions) {
     if (s == e.name) hit = &e;
-    names += std::string(names.empty() ? "'" : ", '") + e.name + "'";
   }
-  SATCLIP_CHECK(hit != nullptr, op, ": precision must be one of ", names, ", got '", std::string(s), "'");
+  if (hit == nullptr) {  // the names listed only for the refusal, not on every call
+    std::string names;
+    for (const PrecisionName& e : kPrecisions) names += std::string(names.empty() ? "'" : ", '") + e.name + "'";
+    SATCLIP_CHECK(false, op, ": precision must be one of ", names, ", got '", std::string(s), "'");
+  }
   SATCLIP_CHECK(hit->p == Precision::kFloat32 || lonlat.scalar_type() == ScalarType::Float, op, ": precision '",
                 std::string(s), "' needs float32 inputs and weights, got ", lonlat.scalar_type());
   return hit->p;

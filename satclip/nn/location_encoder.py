@@ -103,12 +103,15 @@ class LocationEncoder(nn.Module):
         f = F.convention_factors(self.legendre_polys, self.harmonics, dtype=w.dtype, device=w.device)
         return w * f
 
-    def inference_layers(self) -> tuple[list[torch.Tensor], list[torch.Tensor], float, float]:
+    def inference_layers(self, first_weight: torch.Tensor | None = None
+                         ) -> tuple[list[torch.Tensor], list[torch.Tensor], float, float]:
         """``(weights, biases, w0_first, w0_hidden)`` of the fused inference path: the first
-        layer's weight with the convention factors folded in, the hidden sine layers', the
-        linear output's; a layer without bias gets zeros."""
+        layer's weight with the convention factors folded in (``first_weight`` when the caller
+        folded it already), the hidden sine layers', the linear output's; a layer without bias
+        gets zeros."""
         layers = list(self.nnet.layers)
-        weights = [self.folded_first_weight()] + [l.weight for l in layers[1:]] + [self.nnet.last_layer.weight]
+        first = self.folded_first_weight() if first_weight is None else first_weight
+        weights = [first] + [l.weight for l in layers[1:]] + [self.nnet.last_layer.weight]
         biases = [l.bias_or_zeros() for l in layers] + [self.nnet.last_layer.bias_or_zeros()]
         return weights, biases, float(layers[0].w0), float(self.nnet.w0)
 
@@ -126,7 +129,7 @@ class LocationEncoder(nn.Module):
             if opt.precision == "float32" and len(self.nnet.layers) >= 1 and (
                     opt.factorise == "always" or (opt.factorise == "auto" and iso_latitude.worth_it(lonlat, self.legendre_polys))):
                 return iso_latitude.encoder_forward(self, lonlat, opt)
-            weights, biases, w0_first, w0_hidden = self.inference_layers()
+            weights, biases, w0_first, w0_hidden = self.inference_layers(w_first)
             return F.encode(lonlat, self.legendre_polys, weights, biases, w0_first, w0_hidden, opt)
         feats = ops.spherical_harmonics(lonlat, self.legendre_polys)
         return self.nnet(feats, first_weight=w_first)

@@ -63,7 +63,8 @@ void addmm_into(Tensor& y, const Tensor& b, const Tensor& x, const Tensor& w, Ma
 Tensor sh_forward(const Tensor& lonlat, int64_t L);
 // In place on the pre-activation y = x W^T + b: mask, w0, sine (and the cosine if c is given).
 void sine_epilogue(Tensor& y, const std::optional<Tensor>& m, double w0, Tensor* c);
-// sin(w0 (x W^T + b)) with exact GEMM math (this library's cuBLAS handle), for inference.
+// sin(w0 (x W^T + b)) with exact GEMM math (this library's cuBLAS handle), for inference; the
+// result has b's dtype (x's, or float32 when x and W are half: the float16 mode).
 Tensor siren_layer_exact(const Tensor& x, const Tensor& weight, const Tensor& bias, double w0);
 // GEMM (torch's, as any training step's), then one elementwise pass: mask, w0, sine (and cosine if asked).
 std::tuple<Tensor, Tensor> siren_layer(const Tensor& x, const Tensor& weight, const Tensor& bias, double w0,

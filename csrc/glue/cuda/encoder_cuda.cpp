@@ -121,29 +121,14 @@ Tensor encoder_forward_tf32(const Tensor& lonlat, int64_t L, const TensorList& w
   return out;
 }
 
-// float16: every GEMM operand converted to half where the float32 SH or sine pass produced it
-// (round to nearest even, half's range: what the reference twin's round_operand does), products
-// on FP16 tensor cores summed in float32, bias + w0 + sine in float32.
-Tensor encoder_forward_fp16(const Tensor& lonlat, int64_t L, const TensorList& weights, const TensorList& biases,
-                            double w0_first, double w0_hidden, int64_t tile_points) {
-  const int64_t width = check_encoder(lonlat, L, weights, biases, tile_points, DeviceType::CUDA);
-  TensorList w16;
-  for (const Tensor& w : weights) w16.push_back(torch::stable::to(w, ScalarType::Half));
-  const int64_t n = lonlat.size(0);
-  Tensor out = empty_like_shape({n, width}, lonlat);
-  for (int64_t lo = 0; lo < n; lo += tile_points) {
-    const Tensor pts = rows(lonlat, lo, std::min(n, lo + tile_points) - lo);
-    Tensor h = sh_forward(pts, L);
-    for (size_t i = 0; i + 1 < w16.size(); ++i) {
-      Tensor z = empty_like_shape({h.size(0), w16[i].size(0)}, h);
-      addmm_into(z, biases[i], torch::stable::to(h, ScalarType::Half), w16[i], Math::kExact);
-      sine_epilogue(z, std::nullopt, i == 0 ? w0_first : w0_hidden, nullptr);
-      h = z;
-    }
-    Tensor dst = rows(out, lo, pts.size(0));
-    addmm_into(dst, biases.back(), torch::stable::to(h, ScalarType::Half), w16.back(), Math::kExact);
-  }
-  return out;
+// float16: the shared chunked loop (encoder_loop.h) with half operands -- every GEMM operand
+// converted to half where the float32 SH or sine pass produced it (round to nearest even, half's
+// range: what the reference twin's round_operand does), products on FP16 tensor cores summed in
+// float32 (siren_layer_exact and addmm_exact give a float32 result for half operands), bias + w0 +
+// sine in float32.
+Tensor to_half(const Tensor& x, Precision p) {
+  SATCLIP_CHECK(p == Precision::kFloat16, "satclip: the CUDA float16 path got another precision");
+  return torch::stable::to(x, ScalarType::Half);
 }
 
 // The exact mode's operands are the values themselves.
@@ -161,7 +146,11 @@ Tensor location_encoder_forward(const Tensor& lonlat, int64_t L, const TensorLis
   const DeviceGuard guard(lonlat);
   if (p == Precision::kBF16) return encoder_forward_bf16(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
   if (p == Precision::kTF32) return encoder_forward_tf32(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
-  if (p == Precision::kFloat16) return encoder_forward_fp16(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points);
+  if (p == Precision::kFloat16) {
+    const EncoderDeviceOps dev{sh_forward, siren_layer_exact, to_half, addmm_exact};
+    return encoder_forward_chunked(lonlat, L, weights, biases, w0_first, w0_hidden, tile_points, precision,
+                                   DeviceType::CUDA, dev);
+  }
   bool on_chip = false;
   const int64_t n = lonlat.size(0);
   if (weights.size() >= 2 && n > 0) {

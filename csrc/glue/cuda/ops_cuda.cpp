@@ -103,7 +103,8 @@ void sine_epilogue(Tensor& y, const std::optional<Tensor>& m, double w0, Tensor*
 }
 
 Tensor siren_layer_exact(const Tensor& x, const Tensor& weight, const Tensor& bias, double w0) {
-  Tensor y = empty_like_shape({x.size(0), weight.size(0)}, x);
+  // the result in the bias's dtype: x's own, or float32 for the float16 mode's half operands
+  Tensor y = empty_like_shape({x.size(0), weight.size(0)}, bias);
   addmm_into(y, bias, x, weight, Math::kExact);
   sine_epilogue(y, std::nullopt, w0, nullptr);
   return y;
