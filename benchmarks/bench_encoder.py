@@ -14,7 +14,7 @@ import torch
 from conftest import points, run, size
 from original import OriginalLocationEncoder
 from satclip.ops import reference as ref
-from satclip.ops import switches
+from satclip.ops import extension, switches
 from satclip import functional as F
 from satclip.nn import LocationEncoder
 
@@ -106,8 +106,7 @@ def bench_encoder_forward_bf16(benchmark, L, impl):
         return
     mode = {"avx512bf16-kernels": "avx512bf16", "mkl-bf16-gemms": "mkl", "rounded-operands": "rounded"}.get(impl, "auto")
     with switches.override(SATCLIP_CPU_BF16_GEMM=mode):
-        if mode in ("mkl", "avx512bf16") and not (hasattr(torch.ops.satclip, "_cpu_bf16_gemm")
-                                                  and torch.ops.satclip._cpu_bf16_gemm("").startswith(mode + "|")):
+        if mode in ("mkl", "avx512bf16") and (extension.cpu_bf16_choices() or {}).get("path") != mode:
             pytest.skip({"mkl": "no MKL bf16 GEMM in this torch",
                          "avx512bf16": "this CPU lacks avx512_bf16 (or SATCLIP_CPU_ISA is below avx512)"}[mode])
         n = size(20_000)

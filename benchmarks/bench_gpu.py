@@ -13,7 +13,7 @@ import torch
 from conftest import HAS_CUDA, points, run, size
 from satclip.ops import reference as ref
 from satclip import functional as F
-from satclip.ops import ops
+from satclip.ops import extension, ops
 from satclip.nn import LocationEncoder
 
 pytestmark = pytest.mark.cuda
@@ -120,7 +120,7 @@ def bench_gpu_encoder_fused_or_cublas(benchmark, L, precision, kernels):
     enc, w, b = _encoder(L)
     enc.precision = precision
     x = points(n, torch.float32, "cuda")
-    before = ops._cuda_fused("").splitlines()[0]
+    before = extension.cuda_fused_mode()
     ops._cuda_fused(kernels)
     try:
         with torch.no_grad():

@@ -144,7 +144,7 @@ def _encoder(L, hidden, layers=2, out=64, dtype=torch.float32, seed=0):
     return LocationEncoder(L, hidden, layers, out).to(dtype).eval()
 
 
-def _encoder_case(L, hidden, dt, precision, mode, n, layout, L_out=64, ld=136):
+def _encoder_case(L, hidden, dt, precision, mode, n, layout, L_out=64):
     from satclip.ops import ops
 
     def run():
@@ -154,24 +154,31 @@ def _encoder_case(L, hidden, dt, precision, mode, n, layout, L_out=64, ld=136):
         with torch.no_grad():
             want = enc(x)
             ops._cuda_fused(mode)
-            ops._cuda_wmma_ld(ld)
             poison()
             try:
                 got = enc.cuda()(x.cuda())
             finally:
                 ops._cuda_fused("auto")
-                ops._cuda_wmma_ld(136)
         return rel_err(got, want)
     return run
 
 
+def _wmma_ld() -> str:
+    """The bf16 kernels' shared-memory leading dimension the installed library was built with
+    (CMake SATCLIP_WMMA_LD; a build with the other value is the other side of that comparison)."""
+    from satclip.ops import extension
+    return str(extension.backend_info()["extension"]["build"].get("wmma_ld", "?"))
+
+
+def _fused_decisions() -> list:
+    from satclip.ops import extension
+    return extension.cuda_fused_choices()["decisions"]
+
+
 def _hidden_bf16_cases():
-    # 512 and 264: the tensor-core kernel (K % 8 == 0); 260: refused by it, cuBLAS instead; both
-    # shared-memory leading dimensions of the bf16 kernels (first and hidden layer)
-    return [(f"hidden={h} bf16 {mode} ld={ld} n={n}",
-             _encoder_case(10, h, torch.float32, "bf16", mode, n, "contiguous", ld=ld), 2e-2)
-            for h in (512, 264, 260) for mode in ("fused", "cublas") for ld in (128, 136) for n in (129, 3000)
-            if not (mode == "cublas" and ld == 128)]
+    # 512 and 264: the tensor-core kernel (K % 8 == 0); 260: refused by it, cuBLAS instead
+    return [(f"hidden={h} bf16 {mode} n={n}", _encoder_case(10, h, torch.float32, "bf16", mode, n, "contiguous"), 2e-2)
+            for h in (512, 264, 260) for mode in ("fused", "cublas") for n in (129, 3000)]
 
 
 def _encoder_cases():
@@ -288,8 +295,8 @@ def timings(dry: bool) -> int:
     ready, why = (False, "dry run") if dry else cuda_ready()
     n = 1 << 20
     configs = [(L, p, m) for L in (10, 40) for p in PRECISIONS for m in _fused_modes(p)]
-    names = ([f"encoder L={L} {p} {m}" for L, p, m in configs] + [f"encoder L={L} bf16 fused ld={ld}"
-             for L in (10, 40) for ld in (128, 136)] + [f"eager encoder L={L} {p}" for L in (10, 40)
+    names = ([f"encoder L={L} {p} {m}" for L, p, m in configs] + [f"encoder L={L} bf16 fused ld={_wmma_ld()}"
+             for L in (10, 40)] + [f"eager encoder L={L} {p}" for L in (10, 40)
              for p in PRECISIONS] + ["SH forward L=40 float32", "SH backward L=40 float32",
                                                       "training step L=10 float32", "eager training step L=10 float32"])
     if not ready:
@@ -322,16 +329,13 @@ def timings(dry: bool) -> int:
                 for m in _fused_modes(p):
                     ops._cuda_fused(m)
                     t = record(f"encoder L={L} {p} {m}", lambda: enc(x),
-                               **({} if m != "auto" else {"choices": ops._cuda_fused("").splitlines()[1:]}))
+                               **({} if m != "auto" else {"choices": _fused_decisions()}))
                     if t and t_eager:
                         emit("timings", f"encoder L={L} {p} {m} vs eager", "ok", ratio=t_eager / t)
                 ops._cuda_fused("auto")
-            enc.precision = "bf16"  # the bf16 kernels at both shared-memory leading dimensions
+            enc.precision = "bf16"  # the bf16 kernels at the library's shared-memory leading dimension
             ops._cuda_fused("fused")
-            for ld in (128, 136):
-                ops._cuda_wmma_ld(ld)
-                record(f"encoder L={L} bf16 fused ld={ld}", lambda: enc(x))
-            ops._cuda_wmma_ld(136)
+            record(f"encoder L={L} bf16 fused ld={_wmma_ld()}", lambda: enc(x))
             ops._cuda_fused("auto")
         ms = record("SH forward L=40 float32", lambda: ops.spherical_harmonics(x, 40))
         if ms:

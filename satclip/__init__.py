@@ -22,6 +22,7 @@ _PUBLIC = {
     "nn": ("nn", None),
     "options": ("options", None),
     "EncodeOptions": ("options", "EncodeOptions"),
+    "EncodePlan": ("options", "EncodePlan"),
     "LocationEncoder": ("nn", "LocationEncoder"),
     "default_model": ("checkpoint", "default_model"),
     "load": ("checkpoint", "load"),

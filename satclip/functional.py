@@ -26,9 +26,10 @@ from functools import lru_cache
 import torch
 
 from .ops import checks, degree_order, has_kernel, ops
-from .options import PRECISIONS, EncodeOptions, renamed  # noqa: F401  (PRECISIONS: public here since 0.1)
+from .options import FACTORISED_TILE_POINTS, PRECISIONS, EncodeOptions, EncodePlan, renamed  # noqa: F401  (PRECISIONS: public here since 0.1)
 
-__all__ = ["CONVENTIONS", "convention_factors", "location_encoder", "siren_layer", "spherical_harmonics", "validate_lonlat"]
+__all__ = ["CONVENTIONS", "convention_factors", "location_encoder", "plan", "siren_layer", "spherical_harmonics",
+           "validate_lonlat"]
 
 CONVENTIONS = ("analytic", "closed-form", "orthonormal")
 _DTYPES = (torch.float32, torch.float64)
@@ -155,20 +156,34 @@ def location_encoder(lonlat: torch.Tensor, legendre_polys: int, weights: list[to
     if chunk_size is not None:
         renamed("chunk_size=", "tile_points=", "satclip.functional.location_encoder")
         tile_points = chunk_size if tile_points is None else tile_points
-    options = EncodeOptions(precision=precision, tile_points=tile_points).check_dtype(lonlat.dtype)
-    return encode(lonlat, _check_degree(legendre_polys), weights, biases, w0_first, w0_hidden, options)
+    p = plan(EncodeOptions(precision=precision, tile_points=tile_points), legendre_polys, lonlat.dtype,
+             lonlat.device.type)
+    return encode(lonlat, weights, biases, w0_first, w0_hidden, p)
 
 
-def encode(lonlat: torch.Tensor, L: int, weights, biases, w0_first: float, w0_hidden: float,
-           options: EncodeOptions) -> torch.Tensor:
-    """:func:`location_encoder` with options already checked (``LocationEncoder`` checks them
-    when they are set)."""
-    tile = options.tile_points
-    device = lonlat.device.type
-    if tile is None:
-        tile = default_tile_points(L, lonlat.element_size(), device, compiled=_COMPILED_ENCODER.get(device, False))
-    return ops.location_encoder_forward(lonlat, L, list(weights), list(biases), float(w0_first),
-                                        float(w0_hidden), int(tile), run_precision(options.precision, device))
+def plan(options: EncodeOptions, legendre_polys: int, dtype: torch.dtype, device_type: str) -> EncodePlan:
+    """The fused encoder's :class:`~satclip.EncodePlan` for these options, degree, dtype
+    and device: the one place options are checked against what they run on (a reduced precision
+    needs float32; the degree's bounds), the CPU's tf32 -> float32 mapping and the default tile
+    resolved. Raises ``ValueError`` naming the problem."""
+    L = _check_degree(legendre_polys)
+    if options.precision != "float32" and dtype != torch.float32:
+        raise ValueError(f"precision={options.precision!r} applies to float32 encoders, got {dtype}; "
+                         "use precision='float32' with float64")
+    tile = options.tile_points or default_tile_points(L, dtype.itemsize, device_type,
+                                                      compiled=_COMPILED_ENCODER.get(device_type, False))
+    return EncodePlan(precision=options.precision, run_precision=run_precision(options.precision, device_type),
+                      dtype=str(dtype).removeprefix("torch."), device=device_type, legendre_polys=L,
+                      tile_points=int(tile), factorise=options.factorise,
+                      factorised_tile_points=options.tile_points or FACTORISED_TILE_POINTS,
+                      row_block_points=options.row_block_points, latitude_limit=options.latitude_limit)
+
+
+def encode(lonlat: torch.Tensor, weights, biases, w0_first: float, w0_hidden: float, plan: EncodePlan) -> torch.Tensor:
+    """:func:`location_encoder` by a plan already resolved (:func:`plan`; ``LocationEncoder`` keeps
+    one per dtype and device)."""
+    return ops.location_encoder_forward(lonlat, plan.legendre_polys, list(weights), list(biases), float(w0_first),
+                                        float(w0_hidden), plan.tile_points, plan.run_precision)
 
 
 def run_precision(precision: str, device_type: str) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ._precisions import PRECISIONS  # noqa: F401  (defined once; public here)
+from ._limits import PRECISIONS  # noqa: F401  (defined once; public here)
 FACTORISE = ("auto", "always", "never")
 FACTORISED_TILE_POINTS = 4096  # the factorised path's tiles (see benchmarks/results/cpu.md, group grid-*)
 
@@ -68,12 +68,42 @@ class EncodeOptions:
         """A copy with ``changes`` applied (and checked)."""
         return dataclasses.replace(self, **changes)
 
-    def check_dtype(self, dtype) -> "EncodeOptions":
-        """Refuses a reduced precision for an encoder whose dtype (a ``torch.dtype``) is not float32."""
-        if self.precision != "float32" and str(dtype) != "torch.float32":
-            raise ValueError(f"precision={self.precision!r} applies to float32 encoders, got {dtype}; "
-                             "use precision='float32' with float64")
-        return self
+
+
+@dataclass(frozen=True)
+class EncodePlan:
+    """What the fused encoder runs, resolved once from :class:`EncodeOptions` for one degree, dtype
+    and device by :func:`satclip.functional.plan` (the one place those options are checked against
+    what they run on): immutable, every check passed. A :class:`~satclip.nn.LocationEncoder` keeps
+    one per dtype and device (``enc.plan()``); ``satclip embed`` writes it to its manifest.
+
+    Attributes:
+        precision: the mode asked for.
+        run_precision: the mode the kernels run: ``"tf32"`` runs as ``"float32"`` on a CPU (no TF32
+            units there; float32 lies within the tf32 mode's stated error).
+        dtype: ``"float32"`` or ``"float64"``.
+        device: ``"cpu"`` or ``"cuda"``.
+        legendre_polys: L.
+        tile_points: the fused encoder's tile, resolved (the default for L, dtype and device unless
+            the options set one).
+        factorise: as in the options.
+        factorised_tile_points: the factorised path's tile.
+        row_block_points: the factorised path's memory bound.
+        latitude_limit: as in the options.
+    """
+    precision: str
+    run_precision: str
+    dtype: str
+    device: str
+    legendre_polys: int
+    tile_points: int
+    factorise: str
+    factorised_tile_points: int
+    row_block_points: int
+    latitude_limit: float | None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 _WARNED: set = set()

@@ -14,7 +14,7 @@ PKG = Path(satclip.__file__).resolve().parent
 
 # Rank of each top-level part of the package; an import may only reach a part of lower rank,
 # or the same part. Parts of equal rank are siblings and may not import each other.
-RANK = {"_version": 0, "_precisions": 0, "data": 0, "ops": 1, "options": 2, "functional": 3, "plotting": 3, "nn": 4, "checkpoint": 5,
+RANK = {"_version": 0, "_limits": 0, "data": 0, "ops": 1, "options": 2, "functional": 3, "plotting": 3, "nn": 4, "checkpoint": 5,
         "model": 6, "embedding": 6, "evaluation": 6, "training": 7, "imagery": 7, "cli": 8}
 TOP = ("__init__", "__main__")  # the public API: may import anything, imported by no one inside
 
@@ -93,7 +93,7 @@ def test_imports_point_down_the_layers():
     ("satclip.ops.schemas", "from ..embedding import runner", False, "a higher layer"),
     ("satclip.ops.schemas", "from satclip.cli import main", False, "a higher layer"),
     ("satclip.embedding.runner", "from ..evaluation import run", False, "a sibling"),
-    ("satclip.imagery.model", "from ..training.lightning import SatCLIPDataModule", False, "a sibling"),
+    ("satclip.imagery.loading", "from ..training.lightning import SatCLIPDataModule", False, "a sibling"),
     ("satclip.training.run", "from ..model import SatCLIP", False, None),
     ("satclip.imagery.images", "from ..model.bands import s2_to_13_bands", False, None),
     ("satclip.nn", "import satclip", True, "top-level package"),

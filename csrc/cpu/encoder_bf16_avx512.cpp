@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../common/bf16_round.h"
+#include "../common/encoder_driver.h"
 #include "fast_sincos.h"
 #include "kernels_cpu.h"
 
@@ -153,28 +154,80 @@ void pack_weight_bf16(const float* w, int64_t ldw, int64_t n, int64_t k, uint16_
   }
 }
 
+namespace {
+
+// One thread's blocks of points through the encoder driver (common/encoder_driver.h): the SH of a
+// block into a float32 tile, stored as bf16 pairs (the operand rounding), then every layer on the
+// register tiles, activations in two bf16 buffers that stay in the thread's cache.
+class BlockBackend {
+ public:
+  struct Act {
+    const uint16_t* p = nullptr;
+    int64_t ld = 0, m = 0;
+  };
+
+  BlockBackend(const float* lonlat, int64_t s0, int64_t s1, int L, const PackedLayer* layers, int nlayers, float* out,
+               int64_t ldo)
+      : lonlat_(lonlat), s0_(s0), s1_(s1), L_(L), layers_(layers), nlayers_(nlayers), out_(out), ldo_(ldo) {
+    const int64_t features = static_cast<int64_t>(L) * L;
+    int64_t kmax = padded_k(features);
+    for (int i = 0; i < nlayers; ++i) kmax = std::max(kmax, padded_k(layers[i].n));
+    sh_.resize(kBlockPoints * features);
+    act_[0].resize(kBlockPoints * kmax);
+    act_[1].resize(kBlockPoints * kmax);
+  }
+
+  int layers() const { return nlayers_; }
+  bool fuses_first_layer() const { return false; }
+  Act first_layer(int64_t, int64_t) { return {}; }  // never asked: fuses_first_layer() is false
+
+  Act features(int64_t lo, int64_t m) {
+    const int64_t features = static_cast<int64_t>(L_) * L_, ld = padded_k(features);
+    avx512::sh_fwd<float>(lonlat_ + lo * s0_, s0_, s1_, m, L_, sh_.data(), nullptr, 1);
+    for (int64_t r = 0; r < m; ++r) row_to_bf16(sh_.data() + r * features, features, act_[0].data() + r * ld, features % 2 == 1);
+    lo_ = lo;
+    slot_ = 1;
+    return {act_[0].data(), ld, m};
+  }
+
+  Act sine_layer(int i, const Act& x) {
+    uint16_t* y = act_[slot_].data();
+    slot_ ^= 1;
+    const int64_t ld = padded_k(layers_[i].n);
+    layer_rows(x.p, x.ld, x.m, layers_[i], out_ + lo_ * ldo_, ldo_, y, ld);
+    return {y, ld, x.m};
+  }
+
+  void linear_out(int i, const Act& x, int64_t lo, int64_t m) {
+    layer_rows(x.p, x.ld, m, layers_[i], out_ + lo * ldo_, ldo_, act_[slot_].data(), padded_k(layers_[i].n));
+  }
+
+ private:
+  const float* lonlat_;
+  int64_t s0_, s1_;
+  int L_;
+  const PackedLayer* layers_;
+  int nlayers_;
+  float* out_;
+  int64_t ldo_, lo_ = 0;
+  std::vector<float> sh_;
+  std::vector<uint16_t> act_[2];
+  int slot_ = 0;
+};
+
+}  // namespace
+
 void encoder_forward(const float* lonlat, int64_t s0, int64_t s1, int64_t npts, int L, const PackedLayer* layers,
                      int nlayers, float* out, int64_t ldo, int threads) {
   if (npts == 0) return;
-  const int64_t features = static_cast<int64_t>(L) * L;
-  int64_t kmax = padded_k(features);
-  for (int i = 0; i < nlayers; ++i) kmax = std::max(kmax, padded_k(layers[i].n));
   const int64_t blocks = (npts + kBlockPoints - 1) / kBlockPoints;
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> sh(kBlockPoints * features);
-    std::vector<uint16_t> act[2] = {std::vector<uint16_t>(kBlockPoints * kmax), std::vector<uint16_t>(kBlockPoints * kmax)};
+    BlockBackend be(lonlat, s0, s1, L, layers, nlayers, out, ldo);
 #pragma omp for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
-      const int64_t lo = blk * kBlockPoints, m = std::min(npts, lo + kBlockPoints) - lo;
-      avx512::sh_fwd<float>(lonlat + lo * s0, s0, s1, m, L, sh.data(), nullptr, 1);
-      int64_t ld = padded_k(features);
-      for (int64_t r = 0; r < m; ++r) row_to_bf16(sh.data() + r * features, features, act[0].data() + r * ld, features % 2 == 1);
-      for (int i = 0; i < nlayers; ++i) {
-        const int64_t ldn = padded_k(layers[i].n);
-        layer_rows(act[i % 2].data(), ld, m, layers[i], out + lo * ldo, ldo, act[(i + 1) % 2].data(), ldn);
-        ld = ldn;
-      }
+      const int64_t lo = blk * kBlockPoints;
+      driver::encode_chunk(be, lo, std::min(npts, lo + kBlockPoints) - lo);
     }
   }
 }

@@ -51,10 +51,18 @@ SATCLIP_HD int ring_rows(int L) { return (2 * L + 14 + 15) / 16 * 16; }
 
 SATCLIP_HD int round_up16(int x) { return (x + 15) / 16 * 16; }
 
-// The leading dimensions the bf16 kernels are compiled for (elements; multiples of 8 as WMMA
-// requires for 16-bit types): 128 (no padding) and 136 (16 bytes of padding per row).
+// The leading dimensions the bf16 tiles allow (elements; multiples of 8 as WMMA requires for
+// 16-bit types): 128 (no padding) and 136 (16 bytes of padding per row). The library is compiled
+// for one, SATCLIP_WMMA_LD (CMake option, default 136: rows 16 bytes apart in the banks; 128 has an
+// 8-way bank conflict per fragment load): a build with -DSATCLIP_WMMA_LD=128 is the other side of
+// that comparison on a GPU. The simulations (tests/ops/sim/) run both.
 constexpr int kWmmaLds[2] = {128, 136};
 SATCLIP_HD constexpr bool valid_wmma_ld(int ld) { return ld == 128 || ld == 136; }
+#ifndef SATCLIP_WMMA_LD
+#define SATCLIP_WMMA_LD 136
+#endif
+constexpr int kWmmaLd = SATCLIP_WMMA_LD;
+static_assert(valid_wmma_ld(kWmmaLd), "SATCLIP_WMMA_LD must be 128 or 136");
 
 // Shared memory of a kernel whose A and B hold `rows` feature rows each, LD elements apart.
 template <typename Bf>

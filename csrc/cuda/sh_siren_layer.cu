@@ -157,19 +157,7 @@ cudaError_t launch_bf16(const float* lonlat, int64_t s0, int64_t s1, int64_t n, 
 
 }  // namespace
 
-size_t sh_siren_smem_bytes(int L, int elem_bytes) { return first_layer_smem_bytes(L, elem_bytes, wmma_ld()); }
-
-namespace {
-std::atomic<int> g_wmma_ld{136};
-}  // namespace
-
-int wmma_ld() { return g_wmma_ld.load(std::memory_order_relaxed); }
-
-bool set_wmma_ld(int ld) {
-  if (!valid_wmma_ld(ld)) return false;
-  g_wmma_ld.store(ld, std::memory_order_relaxed);
-  return true;
-}
+size_t sh_siren_smem_bytes(int L, int elem_bytes) { return first_layer_smem_bytes(L, elem_bytes, kWmmaLd); }
 
 cudaError_t device_smem_optin(int device, size_t* bytes) {
   static std::mutex mu;
@@ -199,13 +187,8 @@ cudaError_t launch_sh_siren_bf16(const float* lonlat, int64_t s0, int64_t s1, in
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
   if (err != cudaSuccess) return err;
   if (major < 8) return cudaErrorNotSupported;  // bf16 WMMA needs sm_80
-  const int ld = wmma_ld();
   return with_orders<float>(
-      L,
-      [&]<int J>() {
-        return ld == 128 ? launch_bf16<J, 128>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream)
-                         : launch_bf16<J, 136>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream);
-      },
+      L, [&]<int J>() { return launch_bf16<J, kWmmaLd>(lonlat, s0, s1, n, L, a, b, sect, wt, bias, H, w0, out, stream); },
       cudaErrorInvalidValue);
 }
 

@@ -29,12 +29,6 @@ cudaError_t launch_sh_siren_bf16(const float* lonlat, int64_t s0, int64_t s1, in
 // glue checks first and takes SH + cuBLAS instead.
 size_t sh_siren_smem_bytes(int L, int elem_bytes);
 
-// The leading dimension (elements) of the bf16 kernels' shared-memory tiles, for the first and
-// the hidden layer alike: 136 (default: rows 16 bytes apart in the banks) or 128 (no padding; an
-// 8-way bank conflict per fragment load). Settable so that one GPU run times both; set_wmma_ld
-// refuses other values (returns false).
-int wmma_ld();
-bool set_wmma_ld(int ld);
 cudaError_t device_smem_optin(int device, size_t* bytes);
 
 }  // namespace kernels

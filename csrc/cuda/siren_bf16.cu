@@ -2,7 +2,7 @@
 // sine in the epilogue: the float32 pre-activation never leaves the chip, and the output is
 // stored as bf16 (the next layer's operand). Per step, 64 features of 128 points (A, via
 // 16-byte loads, transposed into shared memory) and the matching 64 rows of W^T (B); 8 warps
-// of 2 x 4 WMMA tiles; tiles wmma_ld() elements apart (sh_siren_layer.h); phases in
+// of 2 x 4 WMMA tiles; tiles kWmmaLd elements apart (bf16_tile.h); phases in
 // bf16_tile.h, simulated on the CPU in tests/ops/sim/.
 #include "siren_bf16.h"
 
@@ -55,16 +55,11 @@ cudaError_t launch_siren_bf16(const __nv_bfloat16* x, int64_t n, int64_t K, cons
                               const float* bias, int H, float w0, __nv_bfloat16* out, cudaStream_t stream) {
   if (n == 0 || H == 0) return cudaSuccess;
   if (K % 8 != 0 || H > 65535 * Bf16Tile::N) return cudaErrorInvalidValue;
-  const int ld = wmma_ld();
-  const size_t bytes = bf16_smem_bytes<__nv_bfloat16>(16 * kHiddenBlocks, ld);  // <= 43 KB: no opt-in needed
+  const size_t bytes = bf16_smem_bytes<__nv_bfloat16>(16 * kHiddenBlocks, kWmmaLd);  // <= 43 KB: no opt-in needed
   const int64_t tiles = (n + Bf16Tile::M - 1) / Bf16Tile::M;
   if (tiles > 0x7fffffff) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((H + Bf16Tile::N - 1) / Bf16Tile::N));
-  if (ld == 128) {
-    siren_bf16_kernel<128><<<grid, kThreads, bytes, stream>>>(x, n, K, wt, bias, H, w0, out);
-  } else {
-    siren_bf16_kernel<136><<<grid, kThreads, bytes, stream>>>(x, n, K, wt, bias, H, w0, out);
-  }
+  siren_bf16_kernel<kWmmaLd><<<grid, kThreads, bytes, stream>>>(x, n, K, wt, bias, H, w0, out);
   return cudaGetLastError();
 }
 

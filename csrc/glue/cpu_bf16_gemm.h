@@ -59,7 +59,7 @@ inline bool cpu_has_bf16_instructions() {
 // the AVX-512 kernels run; `mkl`, MKL's bf16 GEMMs with a float32 result; `rounded`, float32 GEMMs
 // on bf16-rounded operands. The mode (set by satclip.ops.switches from SATCLIP_CPU_BF16_GEMM
 // through satclip::_cpu_bf16_gemm): "auto" (default): where the CPU has bf16 instructions, every
-// path it can run is timed once per shape and the fastest kept (`measure`; ops_cpu.cpp); without
+// path it can run is timed once per shape and the fastest kept (`measure`; encoder_cpu.cpp); without
 // them the float32 GEMMs on rounded operands (there MKL's bf16 GEMM converts to float32 and gains
 // nothing); or one path forced ("avx512bf16" and "mkl" fall back to "rounded", saying so, where
 // they cannot run).
@@ -86,6 +86,11 @@ inline std::string& bf16_mode() {
   return mode;
 }
 
+inline std::string bf16_gemm_mode() {
+  std::lock_guard<std::mutex> lock(bf16_mode_mutex());
+  return bf16_mode();
+}
+
 inline void set_cpu_bf16_gemm_mode(const std::string& mode) {
   SATCLIP_CHECK(mode == "auto" || mode == "avx512bf16" || mode == "mkl" || mode == "rounded",
                 "satclip::_cpu_bf16_gemm: mode must be auto, avx512bf16, mkl or rounded, got '", mode, "'");
@@ -96,11 +101,7 @@ inline void set_cpu_bf16_gemm_mode(const std::string& mode) {
 // `avx512_kernels`: the AVX-512 kernels run (the CPU has them and SATCLIP_CPU_ISA does not ask
 // for less), the condition of this package's AVX512-BF16 kernels beside the CPU flag.
 inline Bf16GemmChoice cpu_bf16_gemm_choice(bool avx512_kernels) {
-  std::string mode;
-  {
-    std::lock_guard<std::mutex> lock(bf16_mode_mutex());
-    mode = bf16_mode();
-  }
+  const std::string mode = bf16_gemm_mode();
   const bool have = mkl_gemm_bf16() != nullptr, hw = cpu_has_bf16_instructions();
   const bool native = cpu_has_avx512bf16() && avx512_kernels;
   const std::string facts = std::string("AVX512-BF16 kernels: ") +

@@ -2,6 +2,7 @@
 // glue/cuda/ops_cuda.cpp). Every message names the op, the argument and what was expected.
 #pragma once
 
+#include "satclip_limits.h"
 #include "stable_tensor.h"
 
 #include <optional>
@@ -20,8 +21,8 @@ inline void check_lonlat(const Tensor& lonlat, const char* op, DeviceType device
 }
 
 inline void check_degree(int64_t L, const char* op) {
-  // the same bound as satclip/ops/checks.py (MAX_DEGREE) and satclip.functional
-  SATCLIP_CHECK(L >= 1 && L <= 4096, op, ": legendre_polys must be in [1, 4096], got ", L);
+  // satclip/_limits.json's bound, as satclip/ops/checks.py and satclip.functional
+  SATCLIP_CHECK(L >= 1 && L <= SATCLIP_MAX_DEGREE, op, ": legendre_polys must be in [1, ", SATCLIP_MAX_DEGREE, "], got ", L);
 }
 
 inline void check_sh_grad(const Tensor& grad, const Tensor& lonlat, int64_t L, const char* op) {

@@ -171,7 +171,7 @@ def run(args) -> int:
     try:
         source = make_source(args)
         dtype = torch.float64 if args.model_dtype == "float64" else torch.float32
-        options = EncodeOptions(precision=args.precision, factorise=args.factorise).check_dtype(dtype)  # checked once
+        options = EncodeOptions(precision=args.precision, factorise=args.factorise)
         if args.checkpoint is None:
             enc = default_model(device=args.device, dtype=dtype)
             name = "the bundled default model (Blue Marble demo, see satclip/data/DEFAULT_MODEL.md; give --checkpoint " \
@@ -186,6 +186,7 @@ def run(args) -> int:
                              f"({cfg['harmonics_calculation']}): use --precision float32")
         if hasattr(enc, "options"):  # spherical harmonics + SIREN encoders (the fused kernels)
             enc.options = options
+            enc.plan()  # resolved and checked once (on the model's device); the manifest records it
         n = source.num_chunks
         kind = (f"L={cfg['legendre_polys']}, {cfg['harmonics_calculation']}" if cfg["le_type"] == "sphericalharmonics"
                 else cfg["le_type"]) + f", {cfg['pe_type']}"

@@ -59,7 +59,7 @@ def image_source(args, model, say):
 
 
 def load_full_model(args):
-    from ..imagery.model import load_model
+    from ..imagery.loading import load_model
     return load_model(args.checkpoint, device=args.device)
 
 

@@ -167,6 +167,14 @@ class Run:
                 "source": self.source.describe(), "chunk_points": self.source.chunk_points,
                 "compression": self.job.compression}
 
+    def _plan(self) -> dict | None:
+        """What the encoder runs on the job's device (its EncodePlan), for the manifest: not part
+        of the output's identity (a resume on another device is allowed), a record of the run."""
+        enc = self.job.encoder
+        if not hasattr(enc, "plan"):  # image encoders
+            return None
+        return enc.plan(device=self.job.device.type).as_dict()
+
     def _refuse_foreign(self) -> None:
         out = self.out
         if out.exists() and not out.is_dir():
@@ -288,7 +296,7 @@ class Run:
         state_dir(out).mkdir(parents=True, exist_ok=True)
         lock = OutputLock(out).acquire()
         self.manifest = dict(want, satclip_version=__version__, done=[], shards={}, complete=False,
-                             model_card=model_card(want["model_config"], job.origin))
+                             model_card=model_card(want["model_config"], job.origin), plan=self._plan())
         try:
             return self._run(self._previous(want))
         except BaseException:

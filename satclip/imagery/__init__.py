@@ -1,4 +1,4 @@
-"""The image side at inference: the whole SatCLIP model from a checkpoint (:mod:`.model`:
+"""The image side at inference: the whole SatCLIP model from a checkpoint (:mod:`.loading`:
 ``load_model``), image embeddings of GeoTIFF patches (:mod:`.images`: ``satclip embed-images``)
 and image-to-location retrieval (:mod:`.locate`: ``satclip locate``).
 
@@ -9,6 +9,6 @@ module tree), :mod:`satclip.embedding` (formats, grids), :mod:`satclip.checkpoin
 """
 
 from .locate import Gallery, locate
-from .model import load_model
+from .loading import load_model
 
 __all__ = ["Gallery", "load_model", "locate"]

@@ -107,7 +107,7 @@ def locate(model, images, gallery: Gallery, k: int = 5, *, true_lonlat=None, bat
     Args:
         model: from :func:`satclip.load_model`.
         images: ``[B, C, H, W]`` tensor or array in the model's input convention (see
-            ``satclip.imagery.model``).
+            ``satclip.imagery.loading``).
         gallery: a :class:`Gallery` made with the same model.
         k: how many locations per image.
         true_lonlat: optional ``[B, 2]`` true (lon, lat) of the images: adds ``distance_km``.

@@ -29,7 +29,8 @@ from functools import lru_cache
 import torch
 
 from ..ops import ops
-from ..options import FACTORISED_TILE_POINTS, EncodeOptions
+from .. import functional as F
+from ..options import EncodeOptions, EncodePlan
 
 MIN_POINTS = 4096
 MIN_POINTS_PER_LATITUDE = 32
@@ -97,15 +98,19 @@ def _longitude_parts(lon: torch.Tensor, L: int, dtype) -> torch.Tensor:
     return t if inv is None else t[inv]
 
 
-def encoder_forward(enc, lonlat: torch.Tensor, options: EncodeOptions | None = None) -> torch.Tensor:
+def encoder_forward(enc, lonlat: torch.Tensor, plan: EncodePlan | EncodeOptions | None = None) -> torch.Tensor:
     """The whole :class:`~satclip.nn.LocationEncoder` (inference) with the factorised first layer:
     points grouped by latitude (kept in place when already grouped, as grid rows are), then
-    blocks of whole rows of up to ``options.row_block_points`` points (bounded memory for the
+    blocks of whole rows of up to ``plan.row_block_points`` points (bounded memory for the
     longitude parts and row weights) through ``satclip::iso_latitude_encoder_forward``, which
-    works in tiles of about ``options.tile_points`` points (default 4,096) over one workspace."""
-    options = options or EncodeOptions()
-    tile_points = options.tile_points or FACTORISED_TILE_POINTS
-    block_points = options.row_block_points
+    works in tiles of about ``plan.factorised_tile_points`` points (default 4,096) over one
+    workspace. ``plan``: the encoder's (:meth:`~satclip.nn.LocationEncoder.plan`) by default;
+    options given instead are resolved into one (:func:`satclip.functional.plan`)."""
+    if isinstance(plan, EncodeOptions):
+        plan = F.plan(plan, enc.legendre_polys, lonlat.dtype, lonlat.device.type)
+    plan = plan or enc.plan(lonlat.dtype, lonlat.device.type)
+    tile_points = plan.factorised_tile_points
+    block_points = plan.row_block_points
     n = lonlat.shape[0]
     if n == 0:
         return torch.empty(0, enc.dim_out, dtype=lonlat.dtype, device=lonlat.device)

@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import functional as F
 from ..ops import ops
-from ..options import EncodeOptions
+from ..options import EncodeOptions, EncodePlan
 from . import iso_latitude
 from .siren import SirenNet
 from .spherical_harmonics import SphericalHarmonics
@@ -79,6 +79,24 @@ class LocationEncoder(nn.Module):
     def precision(self, value: str) -> None:
         self.options = self.options.replace(precision=value)
 
+    def plan(self, dtype: torch.dtype | None = None, device: str | None = None) -> EncodePlan:
+        """What the fused inference path runs for inputs of ``dtype`` on ``device`` (the
+        parameters' by default): :func:`satclip.functional.plan` of :attr:`options`, resolved once
+        per options, dtype and device and kept (immutable). Raises ``ValueError`` for options that
+        cannot run there (a reduced precision on a float64 encoder)."""
+        w = self.nnet.layers[0].weight if len(self.nnet.layers) else self.nnet.last_layer.weight
+        dtype = w.dtype if dtype is None else dtype
+        device = w.device.type if device is None else device
+        if torch.compiler.is_compiling():  # a traced forward resolves it without the cache
+            return F.plan(self.options, self.legendre_polys, dtype, device)
+        key = (self.options, dtype, device)
+        plans = self.__dict__.setdefault("_plans", {})
+        if key not in plans:
+            if len(plans) >= 16:
+                plans.clear()
+            plans[key] = F.plan(self.options, self.legendre_polys, dtype, device)
+        return plans[key]
+
     @property
     def dim_out(self) -> int:
         return self.nnet.dim_out
@@ -125,11 +143,11 @@ class LocationEncoder(nn.Module):
         needs_grad = torch.is_grad_enabled() and (lonlat.requires_grad or any(
             p.requires_grad for p in self.parameters()))
         if self.fused and not needs_grad and not self.training:
-            opt = self.options.check_dtype(lonlat.dtype)
-            if opt.precision == "float32" and len(self.nnet.layers) >= 1 and (
-                    opt.factorise == "always" or (opt.factorise == "auto" and iso_latitude.worth_it(lonlat, self.legendre_polys))):
-                return iso_latitude.encoder_forward(self, lonlat, opt)
+            plan = self.plan(lonlat.dtype, lonlat.device.type)
+            if plan.precision == "float32" and len(self.nnet.layers) >= 1 and (
+                    plan.factorise == "always" or (plan.factorise == "auto" and iso_latitude.worth_it(lonlat, self.legendre_polys))):
+                return iso_latitude.encoder_forward(self, lonlat, plan)
             weights, biases, w0_first, w0_hidden = self.inference_layers(w_first)
-            return F.encode(lonlat, self.legendre_polys, weights, biases, w0_first, w0_hidden, opt)
+            return F.encode(lonlat, weights, biases, w0_first, w0_hidden, plan)
         feats = ops.spherical_harmonics(lonlat, self.legendre_polys)
         return self.nnet(feats, first_weight=w_first)

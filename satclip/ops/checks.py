@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .._precisions import PRECISIONS
+from .._limits import MAX_DEGREE, PRECISIONS  # noqa: F401  (MAX_DEGREE public here)
 
 _FLOATS = (torch.float32, torch.float64)
 
@@ -25,9 +25,6 @@ def lonlat(x: torch.Tensor, op: str) -> None:
         _fail(op, f"expected lonlat of shape [N, 2] (lon, lat in degrees), got {_shape(x)}")
     if x.dtype not in _FLOATS:
         _fail(op, f"expected lonlat of dtype float32 or float64, got {x.dtype}")
-
-
-MAX_DEGREE = 4096  # the same bound as csrc/glue/op_checks.h (check_degree) and satclip.functional
 
 
 def degree(L: int, op: str) -> None:

@@ -174,30 +174,52 @@ def backend_info() -> dict:
     }
 
 
+def _timed_choices(name: str) -> dict | None:
+    """The report of a compiled timed-choice cache (csrc/common/timed_choice.h) as a dict:
+    ``mode``, ``path`` (what runs untimed, or ``"measured"``), ``why`` and ``decisions``, one
+    ``{"key", "chosen", "unit", "ms": {candidate: milliseconds}}`` per shape timed so far; None
+    without the compiled library."""
+    op = private_op(name)
+    return None if op is None else json.loads(op(""))
+
+
+def cpu_bf16_choices() -> dict | None:
+    """Which GEMMs ``precision="bf16"`` runs on the CPU (``SATCLIP_CPU_BF16_GEMM``), as a dict
+    (see :func:`_timed_choices`); ``path`` is ``"avx512bf16"``, ``"mkl"``, ``"rounded"`` or
+    ``"measured"`` (the fastest path this CPU runs, timed per shape)."""
+    return _timed_choices("_cpu_bf16_gemm")
+
+
+def cuda_fused_choices() -> dict | None:
+    """How the CUDA encoder picks between its fused kernels and cuBLAS (``SATCLIP_CUDA_FUSED``),
+    as a dict (see :func:`_timed_choices`), or None without the CUDA library."""
+    return _timed_choices("_cuda_fused")
+
+
 def cpu_bf16_path() -> str:
-    """Which GEMMs ``precision="bf16"`` runs on the CPU, and why: this package's AVX512-BF16 kernels
-    (VDPBF16PS, float32 sums; csrc/cpu/encoder_bf16_avx512.h), MKL's bf16 GEMM with a float32 result
-    (``cblas_gemm_bf16bf16f32`` from torch's MKL; csrc/glue/cpu_bf16_gemm.h), float32 GEMMs on
+    """Which GEMMs ``precision="bf16"`` runs on the CPU, and why, in words: this package's AVX512-BF16
+    kernels (VDPBF16PS, float32 sums; csrc/cpu/encoder_bf16_avx512.h), MKL's bf16 GEMM with a float32
+    result (``cblas_gemm_bf16bf16f32`` from torch's MKL; csrc/glue/cpu_bf16_gemm.h), float32 GEMMs on
     bf16-rounded operands (the same numbers up to summation order), or, by default where the CPU
     has AVX512-BF16 or AMX, the fastest of those it runs, timed once per shape (each choice made so
     far on its own line). ``SATCLIP_CPU_BF16_GEMM=auto|avx512bf16|mkl|rounded``."""
-    op = private_op("_cpu_bf16_gemm")
-    if op is None:
+    report = cpu_bf16_choices()
+    if report is None:
         return "float32 GEMMs on bf16-rounded operands (pure-PyTorch fallback)"
-    which, why = op("").split("|", 1)
     what = {"avx512bf16": "AVX512-BF16 kernels (VDPBF16PS), float32 sums and result",
             "mkl": "MKL bf16 GEMMs, float32 result",
             "rounded": "float32 GEMMs on bf16-rounded operands",
-            "measured": "the fastest of the bf16 paths this CPU runs, timed per shape"}[which]
-    first, *choices = why.split("\n")
-    return f"{what} ({first})" + "".join(f"\n  {c}" for c in choices)
+            "measured": "the fastest of the bf16 paths this CPU runs, timed per shape"}[report["path"]]
+    lines = [f"{d['chosen']}: {d['key']}: " + ", ".join(f"{k} {v:.3g} ms" for k, v in d["ms"].items())
+             + f" per {d['unit']}" for d in report["decisions"]]
+    return f"{what} ({report['why']})" + "".join(f"\n  {line}" for line in lines)
 
 
 def cuda_fused_mode() -> str | None:
     """How the CUDA encoder picks between its fused kernels and cuBLAS (SATCLIP_CUDA_FUSED:
     auto, fused or cublas), or None without CUDA kernels."""
-    op = private_op("_cuda_fused")
-    return None if op is None else op("").splitlines()[0]
+    report = cuda_fused_choices()
+    return None if report is None else report["mode"]
 
 
 def build_has_cuda():

@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from .._precisions import PRECISIONS  # noqa: F401  (re-exported: satclip.ops.PRECISIONS)
+from .._limits import PRECISIONS  # noqa: F401  (re-exported: satclip.ops.PRECISIONS)
 from . import checks
 
 _SCALE_UP = {torch.float32: 2.0**100, torch.float64: 2.0**900}

@@ -108,7 +108,6 @@ PRIVATE_SCHEMAS = {
     # CUDA library: fused kernels or cuBLAS ("auto", "fused", "cublas"), and the timed choices
     "_cuda_fused": "_cuda_fused(str mode=\"\") -> str",
     # CUDA library: the bf16 kernels' shared-memory row stride (0 reads it; a GPU-check experiment)
-    "_cuda_wmma_ld": "_cuda_wmma_ld(int ld=0) -> int",
 }
 for _schema in PRIVATE_SCHEMAS.values():
     _lib.define(_schema)

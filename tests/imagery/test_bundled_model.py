@@ -38,7 +38,7 @@ def test_bundled_model_locates_held_out_patches_better_than_chance():
 
 
 def test_reduce_checkpoint_keeps_the_model_and_drops_the_optimizer(tmp_path):
-    from satclip.imagery.model import bundled_checkpoint, reduce_checkpoint
+    from satclip.imagery.loading import bundled_checkpoint, reduce_checkpoint
     ckpt = bundled_checkpoint()
     ckpt["optimizer_states"] = [{"state": {0: {"exp_avg": torch.zeros(1000, 1000)}}, "param_groups": []}]
     ckpt["state_dict"]["teacher.extra"] = torch.zeros(3)  # not the model's: left out

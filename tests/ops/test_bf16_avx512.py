@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from conftest import lonlat_points, require_compiled
-from satclip.ops import ops, switches
+from satclip.ops import extension, ops, switches
 from satclip.ops import reference as ref
 
 
 def _native_or_skip():
     require_compiled("location_encoder_forward")
-    if not torch.ops.satclip._cpu_bf16_gemm("").startswith("avx512bf16|"):
-        pytest.skip("this CPU lacks avx512_bf16 (or the AVX-512 kernels are switched off): "
-                    + torch.ops.satclip._cpu_bf16_gemm("").split("|", 1)[1].splitlines()[0])
+    report = extension.cpu_bf16_choices()
+    if report["path"] != "avx512bf16":
+        pytest.skip("this CPU lacks avx512_bf16 (or the AVX-512 kernels are switched off): " + report["why"])
 
 
 def _layers(L, widths, seed):
@@ -92,18 +92,18 @@ def test_strided_points_empty_input_and_sines_beyond_the_fast_range():
 def test_a_lower_isa_switches_the_kernels_off_and_says_why():
     require_compiled("location_encoder_forward")
     with switches.override(SATCLIP_CPU_BF16_GEMM="avx512bf16"):
-        if "CPU lacks avx512_bf16" in torch.ops.satclip._cpu_bf16_gemm(""):
+        if "CPU lacks avx512_bf16" in extension.cpu_bf16_choices()["why"]:
             pytest.skip("this CPU lacks avx512_bf16")
         with switches.override(SATCLIP_CPU_ISA="avx2"):
-            info = torch.ops.satclip._cpu_bf16_gemm("")
+            info = extension.cpu_bf16_choices()
             x = lonlat_points(300).float()
             w, b = _layers(10, [64, 32], seed=1)
             with torch.no_grad():
                 forced = ops.location_encoder_forward(x, 10, w, b, 30.0, 1.0, 1024, "bf16")
             with switches.override(SATCLIP_CPU_BF16_GEMM="rounded"), torch.no_grad():
                 rounded = ops.location_encoder_forward(x, 10, w, b, 30.0, 1.0, 1024, "bf16")
-    assert info.startswith("rounded|SATCLIP_CPU_BF16_GEMM=avx512bf16 but unavailable")
-    assert "AVX512-BF16 kernels: no (SATCLIP_CPU_ISA below avx512)" in info
+    assert info["path"] == "rounded" and info["why"].startswith("SATCLIP_CPU_BF16_GEMM=avx512bf16 but unavailable")
+    assert "AVX512-BF16 kernels: no (SATCLIP_CPU_ISA below avx512)" in info["why"]
     assert torch.equal(forced, rounded)
 
 
@@ -113,22 +113,22 @@ def test_a_choice_timed_with_the_kernels_is_not_reused_below_avx512():
     w, b = _layers(7, [96, 40], seed=11)  # a shape no other test times
     shape = "L=7 96x49 40x96"
     with switches.override(SATCLIP_CPU_BF16_GEMM="auto"), torch.no_grad():
-        if not torch.ops.satclip._cpu_bf16_gemm("").startswith("measured|") or \
-                "AVX512-BF16 kernels: yes" not in torch.ops.satclip._cpu_bf16_gemm(""):
+        report = extension.cpu_bf16_choices()
+        if report["path"] != "measured" or "AVX512-BF16 kernels: yes" not in report["why"]:
             pytest.skip("auto times this package's AVX512-BF16 kernels only where the CPU has avx512_bf16")
         ops.location_encoder_forward(x, 7, w, b, 30.0, 1.0, 1024, "bf16")
         with switches.override(SATCLIP_CPU_ISA="avx2"):
             below = ops.location_encoder_forward(x, 7, w, b, 30.0, 1.0, 1024, "bf16")
-            info = torch.ops.satclip._cpu_bf16_gemm("")
-    report = info.splitlines()[1:]
-    lines = [line for line in report if line.split(": ", 1)[1].startswith(shape)]
-    if info.startswith("measured|"):  # MKL's bf16 GEMM against the rounded operands, timed anew
+            info = extension.cpu_bf16_choices()
+    report = info["decisions"]
+    lines = [d for d in report if d["key"].startswith(shape)]
+    if info["path"] == "measured":  # MKL's bf16 GEMM against the rounded operands, timed anew
         assert len(lines) == 2, report  # one choice per candidate set
-        below_line = next(line for line in lines if "avx512bf16" not in line.split(": ", 1)[1].split(":")[0])
-        path = below_line.split(":", 1)[0]
+        below_line = next(d for d in lines if "avx512bf16" not in d["ms"])
+        path = below_line["chosen"]
         assert path in ("mkl", "rounded")
     else:  # no MKL bf16 GEMM in this torch: the rounded operands, untimed
-        assert len(lines) == 1 and info.startswith("rounded|"), report
+        assert len(lines) == 1 and info["path"] == "rounded", report
         path = "rounded"
     with switches.override(SATCLIP_CPU_BF16_GEMM=path), torch.no_grad():
         assert torch.equal(below, ops.location_encoder_forward(x, 7, w, b, 30.0, 1.0, 1024, "bf16"))

@@ -11,7 +11,7 @@ import torch
 from conftest import lonlat_points
 from satclip.ops import reference as ref
 from satclip.ops.extension import has_kernel
-from satclip.ops import ops
+from satclip.ops import extension, ops
 from satclip.nn import LocationEncoder
 
 pytestmark = [pytest.mark.cuda,
@@ -228,11 +228,11 @@ def test_fused_choice_is_bucketed_and_bounded():
     enc = LocationEncoder(12, 128, 2, 32).cuda().eval()
     with torch.no_grad():
         enc(lonlat_points(5000, dtype=torch.float32).cuda())
-        before = ops._cuda_fused("").splitlines()
+        before = extension.cuda_fused_choices()["decisions"]
         for n in (5001, 6000, 7000, 8192):
             enc(lonlat_points(n, dtype=torch.float32).cuda())
-        after = ops._cuda_fused("").splitlines()
-    assert after == before and any("[<=8192, 144]" in line for line in after), after
+        after = extension.cuda_fused_choices()["decisions"]
+    assert after == before and any("[<=8192, 144]" in d["key"] for d in after), after
 
 
 def test_bf16_hidden_layer_refuses_what_its_16_byte_loads_cannot_read():

@@ -10,7 +10,7 @@ from conftest import lonlat_points, require_compiled
 import satclip
 from satclip.ops import reference as ref
 from satclip import functional as F
-from satclip.ops import ops, switches
+from satclip.ops import extension, ops, switches
 
 
 def test_bf16_rounding_is_torch_bfloat16():
@@ -97,7 +97,7 @@ def test_bf16_mode_through_mkl_bf16_gemms_gives_the_modes_numbers(L):
     b = [enc.nnet.layers[0].bias, enc.nnet.layers[1].bias, enc.nnet.last_layer.bias]
     with torch.no_grad():
         with switches.override(SATCLIP_CPU_BF16_GEMM="mkl"):
-            if not torch.ops.satclip._cpu_bf16_gemm("").startswith("mkl|"):
+            if extension.cpu_bf16_choices()["path"] != "mkl":
                 pytest.skip("this torch carries no MKL bf16 GEMM")
             got = ops.location_encoder_forward(x, L, w, b, 30.0, 1.0, 1024, "bf16")
             no_hidden = [ops.location_encoder_forward(x, L, [w[0][:3]], [b[0][:3]], 30.0, 1.0, 700, "bf16")]
@@ -114,7 +114,7 @@ def test_bf16_mode_through_mkl_bf16_gemms_gives_the_modes_numbers(L):
 def test_auto_bf16_keeps_the_faster_path_per_shape_with_either_paths_numbers():
     require_compiled("location_encoder_forward")
     with switches.override(SATCLIP_CPU_BF16_GEMM="auto"):
-        if not torch.ops.satclip._cpu_bf16_gemm("").startswith("measured|"):
+        if extension.cpu_bf16_choices()["path"] != "measured":
             pytest.skip("auto measures only where the CPU has bf16 instructions and torch has MKL's bf16 GEMM")
         enc = _encoder(10, seed=7)
         x = lonlat_points(5000).float()
@@ -122,10 +122,11 @@ def test_auto_bf16_keeps_the_faster_path_per_shape_with_either_paths_numbers():
         b = [enc.nnet.layers[0].bias, enc.nnet.layers[1].bias, enc.nnet.last_layer.bias]
         with torch.no_grad():
             got = ops.location_encoder_forward(x, 10, w, b, 30.0, 1.0, 1024, "bf16")
-        report = torch.ops.satclip._cpu_bf16_gemm("").splitlines()
-        chosen = [line for line in report[1:] if line.split(": ", 1)[1].startswith("L=10 512x100 512x512 256x512")]
-        assert len(chosen) == 1 and " ms per " in chosen[0] and " points" in chosen[0], report
-    path = chosen[0].split(":", 1)[0]
+        report = extension.cpu_bf16_choices()["decisions"]
+        chosen = [d for d in report if d["key"].startswith("L=10 512x100 512x512 256x512")]
+        assert len(chosen) == 1 and chosen[0]["unit"].endswith(" points"), report
+        assert set(chosen[0]["ms"]) >= {chosen[0]["chosen"], "rounded"} and all(v > 0 for v in chosen[0]["ms"].values())
+    path = chosen[0]["chosen"]
     with switches.override(SATCLIP_CPU_BF16_GEMM=path), torch.no_grad():
         assert torch.equal(got, ops.location_encoder_forward(x, 10, w, b, 30.0, 1.0, 1024, "bf16"))
 

@@ -3,6 +3,8 @@
 N = 0 (errors on bad arguments: test_op_arguments.py). The CUDA kernel's phases are also simulated on the CPU in
 test_sh_siren_sim.py."""
 
+import json
+
 import pytest
 import torch
 
@@ -92,10 +94,10 @@ def test_bf16_mode(device, L, n, H):
 def test_fused_mode_setting():
     """The switch between the fused kernels and cuBLAS in the CUDA encoder (it needs no device
     to be set or refused)."""
-    before = ops._cuda_fused("").splitlines()[0]
+    before = extension.cuda_fused_mode()
     try:
-        assert ops._cuda_fused("cublas").splitlines()[0] == "cublas"
-        assert ops._cuda_fused("").splitlines()[0] == "cublas"
+        assert json.loads(ops._cuda_fused("cublas"))["mode"] == "cublas"
+        assert extension.cuda_fused_mode() == "cublas"
         with pytest.raises(RuntimeError, match="must be 'auto', 'fused' or 'cublas', got 'fast'"):
             ops._cuda_fused("fast")
     finally:
@@ -115,18 +117,18 @@ def test_cuda_encoder_fused_modes_match_cpu(mode, precision, dtype, tol):
     enc = LocationEncoder(40, 256, 2, 64).to(dtype).eval()
     enc.precision = precision
     x = lonlat_points(700, dtype=dtype)
-    before = ops._cuda_fused("").splitlines()[0]
+    before = extension.cuda_fused_mode()
     try:
         ops._cuda_fused(mode)
         with torch.no_grad():
             want = enc(x).double()
             got = enc.cuda()(x.cuda()).double().cpu()
-        report = ops._cuda_fused("")
+        report = extension.cuda_fused_choices()["decisions"]
     finally:
         ops._cuda_fused(before)
     assert ((got - want).norm(dim=1) / want.norm(dim=1)).max().item() < tol
     if mode == "auto":  # the choices were timed and are reported
-        assert f"first layer, {precision}, " in report and "[713, 1600] -> 256" in report
-        assert " ms, cublas " in report
+        first = [d for d in report if d["key"].startswith(f"first layer, {precision}, ") and ", 1600] -> 256" in d["key"]]
+        assert first and set(first[0]["ms"]) == {"fused", "cublas"}, report
         if precision == "bf16":
             assert "hidden layer, bf16, BFloat16 input [713, 256] -> 256" in report

@@ -11,7 +11,7 @@
 #include <optional>
 #include <tuple>
 
-#include "../encoder_loop.h"
+#include "../precision.h"
 
 #define SATCLIP_CUDA_CHECK(expr)                                                                   \
   do {                                                                                             \
