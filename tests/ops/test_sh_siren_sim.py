@@ -110,7 +110,7 @@ def test_degrees_outside_the_fused_range_are_refused(sim):
 
 # bf16 tile: 128 x 128, features through a ring of 16-row blocks; L covers every order count
 # and ring sizes, including L = 1 (one feature, one zero-padded block) and L = 64.
-# Both shared-memory leading dimensions the kernels are compiled for (128 and 136, padded).
+# Both shared-memory leading dimensions the tiles allow (128 and 136, padded; the library is built with one, SATCLIP_WMMA_LD).
 @pytest.mark.parametrize("ld", [128, 136])
 @pytest.mark.parametrize("L,n,H", [(1, 5, 3), (2, 129, 64), (10, 130, 100), (17, 129, 128), (33, 40, 129),
                                    (40, 257, 200), (64, 66, 70)])
