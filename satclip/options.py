@@ -77,19 +77,13 @@ class EncodePlan:
     what they run on): immutable, every check passed. A :class:`~satclip.nn.LocationEncoder` keeps
     one per dtype and device (``enc.plan()``); ``satclip embed`` writes it to its manifest.
 
-    Attributes:
-        precision: the mode asked for.
-        run_precision: the mode the kernels run: ``"tf32"`` runs as ``"float32"`` on a CPU (no TF32
-            units there; float32 lies within the tf32 mode's stated error).
-        dtype: ``"float32"`` or ``"float64"``.
-        device: ``"cpu"`` or ``"cuda"``.
-        legendre_polys: L.
-        tile_points: the fused encoder's tile, resolved (the default for L, dtype and device unless
-            the options set one).
-        factorise: as in the options.
-        factorised_tile_points: the factorised path's tile.
-        row_block_points: the factorised path's memory bound.
-        latitude_limit: as in the options.
+    Its fields: ``precision``, the mode asked for; ``run_precision``, the mode the kernels run
+    (``"tf32"`` runs as ``"float32"`` on a CPU: no TF32 units there, and float32 lies within the
+    tf32 mode's stated error); ``dtype`` (``"float32"`` or ``"float64"``) and ``device``
+    (``"cpu"``, ``"cuda"``); ``legendre_polys``; ``tile_points``, the fused encoder's tile,
+    resolved (the default for L, dtype and device unless the options set one); ``factorise``;
+    ``factorised_tile_points`` and ``row_block_points``, the factorised path's tile and memory
+    bound; ``latitude_limit``.
     """
     precision: str
     run_precision: str
@@ -103,6 +97,7 @@ class EncodePlan:
     latitude_limit: float | None
 
     def as_dict(self) -> dict:
+        """The fields as a JSON-ready dict (what a manifest records)."""
         return dataclasses.asdict(self)
 
 

@@ -81,7 +81,7 @@ class LocationEncoder(nn.Module):
 
     def plan(self, dtype: torch.dtype | None = None, device: str | None = None) -> EncodePlan:
         """What the fused inference path runs for inputs of ``dtype`` on ``device`` (the
-        parameters' by default): :func:`satclip.functional.plan` of :attr:`options`, resolved once
+        parameters' by default): :func:`satclip.functional.plan` of ``self.options``, resolved once
         per options, dtype and device and kept (immutable). Raises ``ValueError`` for options that
         cannot run there (a reduced precision on a float64 encoder)."""
         w = self.nnet.layers[0].weight if len(self.nnet.layers) else self.nnet.last_layer.weight
