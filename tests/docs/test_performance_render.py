@@ -40,6 +40,8 @@ def test_later_changes_lists_only_commits_that_touch_the_measured_code(tmp_path,
     assert rp.later_changes(measured, touched) == []
     commit("satclip/embedding/runner.py", "c\n# why it is so\n", "writer changed")
     assert [c.split(" ", 1)[1] for c in rp.later_changes(measured, touched)] == ["writer changed"]
+    commit("satclip/embedding/runner.py", '"""What it writes."""\nc\n# why it is so\n', "a docstring only")
+    assert [c.split(" ", 1)[1] for c in rp.later_changes(measured, touched)] == ["writer changed"]
     assert rp.later_changes("", touched) and rp.later_changes("0" * 40, touched)  # unknown: never current
 
 
