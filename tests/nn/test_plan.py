@@ -1,6 +1,6 @@
 """EncodePlan: what the fused encoder runs, resolved once from the options for a degree, dtype
-and device (satclip.functional.plan), kept by the encoder and written to an embedding run's
-manifest."""
+and device (satclip.functional.plan) and kept by the encoder (the manifest's copy:
+tests/embedding/test_manifest_plan.py)."""
 
 import dataclasses
 
@@ -8,9 +8,6 @@ import pytest
 import torch
 
 from satclip import functional as F
-from satclip.embedding import sources as S
-from satclip.embedding.runner import run_embedding
-from satclip.embedding.state import read_manifest
 from satclip.nn import LocationEncoder
 from satclip.options import EncodeOptions, EncodePlan
 
@@ -44,11 +41,3 @@ def test_the_encoder_keeps_one_plan_per_options_dtype_and_device():
     assert second is not first and second.precision == "bf16" and enc.plan() is second
     enc.precision = "float32"
     assert enc.plan(torch.float64).dtype == "float64"
-
-
-def test_an_embedding_run_records_its_plan(tmp_path):
-    enc = LocationEncoder(4, 16, 1, 8, precision="bf16").eval()
-    src = S.GridSource(30.0, chunk_points=50)
-    out = run_embedding(enc, src, tmp_path / "out.parquet", progress=False)
-    plan = read_manifest(out)["plan"]
-    assert plan == enc.plan(device="cpu").as_dict() and plan["precision"] == "bf16"
