@@ -167,7 +167,9 @@ def backend_info() -> dict:
         "cuda_available": cuda_avail,
         "ops": ops,
         "cuda_fused": cuda_fused_mode(),
+        "cuda_fused_choices": cuda_fused_choices(),
         "cpu_bf16": cpu_bf16_path(),
+        "cpu_bf16_choices": cpu_bf16_choices(),
         "cpu_tf32": "float32 (CPUs have no TF32 units: rounding the operands would only cost time, and float32 "
                     "is within the tf32 mode's stated error)",
         "switches": switches.describe(),
