@@ -6,7 +6,7 @@
 // depends on: layer, precision, widths, a row bucket, the device) and the fastest is kept. Torch-free:
 // the caller hands over a timer (steady clock on the CPU, CUDA events on a GPU).
 //
-// What it reports is a struct (Report), serialised once to JSON for the private ops that show it
+// What it reports is a struct (TimedChoiceReport), serialised once to JSON for the private ops that show it
 // (satclip.ops.extension turns it into a dict): no ad-hoc "which|why" strings to parse.
 #pragma once
 
@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -101,6 +102,14 @@ class TimedChoices {
     }
     d.chosen = names[best];
     return decided_.emplace(key, std::make_pair(best, std::move(d))).first->second.first;
+  }
+
+  // The candidate index decided for `key` so far, if any (untimed).
+  std::optional<int> decided(const std::string& key) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = decided_.find(key);
+    if (it == decided_.end()) return std::nullopt;
+    return it->second.first;
   }
 
   std::vector<TimedDecision> decisions() const {

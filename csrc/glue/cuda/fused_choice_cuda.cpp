@@ -6,6 +6,7 @@
 #include "fused_choice_cuda.h"
 
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "../../common/timed_choice.h"
@@ -91,7 +92,9 @@ bool choose_fused(const Tensor& input, const std::string& shape, const std::func
   if (m != "auto") return m == "fused";
   const cudaStream_t stream = stream_of(input);
   const std::string key = shape + " on cuda:" + std::to_string(input.get_device_index());
-  // Untimed (cuBLAS) past kMaxChoices keys; inside a CUDA graph capture, untimed: the fused kernels.
+  if (const std::optional<int> known = choices().decided(key)) return *known == 0;
+  // A new shape inside a CUDA graph capture is not timed: the fused kernels (no timing, no cache
+  // entry); past kMaxChoices shapes, cuBLAS, untimed.
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
   SATCLIP_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
   if (capturing != cudaStreamCaptureStatusNone) return true;
