@@ -77,11 +77,31 @@ inline std::string to_json(const TimedChoiceReport& r) {
   return out + "]}";
 }
 
-// Decisions per key, bounded (past `max_keys` the caller's untimed default runs). The lock is held
-// while timing: two threads meeting a new key time it once, and timed runs never overlap.
+// Decisions per key, bounded (past `max_keys` the caller's untimed default runs), and the mode the
+// cache runs in (its switch: "auto" times, any other of `modes` forces a path; set by
+// satclip.ops.switches through the private op that reports the cache). The lock is held while
+// timing: two threads meeting a new key time it once, and timed runs never overlap.
 class TimedChoices {
  public:
-  explicit TimedChoices(size_t max_keys) : max_keys_(max_keys) {}
+  TimedChoices(size_t max_keys, std::vector<std::string> modes)
+      : max_keys_(max_keys), modes_(std::move(modes)), mode_(modes_.front()) {}
+
+  std::string mode() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return mode_;
+  }
+
+  // Sets the mode; false (nothing set) for a value not in `modes`.
+  bool set_mode(const std::string& m) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& known : modes_) {
+      if (m == known) {
+        mode_ = m;
+        return true;
+      }
+    }
+    return false;
+  }
 
   // The index of the fastest of `names` for `key`, timing each once (time_ms(i): milliseconds of
   // candidate i's best run) when the key is new; `untimed` when the cache is full or time_ms
@@ -121,6 +141,8 @@ class TimedChoices {
 
  private:
   size_t max_keys_;
+  std::vector<std::string> modes_;
+  std::string mode_;
   mutable std::mutex mu_;
   std::map<std::string, std::pair<int, TimedDecision>> decided_;
 };

@@ -9,11 +9,11 @@
 // bf16-rounded operands (same numbers up to summation order).
 #pragma once
 
+#include "../common/timed_choice.h"
 #include "stable_tensor.h"
 #include <dlfcn.h>
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -76,32 +76,22 @@ struct Bf16GemmChoice {
   std::string why;
 };
 
-inline std::mutex& bf16_mode_mutex() {
-  static std::mutex mu;
-  return mu;
-}
-
-inline std::string& bf16_mode() {
-  static std::string mode = "auto";
-  return mode;
-}
-
-inline std::string bf16_gemm_mode() {
-  std::lock_guard<std::mutex> lock(bf16_mode_mutex());
-  return bf16_mode();
+// The bf16 mode's cache of timed path choices, and its mode (SATCLIP_CPU_BF16_GEMM; at most 64
+// shapes timed).
+inline TimedChoices& bf16_choices() {
+  static TimedChoices c(64, {"auto", "avx512bf16", "mkl", "rounded"});
+  return c;
 }
 
 inline void set_cpu_bf16_gemm_mode(const std::string& mode) {
-  SATCLIP_CHECK(mode == "auto" || mode == "avx512bf16" || mode == "mkl" || mode == "rounded",
+  SATCLIP_CHECK(bf16_choices().set_mode(mode),
                 "satclip::_cpu_bf16_gemm: mode must be auto, avx512bf16, mkl or rounded, got '", mode, "'");
-  std::lock_guard<std::mutex> lock(bf16_mode_mutex());
-  bf16_mode() = mode;
 }
 
 // `avx512_kernels`: the AVX-512 kernels run (the CPU has them and SATCLIP_CPU_ISA does not ask
 // for less), the condition of this package's AVX512-BF16 kernels beside the CPU flag.
 inline Bf16GemmChoice cpu_bf16_gemm_choice(bool avx512_kernels) {
-  const std::string mode = bf16_gemm_mode();
+  const std::string mode = bf16_choices().mode();
   const bool have = mkl_gemm_bf16() != nullptr, hw = cpu_has_bf16_instructions();
   const bool native = cpu_has_avx512bf16() && avx512_kernels;
   const std::string facts = std::string("AVX512-BF16 kernels: ") +

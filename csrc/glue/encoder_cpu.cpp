@@ -242,12 +242,8 @@ Tensor encoder_forward_bf16_path(Bf16Path path, const Tensor& lonlat, int64_t L,
 // units, MKL's code paths) and the shape, not of the CPU flags alone: on an AVX512-BF16 CPU
 // without AMX, MKL's bf16 GEMM ran at 0.6-0.9x the float32 GEMM here, and where AMX exists MKL's
 // GEMMs may beat this package's kernels. So every candidate is timed once per shape, on the first
-// call's first points (best of two runs each), and the fastest is kept (at most 64 shapes).
-TimedChoices& bf16_choices() {
-  static TimedChoices c(64);
-  return c;
-}
-
+// call's first points (best of two runs each), and the fastest is kept (bf16_choices(),
+// cpu_bf16_gemm.h).
 double best_ms(const std::function<void()>& f) {
   double best = 1e300;
   for (int r = 0; r < 2; ++r) {
@@ -348,7 +344,7 @@ Tensor iso_latitude_encoder_forward(const Tensor& lon_parts, const Tensor& row_w
 std::string cpu_bf16_gemm(std::string_view mode) {
   if (!mode.empty()) set_cpu_bf16_gemm_mode(std::string(mode));
   const Bf16GemmChoice c = cpu_bf16_gemm_choice(isa_in_use() == kAvx512);
-  TimedChoiceReport r{bf16_gemm_mode(), c.measure ? "measured" : bf16_path_name(c.path), c.why,
+  TimedChoiceReport r{bf16_choices().mode(), c.measure ? "measured" : bf16_path_name(c.path), c.why,
                       bf16_choices().decisions()};
   return to_json(r);
 }

@@ -62,8 +62,8 @@ def _comments_only(sha: str, files: list[str]) -> bool:
     rest = []
     for f in files:
         if f.endswith(".py"):
-            before, after = _git("show", f"{sha}^:{f}"), _git("show", f"{sha}:{f}")
-            if before and after and _python_code(before) is not None and _python_code(before) == _python_code(after):
+            code = _python_code(_git("show", f"{sha}^:{f}"))
+            if code is not None and code == _python_code(_git("show", f"{sha}:{f}")):
                 continue
         rest.append(f)
     if not rest:

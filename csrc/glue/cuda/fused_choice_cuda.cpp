@@ -5,7 +5,6 @@
 // measured yet. So "auto" times both once per shape and keeps the faster.
 #include "fused_choice_cuda.h"
 
-#include <mutex>
 #include <optional>
 #include <string>
 
@@ -16,24 +15,10 @@ namespace satclip {
 namespace cuda {
 namespace {
 
-// The mode, set by satclip.ops.switches (SATCLIP_CUDA_FUSED) through _cuda_fused.
-struct Mode {
-  std::mutex mu;
-  std::string value = "auto";
-};
-
-Mode& mode() {
-  static Mode m;
-  return m;
-}
-
-std::string current_mode() {
-  std::lock_guard<std::mutex> lock(mode().mu);
-  return mode().value;
-}
-
+// The timed choices and the mode (SATCLIP_CUDA_FUSED, set by satclip.ops.switches through
+// _cuda_fused).
 TimedChoices& choices() {
-  static TimedChoices c(kMaxChoices);
+  static TimedChoices c(kMaxChoices, {"auto", "fused", "cublas"});
   return c;
 }
 
@@ -61,17 +46,12 @@ double time_once(const std::function<void()>& f, cudaStream_t stream) {
 // satclip::_cuda_fused(mode): sets the mode ("" keeps it) and reports, as JSON (satclip.ops.extension
 // reads it into a dict), the mode and every choice "auto" has made.
 std::string fused_mode(std::string_view m) {
-  std::string value;
-  {
-    std::lock_guard<std::mutex> lock(mode().mu);
-    if (!m.empty()) {
-      const std::string s(m);
-      SATCLIP_CHECK(s == "auto" || s == "fused" || s == "cublas",
-                    "satclip::_cuda_fused: mode must be 'auto', 'fused' or 'cublas', got '", s, "'");
-      mode().value = s;
-    }
-    value = mode().value;
+  if (!m.empty()) {
+    const std::string s(m);
+    SATCLIP_CHECK(choices().set_mode(s), "satclip::_cuda_fused: mode must be 'auto', 'fused' or 'cublas', got '", s,
+                  "'");
   }
+  const std::string value = choices().mode();
   const TimedChoiceReport r{value, value == "auto" ? "measured" : value,
                             "SATCLIP_CUDA_FUSED=" + value + ": the fused kernels or cuBLAS + elementwise passes",
                             choices().decisions()};
@@ -88,7 +68,7 @@ int64_t choice_rows_bucket(int64_t rows) {
 
 bool choose_fused(const Tensor& input, const std::string& shape, const std::function<void()>& fused,
                   const std::function<void()>& cublas) {
-  const std::string m = current_mode();
+  const std::string m = choices().mode();
   if (m != "auto") return m == "fused";
   const cudaStream_t stream = stream_of(input);
   const std::string key = shape + " on cuda:" + std::to_string(input.get_device_index());
